@@ -1,0 +1,103 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "outbox-relay",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "outbox-relay", targets: ["OutboxRelayCLI"]),
+        .executable(name: "outbox-bench", targets: ["OutboxBench"]),
+        .library(name: "Schema", targets: ["Schema"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+    ],
+    targets: [
+        // C shims: module maps name the library and the pkg-config package; the
+        // providers tell a user which Debian package is missing.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+
+        // Pure pgoutput decoding, LSNs and streamed-transaction buffering. No I/O but temp files.
+        .target(name: "PGOutput", swiftSettings: strict),
+        // Pure relay logic: LSN tracker, in-flight window, retry/backoff and sweeper policy,
+        // topic rules, outbox row mapping. Unit-tested without servers.
+        .target(name: "RelayCore", dependencies: ["PGOutput"], swiftSettings: strict),
+        // libpq: queries, LISTEN/NOTIFY, the replication stream. C stays behind this seam.
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ", "PGOutput", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // librdkafka: producer, consumer, configuration, errors, the mock cluster.
+        .target(
+            name: "KafkaClient",
+            dependencies: ["CRdKafka", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
+            name: "Schema",
+            dependencies: ["PostgresClient"],
+            resources: [.embedInCode("Migrations")],
+            swiftSettings: strict),
+        .target(
+            name: "Relay",
+            dependencies: [
+                "PGOutput", "RelayCore", "PostgresClient", "KafkaClient", "Schema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "Consumers",
+            dependencies: [
+                "PostgresClient", "KafkaClient", "Schema",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        // Throwaway PostgreSQL clusters and Tansu brokers, for tests, the demo and the bench.
+        .target(
+            name: "EphemeralServers",
+            dependencies: ["PostgresClient", .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "OutboxRelayCLI",
+            dependencies: [
+                "Relay", "Consumers", "Schema", "EphemeralServers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "OutboxBench",
+            dependencies: [
+                "Relay", "Consumers", "Schema", "EphemeralServers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "Consumers", "EphemeralServers", "PGOutput"],
+            swiftSettings: strict),
+    ]
+)

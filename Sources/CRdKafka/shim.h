@@ -1,0 +1,25 @@
+#ifndef OUTBOX_CRDKAFKA_SHIM_H
+#define OUTBOX_CRDKAFKA_SHIM_H
+#include <stdint.h>
+#include <stdlib.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+/* rd_kafka_producev is variadic, which Swift cannot call: these wrappers fix the
+ * argument list for the two shapes the project produces. Both copy key, value
+ * and headers (RD_KAFKA_MSG_F_COPY) so Swift buffers may be freed on return. */
+static inline rd_kafka_resp_err_t outbox_rd_kafka_produce(
+    rd_kafka_t *rk, const char *topic, int32_t partition,
+    const void *key, size_t key_len, const void *value, size_t value_len,
+    rd_kafka_headers_t *headers /* ownership passes on success */, void *opaque) {
+    return rd_kafka_producev(rk,
+        RD_KAFKA_V_TOPIC(topic),
+        RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)value, value_len),
+        RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_END);
+}
+#endif

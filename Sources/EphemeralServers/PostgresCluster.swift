@@ -1,0 +1,163 @@
+import Foundation
+import PostgresClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway PostgreSQL 15 cluster: `initdb` into a temp dir (as the `postgres` OS user
+/// when this process is root, because initdb refuses root), `wal_level=logical`, a free
+/// loopback port, trust authentication on loopback only. `stop()` removes everything.
+public final class PostgresCluster: Sendable {
+    public let port: Int
+    public let directory: String
+    public var dataDirectory: String { directory + "/data" }
+    public var logPath: String { directory + "/postgres.log" }
+    private let binDir: String
+    private let runAs: String?
+    private let cleanupID: Int
+
+    /// Superuser DSN for `database`.
+    public func url(database: String = "postgres", user: String = "postgres", password: String? = nil) -> String {
+        let credentials = password.map { "\(user):\($0)" } ?? user
+        return "postgres://\(credentials)@127.0.0.1:\(port)/\(database)"
+    }
+
+    private init(port: Int, directory: String, binDir: String, runAs: String?) {
+        self.port = port
+        self.directory = directory
+        self.binDir = binDir
+        self.runAs = runAs
+        let pgCtl = binDir + "/pg_ctl", data = directory + "/data"
+        self.cleanupID = ChildProcesses.atExit {
+            _ = try? ChildProcesses.run(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"], asUser: runAs)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    /// Settings every cluster gets. Tests may add more with `extraSettings`.
+    public static let defaultSettings: [String: String] = [
+        "wal_level": "logical",
+        "max_replication_slots": "64",
+        "max_wal_senders": "64",
+        "max_connections": "300",
+        "shared_buffers": "128MB",
+        "fsync": "off",                 // throwaway data; process crashes still keep the page cache
+        "full_page_writes": "off",
+        "synchronous_commit": "on",
+        "logical_decoding_work_mem": "64MB",
+        "wal_sender_timeout": "60s",
+        "log_min_messages": "warning",
+        "log_connections": "off",
+        "max_locks_per_transaction": "256",
+    ]
+
+    /// Creates and starts a cluster. Throws `ServerBinaryMissing` naming `scripts/setup`
+    /// when PostgreSQL 15 is not installed.
+    public static func start(extraSettings: [String: String] = [:]) async throws -> PostgresCluster {
+        let binDir = try ServerBinaries.postgresBinDir()
+        return try await offPool {
+            let runAs: String? = ChildProcesses.isRoot ? "postgres" : nil
+            var template = Array((NSTemporaryDirectory() + "outbox-pg-XXXXXX").utf8CString)
+            guard let made = mkdtemp(&template) else {
+                throw CommandFailed(command: "mkdtemp", status: errno, output: "cannot create a temp dir")
+            }
+            let directory = String(cString: made)
+            chmod(directory, 0o755)
+            if runAs != nil, let pw = getpwnam("postgres") {
+                chown(directory, pw.pointee.pw_uid, pw.pointee.pw_gid)
+            }
+            let data = directory + "/data"
+            do {
+                try ChildProcesses.run(binDir + "/initdb",
+                                       ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                                        "--no-locale", "-N"], asUser: runAs)
+            } catch {
+                try? FileManager.default.removeItem(atPath: directory)
+                throw error
+            }
+            var lastError: (any Error)?
+            for _ in 0..<3 {
+                let port = freeLoopbackPort()
+                var settings = defaultSettings.merging(extraSettings) { $1 }
+                settings["port"] = String(port)
+                settings["listen_addresses"] = "'127.0.0.1'"
+                settings["unix_socket_directories"] = "'\(directory)'"
+                let conf = settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n")
+                let hba = """
+                local all all trust
+                host all all 127.0.0.1/32 trust
+                host replication all 127.0.0.1/32 trust
+                local replication all trust
+                """
+                try writeAsOwner(conf + "\n", to: data + "/postgresql.auto.conf", owner: runAs)
+                try writeAsOwner(hba + "\n", to: data + "/pg_hba.conf", owner: runAs)
+                let cluster = PostgresCluster(port: port, directory: directory, binDir: binDir, runAs: runAs)
+                do {
+                    try cluster.pgCtl(["-l", cluster.logPath, "-w", "-t", "60", "start"])
+                    return cluster
+                } catch {
+                    lastError = CommandFailed(command: "pg_ctl start on port \(port)", status: -1,
+                                              output: "\(error)\n--- postgres log ---\n\(cluster.logTail())")
+                    ChildProcesses.remove(cluster.cleanupID)
+                }
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+            throw lastError!
+        }
+    }
+
+    private func pgCtl(_ arguments: [String]) throws {
+        try ChildProcesses.run(binDir + "/pg_ctl", ["-D", dataDirectory] + arguments, asUser: runAs)
+    }
+
+    /// The last part of the server log, printed when a test fails.
+    public func logTail(maxBytes: Int = 16_000) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "(no postgres log at \(logPath))"
+        return String(text.suffix(maxBytes))
+    }
+
+    /// Creates a fresh database with a unique name and returns its superuser DSN.
+    public func createDatabase(prefix: String = "t") async throws -> (name: String, url: String) {
+        let name = "\(prefix)_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
+        let admin = try await PGConnection.connect(url())
+        try await admin.query("CREATE DATABASE \(quoteIdentifier(name))")
+        return (name, url(database: name))
+    }
+
+    /// Drops a database and any replication slots that belong to it.
+    public func dropDatabase(_ name: String) async throws {
+        let admin = try await PGConnection.connect(url())
+        try await admin.query("""
+            SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL
+            """, [.text(name)])
+        try await admin.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", [.text(name)])
+        try await admin.query("DROP DATABASE IF EXISTS \(quoteIdentifier(name)) WITH (FORCE)")
+    }
+
+    /// Immediate-mode restart: like a crash of the server, then recovery.
+    public func restart(mode: String = "immediate") async throws {
+        try await offPool { [self] in
+            try pgCtl(["-m", mode, "-w", "stop"])
+            try pgCtl(["-l", logPath, "-w", "-t", "60", "start"])
+        }
+    }
+
+    /// Stops the server and removes its directory.
+    public func stop() async {
+        _ = try? await offPool { [self] in
+            try? pgCtl(["-m", "immediate", "-w", "stop"])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        ChildProcesses.remove(cleanupID)
+    }
+
+    /// Path of a PostgreSQL binary such as `pg_recvlogical` or `pgbench`.
+    public func binary(_ name: String) -> String { binDir + "/" + name }
+}
+
+private func writeAsOwner(_ text: String, to path: String, owner: String?) throws {
+    try text.write(toFile: path, atomically: false, encoding: .utf8)
+    if owner != nil, let pw = getpwnam(owner!) {
+        chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid)
+    }
+}

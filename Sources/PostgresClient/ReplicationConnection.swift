@@ -1,0 +1,139 @@
+internal import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `replication=database` connection: replication commands (IDENTIFY_SYSTEM,
+/// CREATE_REPLICATION_SLOT, START_REPLICATION), plain SQL, and the CopyBoth stream.
+///
+/// Its methods block. Use it from one dedicated thread (see `BlockingThread`); only
+/// `wake()` may be called from other threads, to interrupt a wait in `readCopyData`.
+public final class ReplicationConnection: @unchecked Sendable {
+    private let handle: LibPQHandle
+    private let wakeFD: Int32
+    public var target: ConnectionTarget { handle.target }
+    public var backendPID: Int32 { handle.backendPID }
+
+    /// Connects with `replication=database`. Default connect timeout: 10 s.
+    public init(dsn: String, applicationName: String = "outbox-relay", connectTimeoutSeconds: Int = 10) throws {
+        handle = try LibPQHandle(dsn: dsn, applicationName: applicationName,
+                                 connectTimeoutSeconds: connectTimeoutSeconds,
+                                 extra: [("replication", "database")])
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+    }
+
+    deinit { close(wakeFD) }
+
+    /// Runs a replication command or SQL statement (simple-query protocol).
+    @discardableResult
+    public func execute(_ command: String) throws -> PGResult {
+        try handle.consume(PQexec(handle.conn, command), query: command)
+    }
+
+    /// Sends START_REPLICATION and switches the connection to CopyBoth mode.
+    public func startReplication(_ command: String) throws {
+        guard let result = PQexec(handle.conn, command) else { throw handle.connectionError(query: command) }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COPY_BOTH else {
+            throw handle.resultError(result, query: command)
+        }
+    }
+
+    /// What `readCopyData` found.
+    public enum ReadOutcome {
+        /// `body` was called with one CopyData message.
+        case message
+        /// Nothing arrived before the timeout.
+        case timedOut
+        /// `wake()` was called.
+        case woken
+    }
+
+    /// Waits up to `timeoutMilliseconds` for the next CopyData message and passes its bytes
+    /// to `body` without copying (the buffer is freed when `body` returns). Throws when the
+    /// stream ends or the connection breaks, with the server's error if it sent one.
+    public func readCopyData(timeoutMilliseconds: Int32,
+                             _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReadOutcome {
+        var waited = false
+        while true {
+            var buffer: UnsafeMutablePointer<CChar>?
+            let length = PQgetCopyData(handle.conn, &buffer, 1)
+            if length > 0, let buffer {
+                defer { PQfreemem(buffer) }
+                try body(UnsafeRawBufferPointer(start: buffer, count: Int(length)))
+                return .message
+            }
+            if length == -1 { throw streamEnded() }
+            if length == -2 { throw handle.connectionError(query: nil) }
+            // length == 0: nothing complete buffered; wait for the socket once per call.
+            if waited { return .timedOut }
+            let readable = try handle.waitReadable(timeoutMilliseconds: timeoutMilliseconds, wakeFD: wakeFD)
+            if drainWake() { return .woken }
+            if !readable { return .timedOut }
+            guard PQconsumeInput(handle.conn) == 1 else { throw handle.connectionError(query: nil) }
+            waited = true
+        }
+    }
+
+    /// Returns the next buffered CopyData message without waiting or reading the socket;
+    /// nil when none is complete. Lets a reader drain a burst without a syscall per message.
+    public func readBufferedCopyData(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        var buffer: UnsafeMutablePointer<CChar>?
+        let length = PQgetCopyData(handle.conn, &buffer, 1)
+        if length > 0, let buffer {
+            defer { PQfreemem(buffer) }
+            try body(UnsafeRawBufferPointer(start: buffer, count: Int(length)))
+            return true
+        }
+        if length == -1 { throw streamEnded() }
+        if length == -2 { throw handle.connectionError(query: nil) }
+        return false
+    }
+
+    /// Sends one CopyData message (e.g. a standby status update) and flushes it.
+    public func sendCopyData(_ bytes: [UInt8]) throws {
+        let ok = bytes.withUnsafeBytes { raw in
+            PQputCopyData(handle.conn, raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count))
+        }
+        guard ok == 1, PQflush(handle.conn) == 0 else { throw handle.connectionError(query: nil) }
+    }
+
+    /// Ends the COPY from our side so the server can finish cleanly (graceful shutdown).
+    public func endCopy() {
+        _ = PQputCopyEnd(handle.conn, nil)
+        _ = PQflush(handle.conn)
+        while let result = PQgetResult(handle.conn) {
+            // Drain remaining CopyData and the final results; a failure here is irrelevant
+            // because the session is ending.
+            if PQresultStatus(result) == PGRES_COPY_BOTH || PQresultStatus(result) == PGRES_COPY_OUT {
+                var buffer: UnsafeMutablePointer<CChar>?
+                while PQgetCopyData(handle.conn, &buffer, 0) > 0 { PQfreemem(buffer) }
+            }
+            PQclear(result)
+        }
+    }
+
+    /// Interrupts a wait in `readCopyData` from another thread.
+    public func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    private func drainWake() -> Bool {
+        var value: UInt64 = 0
+        return read(wakeFD, &value, 8) == 8
+    }
+
+    private func streamEnded() -> PGError {
+        // COPY finished: collect the server's final result, which carries the reason.
+        while let result = PQgetResult(handle.conn) {
+            defer { PQclear(result) }
+            let status = PQresultStatus(result)
+            if status != PGRES_COMMAND_OK && status != PGRES_COPY_BOTH && status != PGRES_COPY_OUT {
+                return handle.resultError(result, query: nil)
+            }
+        }
+        return PGError(code: .connectionLost, message: "the server ended the replication stream: \(LibPQHandle.errorText(handle.conn))",
+                       target: handle.target.description)
+    }
+}

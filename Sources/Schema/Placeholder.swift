@@ -1,0 +1,1 @@
+public let migrationProbe = PackageResources._001_test_sql.count

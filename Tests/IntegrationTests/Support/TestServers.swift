@@ -1,0 +1,65 @@
+import EphemeralServers
+import Foundation
+import PostgresClient
+
+/// One PostgreSQL cluster for the whole test process (started on first use, stopped at
+/// exit), shared explicitly: every test gets its own database from it, so tests never see
+/// each other's rows, slots or publications. Kafka isolation is per test: Tansu starts in
+/// milliseconds, so each test that needs a broker gets a fresh one.
+actor SharedPostgres {
+    static let shared = SharedPostgres()
+    private var cluster: PostgresCluster?
+
+    func get() async throws -> PostgresCluster {
+        if let cluster { return cluster }
+        let started = try await PostgresCluster.start()
+        cluster = started
+        return started
+    }
+}
+
+/// What one integration test gets: its own database (superuser DSN) and, optionally, its
+/// own broker. Tests needing a dedicated cluster (restarts, settings) start one themselves.
+struct TestContext: Sendable {
+    let postgres: PostgresCluster
+    let databaseName: String
+    let databaseURL: String
+    let broker: TansuBroker?
+
+    var bootstrapServers: String { broker!.bootstrapServers }
+
+    func connect() async throws -> PGConnection { try await PGConnection.connect(databaseURL) }
+}
+
+/// Runs `body` with a fresh database (and broker), tears them down afterwards, and prints
+/// the server logs when the body throws so a failure can be diagnosed from CI output.
+func withTestContext<T: Sendable>(broker needsBroker: Bool = true, dedicatedCluster: Bool = false,
+                                  _ body: (TestContext) async throws -> T) async throws -> T {
+    let cluster = dedicatedCluster ? try await PostgresCluster.start() : try await SharedPostgres.shared.get()
+    let database = try await cluster.createDatabase()
+    let broker = needsBroker ? try await TansuBroker.start() : nil
+    let context = TestContext(postgres: cluster, databaseName: database.name, databaseURL: database.url, broker: broker)
+    do {
+        let result = try await body(context)
+        broker?.stop()
+        if dedicatedCluster { await cluster.stop() } else { try? await cluster.dropDatabase(database.name) }
+        return result
+    } catch {
+        print("--- test failed: \(error)\n--- postgres log (tail) ---\n\(cluster.logTail(maxBytes: 6000))")
+        if let broker { print("--- tansu log (tail) ---\n\(broker.logTail(maxBytes: 3000))") }
+        broker?.stop()
+        if dedicatedCluster { await cluster.stop() } else { try? await cluster.dropDatabase(database.name) }
+        throw error
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(30), every interval: Duration = .milliseconds(50),
+                _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
