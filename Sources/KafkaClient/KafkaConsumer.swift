@@ -1,0 +1,165 @@
+internal import CRdKafka
+import Foundation
+public import Logging
+import Synchronization
+
+/// A consumer-group member on librdkafka's high-level consumer, with manual offset commits.
+///
+/// Its methods block, so run it on a dedicated thread. Rebalance callbacks run inside
+/// `poll`, on that same thread: `onRevoke` can commit what was processed before the
+/// partitions go, which is what makes effects exactly-once across rebalances.
+public final class KafkaConsumer: @unchecked Sendable {
+    public static let defaultProperties: [String: String] = [
+        "enable.auto.commit": "false",         // offsets are committed after the database commit
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range,roundrobin",
+        "session.timeout.ms": "10000",
+        "heartbeat.interval.ms": "1000",
+        "fetch.wait.max.ms": "10",             // low latency: the broker answers a fetch within 10 ms
+        "queued.max.messages.kbytes": "16384",  // bounded prefetch memory
+    ]
+
+    private let handle: RDKafkaHandle
+    private let context: Unmanaged<ConsumerContext>
+    private let closed = Atomic<Bool>(false)
+
+    public init(configuration: KafkaConfiguration, groupID: String, logger: Logger,
+                onAssign: @escaping @Sendable ([TopicPartition]) -> Void = { _ in },
+                onRevoke: @escaping @Sendable ([TopicPartition]) -> Void = { _ in }) throws(KafkaError) {
+        var defaults = KafkaConsumer.defaultProperties
+        defaults["group.id"] = groupID
+        let conf = try makeRDKafkaConf(defaults: defaults, configuration: configuration)
+        let context = ConsumerContext(logger: logger, onAssign: onAssign, onRevoke: onRevoke)
+        let unmanaged = Unmanaged.passRetained(context)
+        rd_kafka_conf_set_opaque(conf, unmanaged.toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
+        rd_kafka_conf_set_log_cb(conf, rdkafkaLogCallback)
+        var errorBuffer = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorBuffer, errorBuffer.count) else {
+            rd_kafka_conf_destroy(conf)
+            unmanaged.release()
+            throw KafkaError(code: .configuration, message: "could not create the Kafka consumer: \(errorString(errorBuffer))")
+        }
+        rd_kafka_poll_set_consumer(rk)
+        handle = RDKafkaHandle(rk)
+        self.context = unmanaged
+    }
+
+    deinit { close() }
+
+    public func subscribe(_ topics: [String]) throws(KafkaError) {
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let err = rd_kafka_subscribe(handle.rk, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: .consumer, err: err, context: "subscribing to \(topics.joined(separator: ","))")
+        }
+    }
+
+    /// Waits up to `timeout` for the next message. Partition EOF and transient errors return
+    /// nil; errors that need attention throw.
+    public func poll(timeout: Duration) throws(KafkaError) -> KafkaMessage? {
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        guard let message = rd_kafka_consumer_poll(handle.rk, ms) else { return nil }
+        defer { rd_kafka_message_destroy(message) }
+        let m = message.pointee
+        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF || KafkaError.retriable(m.err) { return nil }
+            throw KafkaError(code: .consumer, err: m.err, context: "consuming")
+        }
+        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        let key: [UInt8]? = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        let value: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+        var headers: [(String, [UInt8])] = []
+        var rdHeaders: OpaquePointer?
+        if rd_kafka_message_headers(message, &rdHeaders) == RD_KAFKA_RESP_ERR_NO_ERROR, let rdHeaders {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var valuePointer: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(rdHeaders, index, &name, &valuePointer, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append((String(cString: name!), valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+                index += 1
+            }
+        }
+        return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: headers)
+    }
+
+    /// Commits synchronously. `offsets` are the NEXT offsets to read (last processed + 1).
+    public func commit(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (tp, offset) in offsets {
+            rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)!.pointee.offset = offset
+        }
+        let err = rd_kafka_commit(handle.rk, list, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            throw KafkaError(code: .consumer, err: err, context: "committing offsets")
+        }
+    }
+
+    /// Committed offsets for `partitions` (next offset to read; -1001 when none).
+    public func committed(_ partitions: [TopicPartition], timeout: Duration = .seconds(5)) throws(KafkaError) -> [TopicPartition: Int64] {
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        let err = rd_kafka_committed(handle.rk, list, ms)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: .consumer, err: err, context: "reading committed offsets") }
+        var result: [TopicPartition: Int64] = [:]
+        for i in 0..<Int(list!.pointee.cnt) {
+            let e = list!.pointee.elems[i]
+            result[TopicPartition(topic: String(cString: e.topic), partition: e.partition)] = e.offset
+        }
+        return result
+    }
+
+    /// Current assignment.
+    public func assignment() -> [TopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle.rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return (0..<Int(list.pointee.cnt)).map {
+            TopicPartition(topic: String(cString: list.pointee.elems[$0].topic), partition: list.pointee.elems[$0].partition)
+        }
+    }
+
+    /// Leaves the group (running the revoke callback, so offsets can be committed) and
+    /// destroys the consumer.
+    public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = rd_kafka_consumer_close(handle.rk)
+        rd_kafka_destroy(handle.rk)
+        context.release()
+    }
+}
+
+final class ConsumerContext: ClientContext, @unchecked Sendable {
+    let onAssign: @Sendable ([TopicPartition]) -> Void
+    let onRevoke: @Sendable ([TopicPartition]) -> Void
+    init(logger: Logger, onAssign: @escaping @Sendable ([TopicPartition]) -> Void, onRevoke: @escaping @Sendable ([TopicPartition]) -> Void) {
+        self.onAssign = onAssign; self.onRevoke = onRevoke
+        super.init(logger: logger)
+    }
+}
+
+private func consumerRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_resp_err_t,
+                                       _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                                       _ opaque: UnsafeMutableRawPointer?) {
+    guard let rk, let opaque else { return }
+    let context = Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+    let list: [TopicPartition] = partitions.map { p in
+        (0..<Int(p.pointee.cnt)).map { TopicPartition(topic: String(cString: p.pointee.elems[$0].topic), partition: p.pointee.elems[$0].partition) }
+    } ?? []
+    switch err {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        context.onAssign(list)
+        _ = rd_kafka_assign(rk, partitions)
+    default:
+        context.onRevoke(list)  // commit processed offsets before giving the partitions up
+        _ = rd_kafka_assign(rk, nil)
+    }
+}

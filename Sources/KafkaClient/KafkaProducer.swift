@@ -1,0 +1,282 @@
+internal import CRdKafka
+import Foundation
+public import Logging
+import Synchronization
+
+/// An idempotent librdkafka producer with one delivery report per message.
+///
+/// `produce` never blocks: it copies the message into librdkafka's queue, or throws
+/// `queueFull`. Delivery reports arrive on a dedicated poller thread through `onDelivery`.
+/// Callers bound what they keep in flight (the relay's in-flight window).
+public final class KafkaProducer: Sendable {
+    /// Defaults chosen for the relay; any of them can be overridden through
+    /// `KafkaConfiguration.properties`.
+    public static let defaultProperties: [String: String] = [
+        "enable.idempotence": "true",        // no duplicates or reordering from retries
+        "acks": "all",
+        "partitioner": "murmur2_random",      // the Java client's key placement
+        "linger.ms": "2",                     // small batches: p99 commit→ack goal is 5 ms
+        "batch.num.messages": "10000",
+        "queue.buffering.max.messages": "200000",
+        "queue.buffering.max.kbytes": "32768", // bounded memory: 32 MiB at most
+        "message.timeout.ms": "0",            // never give up on a message: the relay must not drop rows
+        "socket.nagle.disable": "true",
+        "topic.metadata.refresh.interval.ms": "30000",
+    ]
+
+    private let handle: RDKafkaHandle
+    private let context: Unmanaged<ProducerContext>
+    private let poller: PollerThread
+    private let bootstrapServers: String
+    private let sendTokens = Atomic<UInt64>(1)
+
+    /// - Parameters:
+    ///   - onDelivery: called on the poller thread once per message produced with `produce`.
+    ///   - onError: global errors (all brokers down, authentication); informational, the
+    ///     producer keeps retrying.
+    ///   - onFatalError: the idempotent producer can no longer guarantee ordering; recreate it.
+    public init(configuration: KafkaConfiguration, logger: Logger,
+                onDelivery: @escaping @Sendable (DeliveryReport) -> Void,
+                onError: @escaping @Sendable (KafkaError) -> Void = { _ in },
+                onFatalError: @escaping @Sendable (KafkaError) -> Void = { _ in }) throws(KafkaError) {
+        let context = ProducerContext(logger: logger, onDelivery: onDelivery, onError: onError, onFatalError: onFatalError)
+        let conf = try makeRDKafkaConf(defaults: KafkaProducer.defaultProperties, configuration: configuration)
+        let unmanaged = Unmanaged.passRetained(context)
+        rd_kafka_conf_set_opaque(conf, unmanaged.toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
+        rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
+        rd_kafka_conf_set_log_cb(conf, rdkafkaLogCallback)
+        var errorBuffer = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorBuffer, errorBuffer.count) else {
+            rd_kafka_conf_destroy(conf)
+            unmanaged.release()
+            throw KafkaError(code: .configuration, message: "could not create the Kafka producer: \(errorString(errorBuffer))")
+        }
+        let handle = RDKafkaHandle(rk)
+        context.handle = handle
+        self.handle = handle
+        self.context = unmanaged
+        self.bootstrapServers = configuration.bootstrapServers
+        self.poller = PollerThread(name: "kafka-producer-poll") { rd_kafka_poll(handle.rk, 100) }
+    }
+
+    deinit {
+        close(timeout: .zero)
+    }
+
+    /// Queues one message. `key` and `value` are copied. Throws `queueFull` (retriable)
+    /// when librdkafka's queue is at its bound.
+    public func produce(topic: String, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                        headers: [(String, [UInt8])], token: UInt64) throws(KafkaError) {
+        precondition(token != 0 && token & ProducerContext.sendTokenBit == 0, "tokens must be in 1..<2^63")
+        try enqueue(topic: topic, key: key, value: value, headers: headers, opaque: token)
+    }
+
+    public func produce(topic: String, key: [UInt8], value: [UInt8], headers: [(String, [UInt8])], token: UInt64) throws(KafkaError) {
+        var failure: KafkaError?
+        key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                do throws(KafkaError) { try produce(topic: topic, key: k, value: v, headers: headers, token: token) }
+                catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Produces one message and waits for its delivery report (dead letters, tests).
+    public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) async throws -> DeliveryReport {
+        let token = sendTokens.add(1, ordering: .relaxed).oldValue | ProducerContext.sendTokenBit
+        let context = self.context.takeUnretainedValue()
+        let report: DeliveryReport = try await withCheckedThrowingContinuation { continuation in
+            context.pending.withLock { $0[token] = continuation }
+            var failure: KafkaError?
+            (key ?? []).withUnsafeBytes { k in
+                value.withUnsafeBytes { v in
+                    do throws(KafkaError) {
+                        try enqueue(topic: topic, key: key == nil ? UnsafeRawBufferPointer(start: nil, count: 0) : k,
+                                    value: v, headers: headers, opaque: token)
+                    } catch { failure = error }
+                }
+            }
+            if let failure, let pending = context.pending.withLock({ $0.removeValue(forKey: token) }) {
+                pending.resume(throwing: failure)
+            }
+        }
+        if let error = report.error { throw error }
+        return report
+    }
+
+    private func enqueue(topic: String, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                         headers: [(String, [UInt8])], opaque: UInt64) throws(KafkaError) {
+        var rdHeaders: OpaquePointer?
+        if !headers.isEmpty {
+            rdHeaders = rd_kafka_headers_new(headers.count)
+            for (name, bytes) in headers {
+                bytes.withUnsafeBytes { _ = rd_kafka_header_add(rdHeaders, name, -1, $0.baseAddress, $0.count) }
+            }
+        }
+        let err = outbox_rd_kafka_produce(handle.rk, topic, RD_KAFKA_PARTITION_UA,
+                                          key.baseAddress, key.count, value.baseAddress, value.count,
+                                          rdHeaders, UnsafeMutableRawPointer(bitPattern: UInt(opaque)))
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if let rdHeaders { rd_kafka_headers_destroy(rdHeaders) }
+            throw KafkaError(code: err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? .queueFull : .delivery, err: err,
+                             context: "producing to topic \(topic.prefix(100))")
+        }
+    }
+
+    /// Messages queued or in flight in librdkafka.
+    public var outstanding: Int { Int(rd_kafka_outq_len(handle.rk)) }
+
+    /// Waits (off the cooperative pool) until every queued message has a delivery report,
+    /// or the timeout passes. Returns true when all were reported.
+    public func flush(timeout: Duration) async -> Bool {
+        let handle = self.handle
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: rd_kafka_flush(handle.rk, ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            }
+        }
+    }
+
+    /// Blocking flush for callers on a dedicated thread.
+    public func flushBlocking(timeout: Duration) -> Bool {
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        return rd_kafka_flush(handle.rk, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
+    /// Drops everything still queued (after a fatal error, before recreating the producer).
+    /// Their delivery reports arrive with a purge error.
+    public func purge() {
+        _ = rd_kafka_purge(handle.rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+    }
+
+    /// Fetches cluster metadata to prove the brokers are reachable. The error names the
+    /// bootstrap servers and the fix; it never contains a credential.
+    public func checkConnectivity(timeout: Duration) async throws {
+        let handle = self.handle, servers = bootstrapServers
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                var metadata: UnsafePointer<rd_kafka_metadata>?
+                let err = rd_kafka_metadata(handle.rk, 0, nil, &metadata, ms)
+                if let metadata { rd_kafka_metadata_destroy(metadata) }
+                if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    continuation.resume()
+                } else {
+                    continuation.resume(throwing: KafkaError(
+                        code: .unreachable, rawCode: err.rawValue, name: String(cString: rd_kafka_err2name(err)),
+                        message: "no Kafka broker answered at \(servers) within \(timeout) (\(String(cString: rd_kafka_err2str(err)))). Is the broker running? Check bootstrap.servers and the security settings.",
+                        isRetriable: true))
+                }
+            }
+        }
+    }
+
+    private let closed = Atomic<Bool>(false)
+
+    /// Flushes for up to `timeout`, stops the poller and destroys the producer.
+    public func close(timeout: Duration = .seconds(5)) {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = flushBlocking(timeout: timeout)
+        poller.stop()
+        purge()
+        rd_kafka_poll(handle.rk, 0)  // deliver purge reports before the context goes away
+        rd_kafka_destroy(handle.rk)
+        context.takeUnretainedValue().failPending()
+        context.release()
+    }
+}
+
+/// The `rd_kafka_t*`, shared with callbacks and the poller thread.
+final class RDKafkaHandle: @unchecked Sendable {
+    let rk: OpaquePointer
+    init(_ rk: OpaquePointer) { self.rk = rk }
+}
+
+/// What the C callbacks reach through librdkafka's opaque. Retained by the producer
+/// until after `rd_kafka_destroy`, so no callback can outlive it.
+class ClientContext: @unchecked Sendable {
+    let logger: Logger
+    init(logger: Logger) { self.logger = logger }
+}
+
+final class ProducerContext: ClientContext, @unchecked Sendable {
+    static let sendTokenBit: UInt64 = 1 << 63
+    let onDelivery: @Sendable (DeliveryReport) -> Void
+    let onError: @Sendable (KafkaError) -> Void
+    let onFatalError: @Sendable (KafkaError) -> Void
+    let pending = Mutex<[UInt64: CheckedContinuation<DeliveryReport, any Error>]>([:])
+    weak var handle: RDKafkaHandle?
+    private let fatalReported = Atomic<Bool>(false)
+
+    init(logger: Logger, onDelivery: @escaping @Sendable (DeliveryReport) -> Void,
+         onError: @escaping @Sendable (KafkaError) -> Void, onFatalError: @escaping @Sendable (KafkaError) -> Void) {
+        self.onDelivery = onDelivery; self.onError = onError; self.onFatalError = onFatalError
+        super.init(logger: logger)
+    }
+
+    func deliver(_ report: DeliveryReport) {
+        if report.token & ProducerContext.sendTokenBit != 0 {
+            if let continuation = pending.withLock({ $0.removeValue(forKey: report.token) }) {
+                continuation.resume(returning: report)
+            }
+        } else {
+            onDelivery(report)
+        }
+    }
+
+    func fatal(_ error: KafkaError) {
+        if !fatalReported.exchange(true, ordering: .acquiringAndReleasing) { onFatalError(error) }
+    }
+
+    func failPending() {
+        let all = pending.withLock { p in defer { p.removeAll() }; return p }
+        for (_, continuation) in all {
+            continuation.resume(throwing: KafkaError(code: .closed, message: "the producer was closed before delivery"))
+        }
+    }
+}
+
+private func producerDeliveryCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque, let message else { return }
+    let context = Unmanaged<ProducerContext>.fromOpaque(opaque).takeUnretainedValue()
+    let m = message.pointee
+    let token = UInt64(UInt(bitPattern: m._private))
+    var error: KafkaError?
+    if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+        var e = KafkaError(code: .delivery, err: m.err)
+        if m.err == RD_KAFKA_RESP_ERR__FATAL { e.isFatal = true }
+        error = e
+    }
+    context.deliver(DeliveryReport(token: token, partition: m.partition, offset: m.offset, error: error))
+}
+
+private func producerErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque, let rk else { return }
+    let context = Unmanaged<ProducerContext>.fromOpaque(opaque).takeUnretainedValue()
+    let code = rd_kafka_resp_err_t(rawValue: err)
+    let text = reason.map { String(cString: $0) } ?? ""
+    if code == RD_KAFKA_RESP_ERR__FATAL {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let underlying = rd_kafka_fatal_error(rk, &buffer, buffer.count)
+        var error = KafkaError(code: .fatal, err: underlying, context: errorString(buffer))
+        error.isFatal = true
+        context.logger.error("kafka producer fatal error", metadata: ["error": "\(error)"])
+        context.fatal(error)
+    } else {
+        let error = KafkaError(code: .delivery, err: code, context: text)
+        context.logger.warning("kafka client error", metadata: ["error": "\(error)"])
+        context.onError(error)
+    }
+}
+
+func rdkafkaLogCallback(_ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ message: UnsafePointer<CChar>?) {
+    // librdkafka logs from its own threads; swift-log is thread-safe. Map syslog levels.
+    guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
+    let context = Unmanaged<ClientContext>.fromOpaque(opaque).takeUnretainedValue()
+    let text = message.map { String(cString: $0) } ?? ""
+    let swiftLevel: Logger.Level = level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
+    context.logger.log(level: swiftLevel, "\(text)", metadata: ["facility": "\(facility.map { String(cString: $0) } ?? "")"])
+}
