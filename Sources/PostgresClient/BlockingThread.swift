@@ -24,3 +24,15 @@ public final class BlockingThread: @unchecked Sendable {
         precondition(rc == 0, "pthread_create failed: \(rc)")
     }
 }
+
+/// Runs one blocking call on a fresh POSIX thread and awaits its result, so that the
+/// caller's cooperative thread is never held by C code.
+public func runBlocking<T: Sendable, E: Error>(_ work: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+    let result: Result<T, E> = await withCheckedContinuation { continuation in
+        BlockingThread {
+            do throws(E) { continuation.resume(returning: .success(try work())) }
+            catch { continuation.resume(returning: .failure(error)) }
+        }.start()
+    }
+    return try result.get()
+}
