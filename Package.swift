@@ -46,7 +46,8 @@ let package = Package(
         .target(
             name: "Schema",
             dependencies: ["PostgresClient"],
-            resources: [.embedInCode("Migrations")],
+            exclude: ["README.md"],
+            resources: [.embedInCode("Migrations"), .embedInCode("roles.sql")],
             swiftSettings: strict),
         .target(
             name: "Relay",

@@ -70,6 +70,19 @@ public final class PGConnection: Sendable {
         }
     }
 
+    /// Blocking form of `transaction`, for dedicated threads only.
+    public func transactionBlocking<T>(isolation: String = "READ COMMITTED", _ body: (PGConnection) throws -> T) throws -> T {
+        try queryBlocking("BEGIN ISOLATION LEVEL \(isolation)")
+        do {
+            let value = try body(self)
+            try queryBlocking("COMMIT")
+            return value
+        } catch {
+            _ = try? queryBlocking("ROLLBACK")
+            throw error
+        }
+    }
+
     /// False once the server closed the connection or the network broke.
     public var isHealthy: Bool { queue.sync { handle.isHealthy } }
 

@@ -22,3 +22,7 @@ extension PGValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Expr
     public init(nilLiteral: ()) { self = .null }
     public init(booleanLiteral value: Bool) { self = .text(value ? "t" : "f") }
 }
+
+extension PGValue {
+    public static func int(_ value: some BinaryInteger) -> PGValue { .text(String(value)) }
+}

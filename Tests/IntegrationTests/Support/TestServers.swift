@@ -1,6 +1,7 @@
 import EphemeralServers
 import Foundation
 import PostgresClient
+import Schema
 
 /// One PostgreSQL cluster for the whole test process (started on first use, stopped at
 /// exit), shared explicitly: every test gets its own database from it, so tests never see
@@ -62,4 +63,13 @@ func eventually(timeout: Duration = .seconds(30), every interval: Duration = .mi
         try? await Task.sleep(for: interval)
     }
     return try await condition()
+}
+
+extension TestContext {
+    /// A connection to this test's database with every migration applied.
+    func migrated() async throws -> PGConnection {
+        let connection = try await connect()
+        try await MigrationRunner().run(on: connection)
+        return connection
+    }
 }

@@ -1,0 +1,58 @@
+public import PostgresClient
+
+/// Applies `Migration.all` in order, each in its own transaction, under a transaction-level
+/// advisory lock so concurrent runners (several relays starting at once) serialize.
+/// Applied migrations are recorded with their checksum; an edited one is refused.
+public struct MigrationRunner: Sendable {
+    /// Arbitrary but fixed: every `outbox-relay migrate` takes the same lock.
+    static let advisoryLockKey: Int64 = 0x6F7574_626F78  // "outbox"
+    public let migrations: [Migration]
+
+    public init(migrations: [Migration] = Migration.all) { self.migrations = migrations }
+
+    public struct Report: Sendable, Equatable {
+        public var applied: [String]
+        public var alreadyApplied: Int
+    }
+
+    @discardableResult
+    public func run(on connection: PGConnection) async throws -> Report {
+        try await connection.query("""
+            CREATE TABLE IF NOT EXISTS outbox_schema_migrations (
+                version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())
+            """)
+        var report = Report(applied: [], alreadyApplied: 0)
+        for migration in migrations {
+            let applied = try await connection.transaction { conn in
+                try await conn.query("SELECT pg_advisory_xact_lock($1)", [.int(MigrationRunner.advisoryLockKey)])
+                let existing = try await conn.query(
+                    "SELECT name, checksum FROM outbox_schema_migrations WHERE version = $1", [.int(migration.version)])
+                if let row = existing.rows.first {
+                    guard try row.string("checksum") == migration.checksum else {
+                        throw SchemaError.tamperedMigration(name: migration.name, recordedAs: try row.string("name"))
+                    }
+                    return false
+                }
+                do {
+                    try await conn.executeScript(migration.sql)
+                } catch {
+                    throw SchemaError.migrationFailed(name: migration.name, underlying: "\(error)")
+                }
+                try await conn.query("INSERT INTO outbox_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                                     [.int(migration.version), .text(migration.name), .text(migration.checksum)])
+                return true
+            }
+            if applied { report.applied.append(migration.name) } else { report.alreadyApplied += 1 }
+        }
+        return report
+    }
+
+    /// Names of migrations not applied yet (for `status` and readiness checks).
+    public func pending(on connection: PGConnection) async throws -> [String] {
+        let exists = try await connection.query("SELECT to_regclass('outbox_schema_migrations') IS NOT NULL AS present")
+        guard try exists.single().bool("present") else { return migrations.map(\.name) }
+        let applied = Set(try await connection.query("SELECT version FROM outbox_schema_migrations").rows.map { try $0.int("version") })
+        return migrations.filter { !applied.contains($0.version) }.map(\.name)
+    }
+}

@@ -1,1 +1,0 @@
-public let migrationProbe = PackageResources._001_test_sql.count

@@ -1,0 +1,73 @@
+import PostgresClient
+@testable import Schema
+import Testing
+
+@Suite("Schema migrations")
+struct MigrationTests {
+    @Test("migrations apply once; a second run is a no-op")
+    func idempotent() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let conn = try await ctx.connect()
+            let first = try await MigrationRunner().run(on: conn)
+            #expect(first.applied == Migration.all.map(\.name))
+            let second = try await MigrationRunner().run(on: conn)
+            #expect(second.applied.isEmpty)
+            #expect(second.alreadyApplied == Migration.all.count)
+            #expect(try await MigrationRunner().pending(on: conn).isEmpty)
+            let publication = try await conn.query("SELECT pubinsert, pubupdate, pubdelete FROM pg_publication WHERE pubname = 'outbox_pub'").single()
+            #expect(try publication.bool("pubinsert") && !publication.bool("pubupdate") && !publication.bool("pubdelete"))
+            let tables = try await conn.query("SELECT tablename FROM pg_publication_tables WHERE pubname = 'outbox_pub'")
+            #expect(try tables.rows.map { try $0.string("tablename") } == ["outbox"])
+        }
+    }
+
+    @Test("five runners at once apply each migration exactly once")
+    func concurrent() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let reports = try await withThrowingTaskGroup(of: MigrationRunner.Report.self) { group in
+                for _ in 0..<5 {
+                    group.addTask { try await MigrationRunner().run(on: try await ctx.connect()) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(reports.flatMap(\.applied).sorted() == Migration.all.map(\.name).sorted())
+            let recorded = try await ctx.connect().query("SELECT count(*) AS n FROM outbox_schema_migrations").single().int("n")
+            #expect(recorded == Migration.all.count)
+        }
+    }
+
+    @Test("an applied migration whose file was edited is refused, naming the file")
+    func tampered() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let conn = try await ctx.connect()
+            try await MigrationRunner().run(on: conn)
+            var edited = Migration.all
+            edited[1] = Migration(version: 2, name: edited[1].name, sql: edited[1].sql + "\n-- sneaky edit\n")
+            let error = await #expect(throws: SchemaError.self) { try await MigrationRunner(migrations: edited).run(on: conn) }
+            #expect(error == .tamperedMigration(name: "0002_booking_domain.sql", recordedAs: "0002_booking_domain.sql"))
+            #expect("\(error!)".contains("0002_booking_domain.sql"))
+        }
+    }
+
+    @Test("a failing migration rolls back completely and names the file")
+    func failingMigrationRollsBack() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let conn = try await ctx.connect()
+            let broken = [Migration(version: 1, name: "0001_broken.sql", sql: "CREATE TABLE half_done (id int); SELECT no_such_function();")]
+            let error = await #expect(throws: SchemaError.self) { try await MigrationRunner(migrations: broken).run(on: conn) }
+            #expect("\(error!)".contains("0001_broken.sql"))
+            #expect(try await conn.query("SELECT to_regclass('half_done') IS NULL AS gone").single().bool("gone"))
+            #expect(try await MigrationRunner(migrations: broken).pending(on: conn) == ["0001_broken.sql"])
+        }
+    }
+
+    @Test("SHA-256 matches the standard test vectors")
+    func sha256Vectors() {
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import PostgresClient
+import Schema
+import Testing
+
+@Suite("Least-privilege roles")
+struct RolesTests {
+    @Test("the relay role reads the outbox, updates only sweeper columns, and cannot read other tables")
+    func relayRole() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let admin = try await ctx.migrated()
+            let suffix = ctx.databaseName
+            let roles = SchemaRoles(relayRole: "relay_\(suffix)", consumerRole: "consumer_\(suffix)")
+            try await roles.apply(on: admin, relayPassword: "pw-\(suffix)", consumerPassword: nil)
+            try await roles.apply(on: admin, relayPassword: "pw-\(suffix)", consumerPassword: nil)  // idempotent
+            let attributes = try await admin.query("SELECT rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [.text(roles.relayRole)]).single()
+            #expect(try attributes.bool("rolreplication") && attributes.bool("rolcanlogin"))
+            let seed = try await DomainSeed.create(on: admin, seats: 1, users: 1)
+            _ = try await BookingFacade().reserveSeat(on: admin, seatId: seed.seatIds[0], userId: seed.users[0].userId, token: seed.users[0].token)
+
+            let relay = try await PGConnection.connect(ctx.postgres.url(database: ctx.databaseName, user: roles.relayRole))
+            #expect(try await relay.query("SELECT count(*) AS n FROM outbox").single().int("n") == 1)
+            try await relay.query("UPDATE outbox SET attempts = attempts + 1, last_sent_at = now()")
+            for table in ["booking", "payment", "app_user", "wait_token", "seat", "booking_record", "payment_ledger"] {
+                let error = await #expect(throws: PGError.self) { try await relay.query("SELECT * FROM \(table)") }
+                #expect(error?.sqlState == "42501", "relay must not read \(table)")
+            }
+            let payloadUpdate = await #expect(throws: PGError.self) { try await relay.query("UPDATE outbox SET payload = '{}'") }
+            #expect(payloadUpdate?.sqlState == "42501")
+            let insert = await #expect(throws: PGError.self) {
+                try await relay.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('t', 'k', 't', '{}')")
+            }
+            #expect(insert?.sqlState == "42501")
+
+            let consumer = try await PGConnection.connect(ctx.postgres.url(database: ctx.databaseName, user: roles.consumerRole))
+            try await consumer.query("UPDATE outbox SET status = 'PUBLISHED'")
+            let bookingRead = await #expect(throws: PGError.self) { try await consumer.query("SELECT * FROM booking") }
+            #expect(bookingRead?.sqlState == "42501")
+            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+        }
+    }
+}
