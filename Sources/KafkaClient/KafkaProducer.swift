@@ -245,12 +245,35 @@ private func producerDeliveryCallback(_ rk: OpaquePointer?, _ message: UnsafePoi
     let m = message.pointee
     let token = UInt64(UInt(bitPattern: m._private))
     var error: KafkaError?
+    var failed: FailedMessage?
     if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
         var e = KafkaError(code: .delivery, err: m.err)
         if m.err == RD_KAFKA_RESP_ERR__FATAL { e.isFatal = true }
         error = e
+        failed = copyFailedMessage(message)
     }
-    context.deliver(DeliveryReport(token: token, partition: m.partition, offset: m.offset, error: error))
+    context.deliver(DeliveryReport(token: token, partition: m.partition, offset: m.offset,
+                                   size: m.len + m.key_len, error: error, failed: failed))
+}
+
+private func copyFailedMessage(_ message: UnsafePointer<rd_kafka_message_t>) -> FailedMessage {
+    let m = message.pointee
+    let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+    let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) } ?? []
+    let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+    var headers: [(String, [UInt8])] = []
+    var rdHeaders: OpaquePointer?
+    if rd_kafka_message_headers(message, &rdHeaders) == RD_KAFKA_RESP_ERR_NO_ERROR, let rdHeaders {
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var bytes: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(rdHeaders, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            headers.append((name.map { String(cString: $0) } ?? "", bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
+            index += 1
+        }
+    }
+    return FailedMessage(topic: topic, key: key, value: value, headers: headers)
 }
 
 private func producerErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {

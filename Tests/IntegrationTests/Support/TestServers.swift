@@ -13,7 +13,9 @@ actor SharedPostgres {
 
     func get() async throws -> PostgresCluster {
         if let cluster { return cluster }
-        let started = try await PostgresCluster.start()
+        // A tiny logical_decoding_work_mem makes PostgreSQL stream every transaction over
+        // 64 kB before commit, so relay tests exercise the streaming/spill path constantly.
+        let started = try await PostgresCluster.start(extraSettings: ["logical_decoding_work_mem": "64kB"])
         cluster = started
         return started
     }

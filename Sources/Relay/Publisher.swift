@@ -1,0 +1,282 @@
+import Foundation
+import KafkaClient
+import Logging
+import PGOutput
+import RelayCore
+import Synchronization
+
+/// Publishes outbox rows through one idempotent producer and tracks their delivery
+/// reports against commit order (the LSN tracker) under a bounded in-flight window.
+///
+/// One capture thread calls `beginTransaction`/`publish`/`commitTransaction`; delivery
+/// reports arrive on librdkafka's poller thread; the dead-letter worker acknowledges the
+/// rows it handled. A single lock guards the tracker and the window; the capture thread
+/// waits on it when the window is full (backpressure: WAL reading stops).
+final class Publisher: @unchecked Sendable {
+    private let configuration: RelayConfiguration
+    private let logger: Logger
+    private let metrics: RelayMetrics
+    private let health: RelayHealth
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var tracker = LSNTracker()
+    private var window: InFlightWindow
+    private var producer: KafkaProducer?
+    /// Set by librdkafka's fatal-error callback or a report the session cannot absorb; the
+    /// capture loop restarts the session (and recreates the producer) when it sees it.
+    private let restartReason = Mutex<String?>(nil)
+    private let deadLetters: DeadLetterWorker
+
+    init(configuration: RelayConfiguration, logger: Logger, metrics: RelayMetrics, health: RelayHealth) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = metrics
+        self.health = health
+        window = InFlightWindow(maxEvents: configuration.maxInFlightEvents, maxBytes: configuration.maxInFlightBytes)
+        deadLetters = DeadLetterWorker(configuration: configuration, logger: logger, metrics: metrics)
+        deadLetters.publisher = self
+        try recreateProducer()
+        deadLetters.start()
+    }
+
+    // MARK: producer lifecycle
+
+    /// Replaces the producer, purging whatever the old one still held (those rows are
+    /// re-read from the slot, so nothing is lost; some may be delivered twice).
+    func recreateProducer() throws {
+        condition.lock()
+        let old = producer
+        producer = nil
+        condition.unlock()
+        old?.close(timeout: .zero)
+        let fresh = try KafkaProducer(
+            configuration: configuration.kafka, logger: logger,
+            onDelivery: { [weak self] report in self?.delivered(report) },
+            onFatalError: { [weak self] error in self?.requestRestart("Kafka producer fatal error: \(error)") })
+        condition.lock()
+        producer = fresh
+        condition.unlock()
+        restartReason.withLock { $0 = nil }
+    }
+
+    func requestRestart(_ reason: String) {
+        restartReason.withLock { if $0 == nil { $0 = reason } }
+        condition.broadcast()
+    }
+
+    var pendingRestart: String? { restartReason.withLock { $0 } }
+
+    /// Starts a new session from the slot's confirmed position: anything in flight from
+    /// the previous session no longer counts (its late reports are ignored).
+    func reset(confirmed: LSN) {
+        condition.lock()
+        tracker.reset(confirmed: confirmed)
+        window = InFlightWindow(maxEvents: configuration.maxInFlightEvents, maxBytes: configuration.maxInFlightBytes)
+        condition.unlock()
+        metrics.inFlight.record(0)
+    }
+
+    func close() {
+        deadLetters.stop()
+        condition.lock()
+        let old = producer
+        producer = nil
+        condition.unlock()
+        old?.close(timeout: .seconds(5))
+    }
+
+    // MARK: the capture thread's calls
+
+    func beginTransaction(commitTime: Int64) {
+        condition.lock()
+        tracker.beginTransaction(commitTime: commitTime)
+        condition.unlock()
+    }
+
+    /// Returns true when the confirmable LSN moved.
+    @discardableResult
+    func commitTransaction(endLSN: LSN) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return tracker.commitTransaction(endLSN: endLSN)
+    }
+
+    func observeServerWALEnd(_ lsn: LSN) {
+        condition.lock()
+        tracker.observeServerWALEnd(lsn)
+        condition.unlock()
+    }
+
+    var confirmableLSN: LSN {
+        condition.lock()
+        defer { condition.unlock() }
+        return tracker.confirmableLSN
+    }
+
+    var inFlightEvents: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return tracker.inFlightEvents
+    }
+
+    /// Publishes one row of the open transaction. Blocks while the window is full, calling
+    /// `whileBlocked` about every 50 ms (the capture loop keeps status updates flowing and
+    /// may throw to abandon the session).
+    func publish(_ row: OutboxRow, whileBlocked: () throws -> Void) throws {
+        let size = row.key.count + row.payload.count
+        let (token, producer) = try reserve(size: size, whileBlocked: whileBlocked)
+        switch configuration.router.route(row.topic) {
+        case .deadLetter(let reason, let detail):
+            deadLetters.submit(DeadLetterJob(token: token, size: size, outboxID: row.id, reason: reason, detail: detail,
+                                             originalTopic: row.topic, key: row.key, value: row.payload, headers: headers(for: row)))
+        case .publish(let topic):
+            guard let producer else { throw SessionRestart(reason: "the Kafka producer is being recreated") }
+            try produce(producer, topic: topic, row: row, token: token, whileBlocked: whileBlocked)
+        }
+    }
+
+    /// A row the extractor could not read: it goes to the dead-letter path with what is known.
+    func publishMalformed(_ error: MalformedOutboxRow, whileBlocked: () throws -> Void) throws {
+        let (token, _) = try reserve(size: 0, whileBlocked: whileBlocked)
+        deadLetters.submit(DeadLetterJob(token: token, size: 0, outboxID: error.outboxID, reason: .malformedRow,
+                                         detail: error.description, originalTopic: "", key: [], value: [],
+                                         headers: error.outboxID.map { [("outbox-id", Array(String($0).utf8))] } ?? []))
+    }
+
+    /// Takes a slot in the window (waiting while it is full) and a tracker token.
+    private func reserve(size: Int, whileBlocked: () throws -> Void) throws -> (UInt64, KafkaProducer?) {
+        condition.lock()
+        while !window.tryAcquire(bytes: size) {
+            if let reason = pendingRestart { condition.unlock(); throw SessionRestart(reason: reason) }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.05))
+            condition.unlock()
+            try whileBlocked()
+            condition.lock()
+        }
+        let token = tracker.registerEvent()
+        let producer = self.producer
+        condition.unlock()
+        return (token, producer)
+    }
+
+    private func produce(_ producer: KafkaProducer, topic: String, row: OutboxRow, token: UInt64, whileBlocked: () throws -> Void) throws {
+        let headers = headers(for: row)
+        while true {
+            do {
+                try producer.produce(topic: topic, key: row.key, value: row.payload, headers: headers, token: token)
+                return
+            } catch let error as KafkaError where error.code == .queueFull {
+                // librdkafka's own bound: wait for deliveries to make room.
+                try whileBlocked()
+                Thread.sleep(forTimeInterval: 0.002)
+            }
+        }
+    }
+
+    func headers(for row: OutboxRow) -> [(String, [UInt8])] {
+        var headers: [(String, [UInt8])] = [
+            ("outbox-id", Array(String(row.id).utf8)),
+            ("outbox-type", Array(row.type.utf8)),
+            ("outbox-created-at", Array(row.createdAt.utf8)),
+        ]
+        if let trace = row.traceParent, !trace.isEmpty { headers.append(("traceparent", Array(trace.utf8))) }
+        return headers
+    }
+
+    /// Waits until nothing is in flight or `timeout` passes; returns whether it drained.
+    func drain(timeout: Duration) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18)
+        condition.lock()
+        defer { condition.unlock() }
+        while tracker.inFlightEvents > 0 {
+            if !condition.wait(until: deadline) { return tracker.inFlightEvents == 0 }
+        }
+        return true
+    }
+
+    // MARK: delivery reports (poller thread) and dead-letter completions
+
+    private func delivered(_ report: DeliveryReport) {
+        guard let error = report.error else {
+            acknowledge(token: report.token, size: report.size, published: true)
+            return
+        }
+        switch Self.classify(error) {
+        case .ignore:
+            return  // purged by a session restart; the rows come again from the slot
+        case .restart:
+            requestRestart("delivery failed with \(error.name): \(error.message)")
+        case .deadLetter(let reason):
+            let failed = report.failed
+            let id = failed?.header("outbox-id").flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+            logger.error("row could not be delivered; dead-lettering it", metadata: [
+                "outbox_id": "\(id.map(String.init) ?? "?")", "error": "\(error.name)"])
+            deadLetters.submit(DeadLetterJob(token: report.token, size: report.size, outboxID: id, reason: reason,
+                                             detail: "\(error.name): \(error.message)", originalTopic: failed?.topic ?? "",
+                                             key: failed?.key ?? [], value: failed?.value ?? [], headers: failed?.headers ?? []))
+        }
+    }
+
+    enum ReportAction: Equatable { case ignore, restart, deadLetter(DeadLetterReason) }
+
+    /// Which delivery errors are the row's fault (dead-letter it) and which are the
+    /// session's (re-read from the slot).
+    static func classify(_ error: KafkaError) -> ReportAction {
+        switch error.name {
+        case "_PURGE_QUEUE", "_PURGE_INFLIGHT": return .ignore
+        case "MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE": return .deadLetter(.messageTooLarge)
+        case "TOPIC_AUTHORIZATION_FAILED", "INVALID_TOPIC_EXCEPTION", "_INVALID_ARG", "INVALID_RECORD", "CORRUPT_MESSAGE",
+             "POLICY_VIOLATION", "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC":
+            return .deadLetter(.brokerRejected)
+        default:
+            return .restart  // fatal, timed out (if a user set message.timeout.ms), anything unexpected
+        }
+    }
+
+    /// A row is done: delivered, or dead-lettered durably.
+    func acknowledge(token: UInt64, size: Int, published: Bool) {
+        condition.lock()
+        let commitTime = tracker.commitTime(of: token)
+        let ignoredBefore = tracker.ignoredAcks
+        tracker.acknowledge(token)
+        let accepted = tracker.ignoredAcks == ignoredBefore
+        if accepted { window.release(bytes: size) }
+        let inFlight = tracker.inFlightEvents
+        condition.unlock()
+        condition.broadcast()
+        if published, accepted {
+            metrics.published.increment()
+            if let commitTime, commitTime > 0 {
+                let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+                let latency = nowMicros - PostgresEpoch.toUnixMicroseconds(commitTime)
+                if latency >= 0 { metrics.commitToAck.recordNanoseconds(latency * 1_000) }
+            }
+        }
+        metrics.inFlight.record(inFlight)
+        health.noteAck()
+    }
+
+    /// Sends a dead-letter copy and waits for its report (dead-letter thread only).
+    func sendBlocking(topic: String, key: [UInt8], value: [UInt8], headers: [(String, [UInt8])]) throws {
+        condition.lock()
+        let producer = self.producer
+        condition.unlock()
+        guard let producer else { throw SessionRestart(reason: "the Kafka producer is being recreated") }
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<(any Error)?>(nil)
+        Task {
+            do { _ = try await producer.send(topic: topic, key: key, value: value, headers: headers) }
+            catch { outcome.withLock { $0 = error } }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.withLock({ $0 }) { throw error }
+    }
+}
+
+/// The capture session must start over from the slot (producer fatal error, unexpected
+/// delivery failure). Not halting: nothing is lost, rows are re-read.
+struct SessionRestart: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { "session restart: \(reason)" }
+}

@@ -1,0 +1,77 @@
+public import KafkaClient
+public import RelayCore
+
+/// How the relay captures committed outbox rows.
+public enum CaptureMode: String, Sendable, CaseIterable {
+    /// A replication connection (START_REPLICATION, pgoutput): the default, zero write-path cost.
+    case stream
+    /// LISTEN/NOTIFY plus SQL reads of the slot, for connections that cannot replicate.
+    case notify
+}
+
+/// Everything the relay needs, validated by `validate()` before anything connects.
+public struct RelayConfiguration: Sendable {
+    /// libpq URL or key=value string. May hold a password: never log it, log `target` instead.
+    public var databaseURL: String
+    public var kafka: KafkaConfiguration
+    public var capture: CaptureMode = .stream
+    public var slotName = "outbox_relay"
+    public var publication = "outbox_pub"
+    /// Create the slot and publication when missing (`--create-slot`).
+    public var createSlot = true
+    public var router: TopicRouter
+    /// Bound on events published but not yet acknowledged; reading WAL stops at the bound.
+    public var maxInFlightEvents = 10_000
+    public var maxInFlightBytes = 8 << 20
+    /// Memory for transactions streamed before commit; beyond it they spill to disk.
+    public var streamingMemoryBytes = 4 << 20
+    public var spillDirectory = "/tmp"
+    /// How often a standby status update goes to PostgreSQL when nothing else prompts one.
+    public var statusInterval: Duration = .seconds(1)
+    /// Reconnect backoff after PostgreSQL or the session fails.
+    public var reconnectBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(15))
+    /// How often a standby checks whether the slot became free.
+    public var standbyPollInterval: Duration = .seconds(2)
+    /// How long SIGTERM waits for outstanding deliveries before exiting.
+    public var drainTimeout: Duration = .seconds(30)
+    /// notify mode: the channel, and how often to read the slot without a notification.
+    public var notifyChannel = "outbox_relay"
+    public var notifyFallbackInterval: Duration = .seconds(1)
+    /// notify mode: maximum changes read per slot peek.
+    public var notifyBatchChanges = 20_000
+    public var applicationName = "outbox-relay"
+
+    public init(databaseURL: String, kafka: KafkaConfiguration, router: TopicRouter? = nil) {
+        self.databaseURL = databaseURL
+        self.kafka = kafka
+        self.router = router ?? (try! TopicRouter())
+    }
+
+    /// Checks the settings that can be checked without connecting. Each error names the
+    /// setting and the fix.
+    public func validate() throws(RelayError) {
+        func fail(_ setting: String, _ problem: String, _ fix: String) throws(RelayError) {
+            throw RelayError(.invalidConfiguration, "\(setting) \(problem).", fix: fix)
+        }
+        if databaseURL.isEmpty { try fail("database-url", "is empty", "pass --database-url or set OUTBOX_RELAY_DATABASE_URL") }
+        if kafka.bootstrapServers.isEmpty { try fail("kafka-bootstrap-servers", "is empty", "pass --kafka-bootstrap-servers host:port") }
+        if !Self.isValidSlotName(slotName) {
+            try fail("slot", "\(TopicRouter.printable(slotName)) is not a valid replication slot name", "use 1-63 characters of a-z, 0-9 and _")
+        }
+        if publication.isEmpty || publication.utf8.count > 63 { try fail("publication", "must be 1-63 characters", "use the default outbox_pub") }
+        if maxInFlightEvents < 1 { try fail("max-in-flight", "must be at least 1", "use the default 10000") }
+        if maxInFlightBytes < 64 << 10 { try fail("max-in-flight-bytes", "must be at least 64 KiB", "use the default 8 MiB") }
+        if streamingMemoryBytes < 64 << 10 { try fail("streaming-memory", "must be at least 64 KiB", "use the default 4 MiB") }
+        if statusInterval < .milliseconds(10) || statusInterval > .seconds(30) {
+            try fail("status-interval", "must be between 10 ms and 30 s", "use the default 1 s; PostgreSQL's wal_sender_timeout is 60 s")
+        }
+        if notifyChannel.isEmpty || notifyChannel.utf8.count > 63 { try fail("notify-channel", "must be 1-63 characters", "use the default outbox_relay") }
+    }
+
+    /// PostgreSQL's rule for slot names: lower-case letters, digits and underscores, ≤ 63.
+    static func isValidSlotName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 63 && name.utf8.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Synchronization
+
+/// What `/healthz` and `/readyz` report. Written by the capture loop and the delivery
+/// path, read by the HTTP server.
+public final class RelayHealth: Sendable {
+    public enum State: String, Sendable {
+        case starting, streaming, standby, reconnecting, draining, stopped, halted
+    }
+
+    private let state = Mutex<(state: State, detail: String)>((.starting, ""))
+    private let lastAckNanos = Atomic<Int64>(0)
+    private let lastProgressNanos = Atomic<Int64>(0)
+    private let inFlight = Atomic<Int>(0)
+
+    public init() {}
+
+    public func set(_ newState: State, _ detail: String = "") { state.withLock { $0 = (newState, detail) } }
+    public var current: (state: State, detail: String) { state.withLock { $0 } }
+
+    func noteAck() { lastAckNanos.store(Self.now(), ordering: .relaxed) }
+    /// The capture loop is alive (read a message, a keepalive or timed out waiting).
+    func noteProgress(inFlight count: Int) {
+        lastProgressNanos.store(Self.now(), ordering: .relaxed)
+        inFlight.store(count, ordering: .relaxed)
+    }
+
+    /// Alive unless halted: a halted relay needs an operator, and a restart loop won't help.
+    public var isLive: Bool { current.state != .halted }
+
+    /// Ready when streaming and acknowledging: the loop made progress recently, and when
+    /// events are in flight, some delivery was acknowledged recently too.
+    public func isReady(staleAfter: Duration = .seconds(15)) -> Bool {
+        guard current.state == .streaming else { return false }
+        let now = Self.now(), limit = Int64(staleAfter.components.seconds) * 1_000_000_000
+        guard now - lastProgressNanos.load(ordering: .relaxed) < limit else { return false }
+        if inFlight.load(ordering: .relaxed) > 0 {
+            return now - lastAckNanos.load(ordering: .relaxed) < limit
+        }
+        return true
+    }
+
+    static func now() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds) }
+}

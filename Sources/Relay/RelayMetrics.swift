@@ -1,0 +1,25 @@
+public import Metrics
+
+/// The relay's metrics, through swift-metrics (the CLI bootstraps the Prometheus backend).
+/// Names follow Prometheus conventions; labels never carry row data or credentials.
+public struct RelayMetrics: Sendable {
+    public let published = Counter(label: "outbox_relay_events_published_total")
+    public let inFlight = Gauge(label: "outbox_relay_events_in_flight")
+    /// Commit timestamp (from the WAL) to the broker's acknowledgement.
+    public let commitToAck = Timer(label: "outbox_relay_commit_to_ack_seconds", preferredDisplayUnit: .seconds)
+    public let slotLagBytes = Gauge(label: "outbox_relay_slot_lag_bytes")
+    public let confirmedLSN = Gauge(label: "outbox_relay_confirmed_flush_lsn")
+    public let reconnects = Counter(label: "outbox_relay_reconnects_total")
+    public let producerRecreated = Counter(label: "outbox_relay_producer_recreated_total")
+    public let streaming = Gauge(label: "outbox_relay_streaming")
+    public let sweeperResends = Counter(label: "outbox_sweeper_resends_total")
+    public let retentionDeleted = Counter(label: "outbox_retention_deleted_total")
+    public let spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total")
+
+    public init() {}
+
+    /// Rows marked DEAD and copied to the dead-letter topic, by reason.
+    public func deadLettered(_ reason: String) -> Counter {
+        Counter(label: "outbox_dead_letters_total", dimensions: [("reason", reason)])
+    }
+}

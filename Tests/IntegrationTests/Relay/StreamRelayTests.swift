@@ -1,0 +1,120 @@
+import Foundation
+import KafkaClient
+import PGOutput
+import PostgresClient
+import Relay
+import Testing
+
+@Suite("Stream relay against PostgreSQL and Tansu")
+struct StreamRelayTests {
+    @Test("a mix of transactions, including one far larger than the memory bound, arrives complete and in per-key order")
+    func mixedWorkload() async throws {
+        try await withTestContext { ctx in
+            let admin = try await ctx.migrated()
+            let oracle = try await CommitOrderOracle.create(on: admin)
+            let relay = try RunningRelay.start(ctx) { $0.streamingMemoryBytes = 1 << 20 }
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+
+            try await insertOutboxRows(admin, transactions: 2_000, rowsPerTransaction: 1)
+            try await insertOutboxRows(admin, transactions: 3, rowsPerTransaction: 1_000)
+            // Interleaved concurrent transactions on overlapping keys.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let conn = try await ctx.connect()
+                        try await insertOutboxRows(conn, transactions: 50, rowsPerTransaction: 10, keys: 20)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // One 200,000-row transaction: ~50 MB of WAL, streamed by PostgreSQL before it
+            // commits and spilled by the relay past its 1 MiB bound.
+            try await insertOutboxRows(admin, transactions: 1, rowsPerTransaction: 200_000, keys: 500, padding: 100)
+
+            let committed = try await oracle.committed(on: admin)
+            #expect(committed.count == 207_000)
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"],
+                                                  count: committed.count, timeout: .seconds(180))
+            let check = DeliveryCheck(committed: committed, messages: messages)
+            print("mixed workload: \(check)")
+            #expect(check.isClean, "\(check)")
+            #expect(check.duplicates == 0)
+
+            // Once everything is acknowledged the slot's confirmed position passes the last commit.
+            let walNow = try await admin.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+            #expect(await eventually { (try? await slotConfirmedLSN(admin)).flatMap { $0 } ?? .invalid >= walNow })
+            try await relay.stop()
+            try await oracle.drop(on: admin)
+        }
+    }
+
+    @Test("aborted transactions, streamed or not, publish nothing; headers carry id, type and creation time")
+    func abortedTransactions() async throws {
+        try await withTestContext { ctx in
+            let admin = try await ctx.migrated()
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let conn = try await ctx.connect()
+            // Small abort, then a large one that PostgreSQL streams before the rollback.
+            for rows in [3, 5_000] {
+                try await conn.query("BEGIN")
+                try await conn.query("""
+                    INSERT INTO outbox (topic, mq_key, type, payload)
+                    SELECT 'ABORTED', 'K', 'T', jsonb_build_object('n', g, 'pad', repeat('y', 200)) FROM generate_series(1, $1) g
+                    """, [.int(rows)])
+                try await conn.query("ROLLBACK")
+            }
+            // A subtransaction rolled back inside a committed, streamed transaction.
+            try await conn.query("BEGIN")
+            try await conn.query("INSERT INTO outbox (topic, mq_key, type, payload) SELECT 'KEPT', 'K', 'T', jsonb_build_object('n', g, 'pad', repeat('z', 200)) FROM generate_series(1, 2000) g")
+            try await conn.query("SAVEPOINT s")
+            try await conn.query("INSERT INTO outbox (topic, mq_key, type, payload) SELECT 'ABORTED', 'K', 'T', jsonb_build_object('n', g, 'pad', repeat('z', 200)) FROM generate_series(1, 2000) g")
+            try await conn.query("ROLLBACK TO SAVEPOINT s")
+            try await conn.query("COMMIT")
+            let marker = try await Outbox_insertOne(admin, topic: "MARKER", key: "m")
+
+            let kept = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["KEPT", "MARKER"], count: 2_001)
+            #expect(kept.count == 2_001)
+            let aborted = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["ABORTED"], count: 1, timeout: .seconds(3))
+            #expect(aborted.isEmpty, "aborted rows were published")
+            let markerMessage = try #require(kept.first { $0.topic == "MARKER" })
+            #expect(markerMessage.headerString("outbox-id") == String(marker))
+            #expect(markerMessage.headerString("outbox-type") == "T")
+            #expect(markerMessage.headerString("outbox-created-at")?.hasPrefix("20") == true)
+            #expect(markerMessage.keyString == "m")
+            try await relay.stop()
+        }
+    }
+
+    @Test("while the broker is frozen the slot's confirmed LSN never passes an unacknowledged row")
+    func frozenBrokerHoldsLSN() async throws {
+        try await withTestContext { ctx in
+            let admin = try await ctx.migrated()
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            try await insertOutboxRows(admin, transactions: 10, rowsPerTransaction: 10)
+            _ = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 100)
+
+            ctx.broker!.freeze()
+            let before = try await admin.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+            try await insertOutboxRows(admin, transactions: 20, rowsPerTransaction: 5)
+            for _ in 0..<20 {  // ~4 s of samples while the broker cannot acknowledge
+                let confirmed = try await slotConfirmedLSN(admin) ?? .invalid
+                #expect(confirmed <= before, "slot confirmed \(confirmed) past unacknowledged rows starting at \(before)")
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            ctx.broker!.thaw()
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 200, timeout: .seconds(60))
+            #expect(Set(messages.compactMap { $0.headerString("outbox-id") }).count == 200)
+            let after = try await admin.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+            #expect(await eventually { (try? await slotConfirmedLSN(admin)).flatMap { $0 } ?? .invalid >= after })
+            try await relay.stop()
+        }
+    }
+}
+
+/// One INIT row through plain SQL; returns its id.
+func Outbox_insertOne(_ connection: PGConnection, topic: String, key: String, payload: String = "{}") async throws -> Int64 {
+    try await connection.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ($1, $2, 'T', $3::jsonb) RETURNING outbox_id",
+                               [.text(topic), .text(key), .text(payload)]).single().int64("outbox_id")
+}
