@@ -106,6 +106,22 @@ public final class KafkaProducer: Sendable {
         return report
     }
 
+    /// Blocking form of `send`, for dedicated threads (dead letters from a consumer or the
+    /// relay's dead-letter worker). Never call it on the cooperative pool.
+    public func sendBlocking(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) throws -> DeliveryReport {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<DeliveryReport, any Error>?>(nil)
+        Task {
+            let result: Result<DeliveryReport, any Error>
+            do { result = .success(try await send(topic: topic, key: key, value: value, headers: headers)) }
+            catch { result = .failure(error) }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return try outcome.withLock { $0! }.get()
+    }
+
     private func enqueue(topic: String, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                          headers: [(String, [UInt8])], opaque: UInt64) throws(KafkaError) {
         var rdHeaders: OpaquePointer?

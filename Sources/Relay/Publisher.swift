@@ -262,15 +262,7 @@ final class Publisher: @unchecked Sendable {
         let producer = self.producer
         condition.unlock()
         guard let producer else { throw SessionRestart(reason: "the Kafka producer is being recreated") }
-        let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<(any Error)?>(nil)
-        Task {
-            do { _ = try await producer.send(topic: topic, key: key, value: value, headers: headers) }
-            catch { outcome.withLock { $0 = error } }
-            done.signal()
-        }
-        done.wait()
-        if let error = outcome.withLock({ $0 }) { throw error }
+        _ = try producer.sendBlocking(topic: topic, key: key, value: value, headers: headers)
     }
 }
 

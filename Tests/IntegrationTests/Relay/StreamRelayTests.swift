@@ -42,7 +42,7 @@ struct StreamRelayTests {
 
             // Once everything is acknowledged the slot's confirmed position passes the last commit.
             let walNow = try await admin.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
-            #expect(await eventually { (try? await slotConfirmedLSN(admin)).flatMap { $0 } ?? .invalid >= walNow })
+            #expect(await eventually { (try? await slotConfirmedLSN(admin, slot: ctx.slotName)).flatMap { $0 } ?? .invalid >= walNow })
             try await relay.stop()
             try await oracle.drop(on: admin)
         }
@@ -99,7 +99,7 @@ struct StreamRelayTests {
             let before = try await admin.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
             try await insertOutboxRows(admin, transactions: 20, rowsPerTransaction: 5)
             for _ in 0..<20 {  // ~4 s of samples while the broker cannot acknowledge
-                let confirmed = try await slotConfirmedLSN(admin) ?? .invalid
+                let confirmed = try await slotConfirmedLSN(admin, slot: ctx.slotName) ?? .invalid
                 #expect(confirmed <= before, "slot confirmed \(confirmed) past unacknowledged rows starting at \(before)")
                 try await Task.sleep(for: .milliseconds(200))
             }
@@ -107,7 +107,7 @@ struct StreamRelayTests {
             let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 200, timeout: .seconds(60))
             #expect(Set(messages.compactMap { $0.headerString("outbox-id") }).count == 200)
             let after = try await admin.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
-            #expect(await eventually { (try? await slotConfirmedLSN(admin)).flatMap { $0 } ?? .invalid >= after })
+            #expect(await eventually { (try? await slotConfirmedLSN(admin, slot: ctx.slotName)).flatMap { $0 } ?? .invalid >= after })
             try await relay.stop()
         }
     }

@@ -11,11 +11,11 @@ struct RunningRelay: Sendable {
     let service: RelayService
     let task: Task<Void, any Error>
 
-    static func start(_ ctx: TestContext, slot: String = "outbox_relay", capture: CaptureMode = .stream,
+    static func start(_ ctx: TestContext, slot: String? = nil, capture: CaptureMode = .stream,
                       configure: (inout RelayConfiguration) -> Void = { _ in }) throws -> RunningRelay {
         var configuration = RelayConfiguration(databaseURL: ctx.databaseURL,
                                                kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
-        configuration.slotName = slot
+        configuration.slotName = slot ?? ctx.slotName
         configuration.capture = capture
         configuration.spillDirectory = NSTemporaryDirectory()
         configure(&configuration)
@@ -45,7 +45,12 @@ func insertOutboxRows(_ connection: PGConnection, transactions: Int, rowsPerTran
     }
 }
 
-func slotConfirmedLSN(_ connection: PGConnection, slot: String = "outbox_relay") async throws -> LSN? {
+func slotConfirmedLSN(_ connection: PGConnection, slot: String) async throws -> LSN? {
     let rows = try await connection.query("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
     return try rows.rows.first?.optionalLSN("lsn")
+}
+
+extension TestContext {
+    /// Slot names are cluster-wide; tests share the cluster, so each gets its own.
+    var slotName: String { "relay_\(databaseName)" }
 }

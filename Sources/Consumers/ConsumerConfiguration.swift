@@ -1,0 +1,38 @@
+public import KafkaClient
+import Schema
+
+/// Settings of the booking/payment consumer group.
+public struct ConsumerConfiguration: Sendable {
+    /// libpq URL; may hold a password, so it is never logged.
+    public var databaseURL: String
+    public var kafka: KafkaConfiguration
+    public var groupID = "outbox-consumers"
+    public var topics = [EventType.bookSave, EventType.paymentSave]
+    /// Messages applied per database transaction. 1 disables batching.
+    public var batchSize = 256
+    /// How long to wait for more messages before applying a partial batch.
+    public var batchWait: Duration = .milliseconds(5)
+    /// Poison messages (unparseable, unknown type, no outbox row) go here with error headers.
+    public var deadLetterTopic = "outbox.consumer.dlq"
+    public var retryBackoffMaximum: Duration = .seconds(10)
+    public var applicationName = "outbox-consumers"
+
+    public init(databaseURL: String, kafka: KafkaConfiguration) {
+        self.databaseURL = databaseURL
+        self.kafka = kafka
+    }
+
+    public func validate() throws(ConsumerError) {
+        if databaseURL.isEmpty { throw ConsumerError("database-url is empty. Fix: pass --database-url or set OUTBOX_RELAY_DATABASE_URL.") }
+        if kafka.bootstrapServers.isEmpty { throw ConsumerError("kafka-bootstrap-servers is empty. Fix: pass --kafka-bootstrap-servers host:port.") }
+        if groupID.isEmpty { throw ConsumerError("group-id is empty. Fix: use the default outbox-consumers.") }
+        if topics.isEmpty { throw ConsumerError("no topics to consume. Fix: list at least one of BOOK_SAVE, PAYMENT_SAVE.") }
+        if !(1...10_000).contains(batchSize) { throw ConsumerError("batch-size \(batchSize) is out of range. Fix: use 1 to 10000 (default 256).") }
+        if deadLetterTopic.isEmpty { throw ConsumerError("dead-letter topic is empty. Fix: use the default outbox.consumer.dlq.") }
+    }
+}
+
+public struct ConsumerError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,16 @@
+public import Metrics
+
+/// Consumer metrics (swift-metrics; the CLI exports them to Prometheus).
+public struct ConsumerMetrics: Sendable {
+    public let duplicates = Counter(label: "outbox_consumer_duplicates_total")
+    public let lag = Gauge(label: "outbox_consumer_lag_messages")
+    public let batchSize = Recorder(label: "outbox_consumer_batch_size")
+    public let transactionRetries = Counter(label: "outbox_consumer_transaction_retries_total")
+
+    public init() {}
+
+    public func applied(_ type: String) -> Counter { Counter(label: "outbox_consumer_applied_total", dimensions: [("type", type)]) }
+    public func deadLettered(_ reason: String) -> Counter {
+        Counter(label: "outbox_consumer_dead_letters_total", dimensions: [("reason", reason)])
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import KafkaClient
+public import Logging
+import PostgresClient
+import Synchronization
+
+/// The booking/payment consumer group member: polls a batch, applies it in one database
+/// transaction (a savepoint per message, so one bad message never takes the others down),
+/// sends poison messages to the dead-letter topic, and only then commits the offsets.
+///
+/// Runs on its own thread; every libpq and librdkafka call here blocks. Rebalance
+/// callbacks run inside `poll` on that thread: on revoke, the batch in hand is applied and
+/// committed before the partitions go.
+public final class ConsumerService: @unchecked Sendable {
+    public let configuration: ConsumerConfiguration
+    public let metrics: ConsumerMetrics
+    private let logger: Logger
+    private let stopFlag = Atomic<Bool>(false)
+    /// Test hook: called after the database commit and before the offset commit. Throwing
+    /// from it simulates a crash at the worst moment (the offsets are never committed).
+    public var afterDatabaseCommit: (@Sendable () throws -> Void)?
+
+    private var connection: PGConnection?
+    private var consumer: KafkaConsumer?
+    private var dlqProducer: KafkaProducer?
+    private var pending: [KafkaMessage] = []
+    private var crashed = false
+    private let applier = EffectApplier()
+    private let counters = Mutex<(applied: Int, duplicates: Int, deadLettered: Int)>((0, 0, 0))
+
+    public init(configuration: ConsumerConfiguration, logger: Logger, metrics: ConsumerMetrics = ConsumerMetrics()) throws(ConsumerError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// Totals since start, for the demo's summary and tests.
+    public var totals: (applied: Int, duplicates: Int, deadLettered: Int) { counters.withLock { $0 } }
+
+    public func stop() { stopFlag.store(true, ordering: .releasing) }
+
+    /// Runs until `stop()`; throws only for errors retrying cannot fix (bad configuration).
+    public func run() async throws {
+        let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
+            BlockingThread { [self] in continuation.resume(returning: Result { try runBlocking() }) }.start()
+        }
+        try outcome.get()
+    }
+
+    private func runBlocking() throws {
+        let dlq = try KafkaProducer(configuration: configuration.kafka, logger: logger, onDelivery: { _ in })
+        dlqProducer = dlq
+        let consumer = try KafkaConsumer(
+            configuration: configuration.kafka, groupID: configuration.groupID, logger: logger,
+            onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["count": "\(partitions.count)"]) },
+            onRevoke: { [self] partitions in
+                logger.info("partitions revoked; committing the batch in hand", metadata: ["count": "\(partitions.count)"])
+                if !crashed { try? flushPending() }
+            })
+        self.consumer = consumer
+        try consumer.subscribe(configuration.topics)
+        logger.info("consuming", metadata: ["group": "\(configuration.groupID)", "topics": "\(configuration.topics.joined(separator: ","))"])
+        var lastLag = ContinuousClock.now
+        defer {
+            if !crashed { try? flushPending() }
+            consumer.close()
+            dlq.close()
+            connection = nil
+        }
+        while !stopFlag.load(ordering: .acquiring) {
+            if let message = try consumer.poll(timeout: .milliseconds(100)) {
+                pending.append(message)
+                let deadline = ContinuousClock.now + configuration.batchWait
+                while pending.count < configuration.batchSize, ContinuousClock.now < deadline,
+                      let more = try consumer.poll(timeout: .zero) ?? consumer.poll(timeout: .milliseconds(1)) {
+                    pending.append(more)
+                }
+            }
+            do {
+                try flushPending()
+            } catch let error as SimulatedCrash {
+                crashed = true
+                throw error
+            }
+            if ContinuousClock.now - lastLag > .seconds(5) {
+                lastLag = ContinuousClock.now
+                if let lag = consumer.lag() { metrics.lag.record(lag) }
+            }
+        }
+    }
+
+    /// Applies and commits the pending batch, retrying the database side until it works.
+    private func flushPending() throws {
+        guard !pending.isEmpty, let consumer else { return }
+        var attempt = 0
+        while true {
+            do {
+                try applyBatch(pending, consumer: consumer)
+                pending.removeAll(keepingCapacity: true)
+                return
+            } catch let error as SimulatedCrash {
+                throw error
+            } catch {
+                if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
+                connection = nil
+                attempt += 1
+                metrics.transactionRetries.increment()
+                let delay = min(Double(1 << min(attempt, 10)) * 0.05, Double(configuration.retryBackoffMaximum.components.seconds))
+                logger.error("applying a batch failed; retrying it", metadata: ["error": "\(error)", "retry_in_s": "\(delay)"])
+                Thread.sleep(forTimeInterval: delay)
+            }
+        }
+    }
+
+    private func applyBatch(_ batch: [KafkaMessage], consumer: KafkaConsumer) throws {
+        if connection == nil || connection?.isHealthy == false {
+            connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
+        }
+        let conn = connection!
+        var outcomes: [ApplyOutcome] = []
+        try conn.transactionBlocking { conn in
+            for message in batch {
+                try conn.queryBlocking("SAVEPOINT message")
+                do {
+                    let outcome = try applier.apply(message, on: conn)
+                    if case .poison = outcome { try conn.queryBlocking("ROLLBACK TO SAVEPOINT message") }
+                    outcomes.append(outcome)
+                } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
+                    // The database refused this message's data (constraint, type): poison it
+                    // and keep the others.
+                    try conn.queryBlocking("ROLLBACK TO SAVEPOINT message")
+                    outcomes.append(.poison(reason: "rejected_by_database", detail: "\(error.sqlState ?? "") \(error.message)"))
+                }
+                try conn.queryBlocking("RELEASE SAVEPOINT message")
+            }
+        }
+        try afterDatabaseCommit?()
+        try finish(batch, outcomes: outcomes, consumer: consumer)
+    }
+
+    private func finish(_ batch: [KafkaMessage], outcomes: [ApplyOutcome], consumer: KafkaConsumer) throws {
+        var applied = 0, duplicates = 0, dead = 0
+        for (message, outcome) in zip(batch, outcomes) {
+            switch outcome {
+            case .applied(let type):
+                applied += 1
+                metrics.applied(type).increment()
+            case .duplicate:
+                duplicates += 1
+                metrics.duplicates.increment()
+            case .poison(let reason, let detail):
+                dead += 1
+                try deadLetter(message, reason: reason, detail: detail)
+            }
+        }
+        var offsets: [TopicPartition: Int64] = [:]
+        for message in batch {
+            let tp = TopicPartition(topic: message.topic, partition: message.partition)
+            offsets[tp] = max(offsets[tp] ?? 0, message.offset + 1)
+        }
+        do {
+            try consumer.commit(offsets)
+        } catch {
+            // The effects are committed and guarded: a redelivery is a counted no-op.
+            logger.warning("offset commit failed; the batch may be redelivered and will be deduplicated", metadata: ["error": "\(error)"])
+        }
+        metrics.batchSize.record(batch.count)
+        counters.withLock { $0.applied += applied; $0.duplicates += duplicates; $0.deadLettered += dead }
+    }
+
+    private func deadLetter(_ message: KafkaMessage, reason: String, detail: String) throws {
+        logger.warning("poison message dead-lettered", metadata: [
+            "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
+        var headers = message.headers.filter { !$0.0.hasPrefix("outbox-dlq-") }
+        headers.append(("outbox-dlq-reason", Array(reason.utf8)))
+        headers.append(("outbox-dlq-error", Array(detail.utf8.prefix(1_000))))
+        headers.append(("outbox-dlq-original-topic", Array(message.topic.utf8)))
+        headers.append(("outbox-dlq-original-partition", Array(String(message.partition).utf8)))
+        headers.append(("outbox-dlq-original-offset", Array(String(message.offset).utf8)))
+        var attempt = 0
+        while true {
+            do {
+                _ = try dlqProducer!.sendBlocking(topic: configuration.deadLetterTopic, key: message.key, value: message.value, headers: headers)
+                metrics.deadLettered(reason).increment()
+                return
+            } catch {
+                attempt += 1
+                logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)"])
+                if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
+                Thread.sleep(forTimeInterval: min(0.1 * Double(attempt), 5))
+            }
+        }
+    }
+
+    /// Connection loss, serialization failures and deadlocks: retry the whole batch.
+    static func isTransient(_ error: PGError) -> Bool {
+        guard let state = error.sqlState else { return true }
+        return state.hasPrefix("08") || state == "40001" || state == "40P01" || state.hasPrefix("57") || state.hasPrefix("53")
+    }
+}
+
+/// Thrown by `afterDatabaseCommit` hooks in tests to simulate a crash.
+public struct SimulatedCrash: Error {
+    public init() {}
+}

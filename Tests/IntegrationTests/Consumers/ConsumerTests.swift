@@ -1,0 +1,102 @@
+import Consumers
+import Foundation
+import KafkaClient
+import Logging
+import PostgresClient
+import Schema
+import Synchronization
+import Testing
+
+@Suite("Consumers apply effects exactly once")
+struct ConsumerTests {
+    @Test("the same message delivered three times applies its effect once")
+    func triplicate() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let seed = try await bookSeats(db, count: 5)
+            // A payment too, so both handlers run.
+            let user = seed.users[0]
+            let booking = try await db.query("SELECT booking_id FROM booking WHERE user_id = $1", [.int(user.userId)]).single().int64("booking_id")
+            _ = try await BookingFacade().pay(on: db, bookingId: booking, userId: user.userId, token: user.token)
+            let rows = try await produceOutboxRows(ctx, db, times: 3)
+            let consumer = try RunningConsumer.start(ctx, batchSize: 1)
+            #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.duplicates == rows * 3 })
+            try await consumer.stop()
+            #expect(consumer.service.totals.applied == rows)
+            #expect(consumer.service.totals.duplicates == rows * 2)
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 5)
+            #expect(try await count(db, "SELECT count(*) AS n FROM payment_ledger") == 1)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status <> 'COMPLETE'") == 0)
+            #expect(try await db.query("SELECT status FROM wait_token WHERE user_id = $1", [.int(user.userId)]).single().string("status") == "EXPIRED")
+        }
+    }
+
+    @Test("killed between the database commit and the offset commit, a restarted consumer applies nothing twice")
+    func crashBeforeOffsetCommit() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 40)
+            _ = try await produceOutboxRows(ctx, db)
+            let first = try RunningConsumer.start(ctx, batchSize: 10, afterDatabaseCommit: { throw SimulatedCrash() })
+            await #expect(throws: SimulatedCrash.self) { try await first.task.value }
+            let appliedBeforeCrash = try await count(db, "SELECT count(*) AS n FROM booking_record")
+            #expect(appliedBeforeCrash > 0)
+
+            let second = try RunningConsumer.start(ctx, batchSize: 10)
+            #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 40 })
+            #expect(await eventually { second.service.totals.duplicates >= appliedBeforeCrash })
+            try await second.stop()
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 40)
+            #expect(second.service.totals.applied == 40 - appliedBeforeCrash)
+        }
+    }
+
+    @Test("two consumers in one group share the partitions and together apply every effect once")
+    func twoMembers() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 300)
+            let a = try RunningConsumer.start(ctx, batchSize: 16)
+            let b = try RunningConsumer.start(ctx, batchSize: 16)
+            // Let both join before traffic so the partitions are split.
+            #expect(await eventually(timeout: .seconds(20)) { a.service.totals.applied >= 0 && b.service.totals.applied >= 0 })
+            try await Task.sleep(for: .seconds(4))
+            _ = try await produceOutboxRows(ctx, db)
+            #expect(await eventually(timeout: .seconds(60)) { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 300 })
+            try await a.stop()
+            try await b.stop()
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 300)
+            #expect(a.service.totals.applied + b.service.totals.applied == 300)
+            #expect(a.service.totals.applied > 0 && b.service.totals.applied > 0, "a=\(a.service.totals) b=\(b.service.totals)")
+        }
+    }
+
+    @Test("a poison message lands in the dead-letter topic with error headers, and the next message is processed")
+    func poison() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 1)
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:x".utf8), value: Array("{not json".utf8),
+                                        headers: [("outbox-id", Array("999".utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:y".utf8), value: Array("{}".utf8),
+                                        headers: [("outbox-type", Array("NO_SUCH_TYPE".utf8))])
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:z".utf8),
+                                        value: Array(#"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":424242}"#.utf8),
+                                        headers: [("outbox-type", Array("BOOK_SAVE".utf8))])
+            producer.close()
+            _ = try await produceOutboxRows(ctx, db)
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 1 })
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 3)
+            try await consumer.stop()
+            #expect(dead.count == 3)
+            let reasons = Set(dead.compactMap { $0.headerString("outbox-dlq-reason") })
+            #expect(reasons == ["unparseable", "unknown_type", "missing_outbox_row"])
+            #expect(dead.allSatisfy { $0.headerString("outbox-dlq-original-topic") == "BOOK_SAVE" && $0.headerString("outbox-dlq-error") != nil })
+            #expect(consumer.service.totals.deadLettered == 3)
+            #expect(consumer.service.totals.applied == 1)
+        }
+    }
+}
