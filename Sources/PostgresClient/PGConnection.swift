@@ -96,7 +96,16 @@ public final class PGConnection: Sendable {
     /// Blocks this connection's queue until a notification arrives, `timeout` passes, or
     /// `wakeFD` becomes readable; returns the notifications received (possibly none).
     public func waitForNotifications(timeout: Duration, wakeFD: Int32 = -1) async throws -> [PGNotification] {
-        try await run { handle in
+        try await run { handle in try PGConnection.waitForNotifications(handle, timeout: timeout, wakeFD: wakeFD) }
+    }
+
+    /// Blocking form of `waitForNotifications`, for dedicated threads only.
+    public func waitForNotificationsBlocking(timeout: Duration, wakeFD: Int32 = -1) throws -> [PGNotification] {
+        try queue.sync { try PGConnection.waitForNotifications(handle, timeout: timeout, wakeFD: wakeFD) }
+    }
+
+    private static func waitForNotifications(_ handle: LibPQHandle, timeout: Duration, wakeFD: Int32) throws -> [PGNotification] {
+        do {
             var collected = try PGConnection.drainNotifications(handle)
             if !collected.isEmpty { return collected }
             let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)

@@ -258,12 +258,47 @@ final class Publisher: @unchecked Sendable {
 
     /// Sends a dead-letter copy and waits for its report (dead-letter thread only).
     func sendBlocking(topic: String, key: [UInt8], value: [UInt8], headers: [(String, [UInt8])]) throws {
-        condition.lock()
-        let producer = self.producer
-        condition.unlock()
-        guard let producer else { throw SessionRestart(reason: "the Kafka producer is being recreated") }
+        guard let producer = currentProducer else { throw SessionRestart(reason: "the Kafka producer is being recreated") }
         _ = try producer.sendBlocking(topic: topic, key: key, value: value, headers: headers)
     }
+
+    /// Sends messages outside the capture stream (the sweeper's resends) and waits for all
+    /// their reports; element i of the result is message i's error, nil when delivered.
+    func sendAll(_ messages: [OutgoingMessage]) async -> [KafkaError?] {
+        guard let producer = currentProducer else {
+            return messages.map { _ in KafkaError(code: .closed, message: "the Kafka producer is being recreated") }
+        }
+        return await withTaskGroup(of: (Int, KafkaError?).self) { group in
+            for (index, message) in messages.enumerated() {
+                group.addTask {
+                    do {
+                        _ = try await producer.send(topic: message.topic, key: message.key, value: message.value, headers: message.headers)
+                        return (index, nil)
+                    } catch let error as KafkaError {
+                        return (index, error)
+                    } catch {
+                        return (index, KafkaError(code: .delivery, message: "\(error)"))
+                    }
+                }
+            }
+            var results = [KafkaError?](repeating: nil, count: messages.count)
+            for await (index, error) in group { results[index] = error }
+            return results
+        }
+    }
+
+    private var currentProducer: KafkaProducer? {
+        condition.lock()
+        defer { condition.unlock() }
+        return producer
+    }
+}
+
+struct OutgoingMessage: Sendable {
+    var topic: String
+    var key: [UInt8]
+    var value: [UInt8]
+    var headers: [(String, [UInt8])]
 }
 
 /// The capture session must start over from the slot (producer fatal error, unexpected

@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 import PGOutput
 import PostgresClient
-import RelayCore
+public import RelayCore
 import Synchronization
 
 /// The relay: runs the configured capture mode on a dedicated thread, reconnecting with
@@ -17,11 +17,21 @@ public final class RelayService: Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let wakeHook = Mutex<(@Sendable () -> Void)?>(nil)
 
-    public init(configuration: RelayConfiguration, logger: Logger, metrics: RelayMetrics = RelayMetrics()) throws(RelayError) {
+    /// Present when the sweeper runs alongside the capture.
+    public let sweeper: Sweeper?
+
+    public init(configuration: RelayConfiguration, sweeper policy: SweeperPolicy? = SweeperPolicy(), retention: Duration? = nil,
+                logger: Logger, metrics: RelayMetrics = RelayMetrics()) throws(RelayError) {
         try configuration.validate()
+        if let policy {
+            do throws(PolicyError) { try policy.validate() } catch {
+                throw RelayError(.invalidConfiguration, "\(error).", fix: "see `outbox-relay run --help` for the sweeper settings")
+            }
+        }
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
+        self.sweeper = policy.map { Sweeper(policy: $0, retention: retention, configuration: configuration, logger: logger, metrics: metrics) }
     }
 
     /// Asks the relay to finish the transaction in hand, wait for its deliveries, confirm
@@ -33,22 +43,26 @@ public final class RelayService: Sendable {
 
     public var isStopping: Bool { stopFlag.load(ordering: .acquiring) }
 
-    /// Runs until `stop()` (returns) or a halting error (throws).
+    /// Runs until `stop()` (returns) or a halting error (throws). The sweeper, when
+    /// configured, runs alongside and shares the producer.
     public func run() async throws {
+        let publisher = try Publisher(configuration: configuration, logger: logger, metrics: metrics, health: health)
+        let sweepTask = sweeper.map { sweeper in Task { await sweeper.run(publisher: publisher) } }
+        let monitorTask = Task { await monitorSlotLag() }
         let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
             BlockingThread { [self] in
-                continuation.resume(returning: Result { try runBlocking() })
+                continuation.resume(returning: Result { try runCapture(publisher: publisher) })
             }.start()
         }
+        sweepTask?.cancel()
+        monitorTask.cancel()
+        await sweepTask?.value
+        publisher.close()
+        health.set(health.current.state == .halted ? .halted : .stopped)
         try outcome.get()
     }
 
-    private func runBlocking() throws {
-        let publisher = try Publisher(configuration: configuration, logger: logger, metrics: metrics, health: health)
-        defer {
-            publisher.close()
-            health.set(health.current.state == .halted ? .halted : .stopped)
-        }
+    private func runCapture(publisher: Publisher) throws {
         switch configuration.capture {
         case .stream:
             let capture = StreamCapture(configuration: configuration, publisher: publisher, logger: logger, metrics: metrics,
@@ -60,6 +74,23 @@ public final class RelayService: Sendable {
                                         health: health, stopRequested: { [self] in isStopping })
             wakeHook.withLock { $0 = { capture.wake() } }
             try superviseSessions(publisher: publisher) { try capture.runSession() }
+        }
+    }
+
+    /// Samples the slot's lag (bytes of WAL it still holds) for the metric, every 5 s.
+    private func monitorSlotLag() async {
+        var connection: PGConnection?
+        while !Task.isCancelled && !isStopping {
+            do {
+                if connection == nil { connection = try await PGConnection.connect(configuration.databaseURL, applicationName: "\(configuration.applicationName)-monitor") }
+                let rows = try await connection!.query("""
+                    SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag FROM pg_replication_slots WHERE slot_name = $1
+                    """, [.text(configuration.slotName)]).rows
+                if let lag = try rows.first?.optionalInt64("lag") { metrics.slotLagBytes.record(lag) }
+            } catch {
+                connection = nil
+            }
+            try? await Task.sleep(for: .seconds(5))
         }
     }
 

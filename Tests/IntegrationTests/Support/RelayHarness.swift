@@ -12,16 +12,17 @@ struct RunningRelay: Sendable {
     let task: Task<Void, any Error>
 
     static func start(_ ctx: TestContext, slot: String? = nil, capture: CaptureMode = .stream,
+                      sweeper: SweeperPolicy? = nil, bootstrapServers: String? = nil,
                       configure: (inout RelayConfiguration) -> Void = { _ in }) throws -> RunningRelay {
         var configuration = RelayConfiguration(databaseURL: ctx.databaseURL,
-                                               kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
+                                               kafka: KafkaConfiguration(bootstrapServers: bootstrapServers ?? ctx.bootstrapServers))
         configuration.slotName = slot ?? ctx.slotName
         configuration.capture = capture
         configuration.spillDirectory = NSTemporaryDirectory()
         configure(&configuration)
         var logger = Logger(label: "relay-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let service = try RelayService(configuration: configuration, logger: logger)
+        let service = try RelayService(configuration: configuration, sweeper: sweeper, logger: logger)
         let task = Task { try await service.run() }
         return RunningRelay(service: service, task: task)
     }

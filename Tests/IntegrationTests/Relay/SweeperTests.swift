@@ -1,0 +1,113 @@
+import Foundation
+import KafkaClient
+import Logging
+import PostgresClient
+@testable import Relay
+import RelayCore
+import Testing
+
+@Suite("Sweeper")
+struct SweeperTests {
+    static let fast = SweeperPolicy(interval: .milliseconds(200), minimumAge: .milliseconds(500), maxAttempts: 3,
+                                    backoffBase: .milliseconds(300), backoffCap: .seconds(2), batchSize: 100)
+
+    func makePublisher(_ ctx: TestContext) throws -> (Publisher, RelayConfiguration) {
+        let configuration = RelayConfiguration(databaseURL: ctx.databaseURL, kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
+        let publisher = try Publisher(configuration: configuration, logger: Logger(label: "sweeper-test"), metrics: RelayMetrics(), health: RelayHealth())
+        return (publisher, configuration)
+    }
+
+    @Test("a row nobody consumes is re-sent with backoff, then marked DEAD and dead-lettered after the maximum attempts")
+    func resendThenDead() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let relay = try RunningRelay.start(ctx, sweeper: Self.fast)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let id = try await Outbox_insertOne(db, topic: "UNREAD", key: "k1", payload: #"{"a":1}"#)
+            // The relay's publish plus three sweeper sends would be 4; attempts stop at 3 then DEAD.
+            #expect(await eventually(timeout: .seconds(30)) {
+                (try? await db.query("SELECT status FROM outbox WHERE outbox_id = $1", [.int(id)]).single().string("status")) == "DEAD"
+            })
+            let row = try await db.query("SELECT attempts, last_error FROM outbox WHERE outbox_id = $1", [.int(id)]).single()
+            #expect(try row.int("attempts") == 3)
+            #expect(try row.optionalString("last_error")?.hasPrefix("max_attempts_exceeded") == true)
+            let sent = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["UNREAD"], count: 4)
+            #expect(sent.count == 4, "one relay publish and three resends")
+            #expect(sent.allSatisfy { $0.headerString("outbox-id") == String(id) && $0.valueString == #"{"a": 1}"# })
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.dlq"], count: 1)
+            #expect(dead.first?.headerString("outbox-dlq-reason") == "max_attempts_exceeded")
+            #expect(dead.first?.headerString("outbox-id") == String(id))
+            try await relay.stop()
+        }
+    }
+
+    @Test("rows already COMPLETE or PUBLISHED are never re-sent; the claim query uses the partial index")
+    func completeNeverResent() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await db.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload, status, created_at)
+                SELECT 'T', 'k' || g, 'T', '{}', CASE WHEN g % 2 = 0 THEN 'COMPLETE' ELSE 'PUBLISHED' END, now() - interval '1 hour'
+                FROM generate_series(1, 200) g
+                """)
+            let (publisher, configuration) = try makePublisher(ctx)
+            defer { publisher.close() }
+            let sweeper = Sweeper(policy: Self.fast, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics())
+            let result = try await sweeper.sweep(on: db, publisher: publisher)
+            #expect(result.resent.isEmpty && result.dead.isEmpty)
+            try await db.query("ANALYZE outbox")
+            let plan = try await sweeper.explain(on: db)
+            print("sweeper claim plan:\n\(plan)")
+            #expect(plan.contains("outbox_init_created_at"), "\(plan)")
+        }
+    }
+
+    @Test("two sweepers at once never send the same row in the same round")
+    func concurrentSweepers() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await db.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload, created_at)
+                SELECT 'SWEEP', 'k' || (g % 10), 'T', jsonb_build_object('n', g), now() - interval '1 minute'
+                FROM generate_series(1, 1000) g
+                """)
+            let (publisher, configuration) = try makePublisher(ctx)
+            defer { publisher.close() }
+            var policy = Self.fast
+            policy.batchSize = 50
+            policy.backoffBase = .seconds(10)  // the production default
+            let sweepers = (0..<2).map { _ in Sweeper(policy: policy, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics()) }
+            let results = try await withThrowingTaskGroup(of: Sweeper.RoundResult.self) { group in
+                for sweeper in sweepers {
+                    group.addTask { try await sweeper.sweep(on: try await ctx.connect(), publisher: publisher) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let a = Set(results[0].resent), b = Set(results[1].resent)
+            #expect(a.isDisjoint(with: b))
+            #expect(a.count + b.count == 1_000)
+            #expect(!a.isEmpty && !b.isEmpty, "both sweepers took part: \(a.count) / \(b.count)")
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE attempts = 1") == 1_000)
+        }
+    }
+
+    @Test("retention deletes old COMPLETE rows in small batches and keeps everything else")
+    func retention() async throws {
+        try await withTestContext(broker: true) { ctx in
+            let db = try await ctx.migrated()
+            try await db.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload, status, created_at)
+                SELECT 'T', 'k', 'T', '{}', CASE WHEN g <= 2500 THEN 'COMPLETE' ELSE 'INIT' END,
+                       now() - CASE WHEN g <= 2000 OR g > 2500 THEN interval '10 days' ELSE interval '1 hour' END
+                FROM generate_series(1, 3000) g
+                """)
+            let (publisher, configuration) = try makePublisher(ctx)
+            defer { publisher.close() }
+            let sweeper = Sweeper(policy: Self.fast, retention: .seconds(7 * 86_400), retentionBatch: 300, configuration: configuration,
+                                  logger: Logger(label: "t"), metrics: RelayMetrics())
+            #expect(try await sweeper.deleteExpired(on: db, olderThan: .seconds(7 * 86_400)) == 2_000)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 500)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT'") == 500)
+        }
+    }
+}
