@@ -1,0 +1,69 @@
+import EphemeralServers
+import Foundation
+import KafkaClient
+import PGOutput
+import PostgresClient
+import Relay
+import Testing
+
+@Suite("Notify capture mode")
+struct NotifyRelayTests {
+    @Test("the same workload through stream and notify modes gives identical Kafka contents")
+    func identicalToStream() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await NotifyTrigger.install(on: db, channel: "outbox_relay")
+            try await NotifyTrigger.install(on: db, channel: "outbox_relay")  // idempotent
+            #expect(try await NotifyTrigger.isInstalled(on: db))
+            let secondBroker = try await TansuBroker.start()
+            defer { secondBroker.stop() }
+            let stream = try RunningRelay.start(ctx, slot: ctx.slotName + "_s")
+            let notify = try RunningRelay.start(ctx, slot: ctx.slotName + "_n", capture: .notify, bootstrapServers: secondBroker.bootstrapServers)
+            #expect(await eventually { stream.service.health.current.state == .streaming && notify.service.health.current.state == .streaming })
+
+            try await insertOutboxRows(db, transactions: 300, rowsPerTransaction: 1, keys: 20)
+            try await insertOutboxRows(db, transactions: 2, rowsPerTransaction: 3_000, keys: 20)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<3 {
+                    group.addTask { try await insertOutboxRows(try await ctx.connect(), transactions: 40, rowsPerTransaction: 5, keys: 20) }
+                }
+                try await group.waitForAll()
+            }
+            let total = 300 + 6_000 + 600
+            let a = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: total)
+            let b = try await readMessages(bootstrapServers: secondBroker.bootstrapServers, topics: ["BOOK_SAVE"], count: total)
+            #expect(a.count == total && b.count == total)
+            func summary(_ messages: [KafkaMessage]) -> [String: [String]] {
+                // key -> ordered "id|value" list: ids, keys, values and per-key order at once.
+                Dictionary(grouping: messages, by: \.keyString).mapValues { $0.map { "\($0.headerString("outbox-id") ?? "")|\($0.valueString)" } }
+            }
+            #expect(summary(a) == summary(b))
+            try await stream.stop()
+            try await notify.stop()
+        }
+    }
+
+    @Test("killing the LISTEN connection mid-run loses nothing")
+    func listenerKilled() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await NotifyTrigger.install(on: db)
+            let relay = try RunningRelay.start(ctx, capture: .notify)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            try await insertOutboxRows(db, transactions: 100, rowsPerTransaction: 2)
+            let killed = try await db.query("""
+                SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name = 'outbox-relay-listen'
+                """).single().int("n")
+            #expect(killed == 1)
+            try await insertOutboxRows(db, transactions: 100, rowsPerTransaction: 2)
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 400, timeout: .seconds(60))
+            #expect(Set(messages.compactMap { $0.headerString("outbox-id") }).count == 400)
+            try await relay.stop()
+            // Stream mode needs no trigger: removing it is idempotent too.
+            try await NotifyTrigger.remove(on: db)
+            try await NotifyTrigger.remove(on: db)
+            #expect(try await !NotifyTrigger.isInstalled(on: db))
+        }
+    }
+}
