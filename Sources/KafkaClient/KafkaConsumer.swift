@@ -18,6 +18,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         "heartbeat.interval.ms": "1000",
         "fetch.wait.max.ms": "10",             // low latency: the broker answers a fetch within 10 ms
         "queued.max.messages.kbytes": "16384",  // bounded prefetch memory
+        "topic.metadata.refresh.interval.ms": "5000",  // notice newly created topics within seconds
     ]
 
     private let handle: RDKafkaHandle
@@ -132,6 +133,41 @@ public final class KafkaConsumer: @unchecked Sendable {
             var low: Int64 = 0, high: Int64 = 0
             guard rd_kafka_query_watermark_offsets(handle.rk, e.topic, e.partition, &low, &high, ms) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
             let position = e.offset >= 0 ? e.offset : low
+            total += max(0, high - position)
+        }
+        return total
+    }
+
+    /// Lag of this consumer's group on `topics` without joining it: committed offsets
+    /// against high watermarks, per partition from the cluster metadata. nil entries mean
+    /// the group has no committed offset there yet (the whole partition is lag).
+    public func groupLag(topics: [String], timeout: Duration = .seconds(5)) throws(KafkaError) -> Int64 {
+        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        var partitions: [TopicPartition] = []
+        for topic in topics {
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let rkt = rd_kafka_topic_new(handle.rk, topic, nil)
+            defer { rd_kafka_topic_destroy(rkt) }
+            let err = rd_kafka_metadata(handle.rk, 0, rkt, &metadata, ms)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError(code: .unreachable, err: err, context: "reading metadata for \(topic)")
+            }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            for t in 0..<Int(metadata.pointee.topic_cnt) {
+                let md = metadata.pointee.topics[t]
+                for p in 0..<Int(md.partition_cnt) {
+                    partitions.append(TopicPartition(topic: String(cString: md.topic), partition: md.partitions[p].id))
+                }
+            }
+        }
+        guard !partitions.isEmpty else { return 0 }
+        let committed = try committed(partitions, timeout: timeout)
+        var total: Int64 = 0
+        for tp in partitions {
+            var low: Int64 = 0, high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(handle.rk, tp.topic, tp.partition, &low, &high, ms)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: .unreachable, err: err, context: "reading watermarks") }
+            let position = committed[tp].flatMap { $0 >= 0 ? $0 : nil } ?? low
             total += max(0, high - position)
         }
         return total

@@ -190,6 +190,25 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Asks for metadata of `topics`, which makes brokers with auto-creation enabled create
+    /// them now instead of at the first message (so consumers can join right away).
+    public func requestTopicMetadata(_ topics: [String], timeout: Duration = .seconds(5)) async {
+        let handle = self.handle
+        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                for topic in topics {
+                    let rkt = rd_kafka_topic_new(handle.rk, topic, nil)
+                    var metadata: UnsafePointer<rd_kafka_metadata>?
+                    _ = rd_kafka_metadata(handle.rk, 0, rkt, &metadata, ms)
+                    if let metadata { rd_kafka_metadata_destroy(metadata) }
+                    rd_kafka_topic_destroy(rkt)
+                }
+                continuation.resume()
+            }
+        }
+    }
+
     private let closed = Atomic<Bool>(false)
 
     /// Flushes for up to `timeout`, stops the poller and destroys the producer.

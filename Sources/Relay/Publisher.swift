@@ -165,7 +165,7 @@ final class Publisher: @unchecked Sendable {
             do {
                 try producer.produce(topic: topic, key: row.key, value: row.payload, headers: headers, token: token)
                 return
-            } catch let error as KafkaError where error.code == .queueFull {
+            } catch where error.code == .queueFull {
                 // librdkafka's own bound: wait for deliveries to make room.
                 try whileBlocked()
                 Thread.sleep(forTimeInterval: 0.002)
@@ -246,6 +246,7 @@ final class Publisher: @unchecked Sendable {
         condition.broadcast()
         if published, accepted {
             metrics.published.increment()
+            health.notePublished()
             if let commitTime, commitTime > 0 {
                 let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
                 let latency = nowMicros - PostgresEpoch.toUnixMicroseconds(commitTime)

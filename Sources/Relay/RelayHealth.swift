@@ -12,6 +12,12 @@ public final class RelayHealth: Sendable {
     private let lastAckNanos = Atomic<Int64>(0)
     private let lastProgressNanos = Atomic<Int64>(0)
     private let inFlight = Atomic<Int>(0)
+    private let publishedTotal = Atomic<Int>(0)
+
+    /// Rows acknowledged by the broker since start (the demo's progress line reads it).
+    public var published: Int { publishedTotal.load(ordering: .relaxed) }
+    public var eventsInFlight: Int { inFlight.load(ordering: .relaxed) }
+    func notePublished() { publishedTotal.add(1, ordering: .relaxed) }
 
     public init() {}
 

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Consumers
+import Logging
+import ServiceLifecycle
+
+struct Consume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the BOOK_SAVE / PAYMENT_SAVE consumers: apply each effect exactly once, dead-letter poison messages.",
+        discussion: "SIGTERM or SIGINT: apply and commit the batch in hand, leave the group, exit 0.")
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var http: HTTPOptions
+    @OptionGroup var set: SetOptions
+
+    @Option(name: .customLong("group-id"), help: "Consumer group (default outbox-consumers).")
+    var groupID: String?
+    @Option(name: .customLong("batch-size"), help: "Messages per database transaction (default 256; 1 disables batching).")
+    var batchSize: String?
+
+    func run() async throws {
+        var extra = try set.flags().merging(http.flags) { $1 }
+        extra["group-id"] = groupID ?? extra["group-id"]
+        extra["batch-size"] = batchSize ?? extra["batch-size"]
+        let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
+        Observability.bootstrap(logLevel: try resolved.logLevel())
+        let logger = Logger(label: "outbox-consumers")
+        let configuration = try resolved.consumer()
+        let (host, port) = try resolved.http()
+        try await Preflight.check(databaseURL: configuration.databaseURL, kafka: configuration.kafka, logger: logger)
+        let consumer = try ConsumerService(configuration: configuration, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: ConsumerRunner(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
+                  failureTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        if port != 0 {
+            let server = try await HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true }).makeServer()
+            services.append(.init(service: HTTPRunner(server: server)))
+        }
+        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+}

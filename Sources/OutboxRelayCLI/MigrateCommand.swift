@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PostgresClient
+import Relay
+import Schema
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending schema migrations (safe to run concurrently and repeatedly); set up the capture mode's trigger; optionally grant least-privilege roles.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "notify installs the statement-level NOTIFY trigger; stream (default) removes it so writers pay nothing.")
+    var capture: String?
+    @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants.")
+    var grantRoles = false
+    @Option(name: .customLong("relay-role"), help: "Relay role for --grant-roles (default outbox_relay).")
+    var relayRole = "outbox_relay"
+    @Option(name: .customLong("consumer-role"), help: "Consumer role for --grant-roles (default outbox_consumer).")
+    var consumerRole = "outbox_consumer"
+
+    func run() async throws {
+        let resolved = ResolvedConfiguration(settings: try connection.settings(extra: capture.map { ["capture": $0] } ?? [:]))
+        let mode = try resolved.choice("capture", default: "stream", ["stream", "notify"])
+        let db: PGConnection
+        do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
+            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.")
+        }
+        let report = try await MigrationRunner().run(on: db)
+        print(report.applied.isEmpty ? "schema up to date (\(report.alreadyApplied) migrations applied earlier)"
+                                     : "applied: \(report.applied.joined(separator: ", "))")
+        if mode == "notify" {
+            try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: "outbox_relay"))
+            print("notify trigger installed")
+        } else {
+            try await NotifyTrigger.remove(on: db)
+            print("stream capture: no trigger on outbox")
+        }
+        if grantRoles {
+            let env = ProcessInfo.processInfo.environment
+            try await SchemaRoles(relayRole: relayRole, consumerRole: consumerRole)
+                .apply(on: db, relayPassword: env["OUTBOX_ROLE_RELAY_PASSWORD"], consumerPassword: env["OUTBOX_ROLE_CONSUMER_PASSWORD"])
+            print("roles \(relayRole) and \(consumerRole) granted")
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import Consumers
+import Foundation
+import KafkaClient
+import Logging
+import PostgresClient
+import Relay
+import RelayCore
+
+/// Turns resolved settings into the library configurations, validating everything up
+/// front; every failure is a `ValidationError` that names the setting and the fix.
+struct ResolvedConfiguration {
+    let settings: Settings
+
+    func require(_ body: () throws -> Void) throws {
+        do { try body() } catch let error as SettingsError { throw ValidationError(error.description) }
+    }
+
+    var databaseURL: String {
+        get throws {
+            guard let url = settings.optionalString("database-url") else {
+                throw ValidationError("database-url is not set. Fix: pass --database-url postgres://user@host:5432/db, or set OUTBOX_RELAY_DATABASE_URL, or add database-url to the config file.")
+            }
+            return url
+        }
+    }
+
+    func kafka(clientID: String) throws -> KafkaConfiguration {
+        var properties: [String: String] = [:]
+        do { properties = try settings.map("kafka-properties") } catch { throw ValidationError(error.description) }
+        let protocolName = try choice("kafka-security-protocol", default: "plaintext", ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"])
+        properties["security.protocol"] = protocolName
+        if let mechanism = settings.optionalString("kafka-sasl-mechanism") { properties["sasl.mechanisms"] = mechanism }
+        if let user = settings.optionalString("kafka-sasl-username") { properties["sasl.username"] = user }
+        if let password = settings.optionalString("kafka-sasl-password") { properties["sasl.password"] = password }
+        if let ca = settings.optionalString("kafka-ssl-ca-location") { properties["ssl.ca.location"] = ca }
+        if protocolName.hasPrefix("sasl"), properties["sasl.username"] == nil {
+            throw ValidationError("kafka-security-protocol is \(protocolName) but kafka-sasl-username is not set. Fix: set kafka-sasl-username and kafka-sasl-password (OUTBOX_RELAY_KAFKA_SASL_PASSWORD).")
+        }
+        let servers = settings.string("kafka-bootstrap-servers", default: "127.0.0.1:9092")
+        for server in servers.split(separator: ",") where !server.contains(":") {
+            throw ValidationError("kafka-bootstrap-servers entry \"\(server)\" has no port. Fix: use host:port, e.g. broker:9092.")
+        }
+        return KafkaConfiguration(bootstrapServers: servers, clientID: clientID, properties: properties)
+    }
+
+    func relay() throws -> RelayConfiguration {
+        var routes: [String: String] = [:]
+        do { routes = try settings.map("topic-routes") } catch { throw ValidationError(error.description) }
+        let router: TopicRouter
+        do {
+            router = try TopicRouter(routes: routes, allowList: Set(settings.list("topic-allow-list")),
+                                     deadLetterTopic: settings.string("dead-letter-topic", default: "outbox.dlq"))
+        } catch { throw ValidationError("\(error). Fix: correct topic-routes, topic-allow-list or dead-letter-topic.") }
+        var c = RelayConfiguration(databaseURL: try databaseURL, kafka: try kafka(clientID: "outbox-relay"), router: router)
+        try require {
+            c.capture = CaptureMode(rawValue: try settings.choice("capture", default: "stream", among: CaptureMode.allCases.map(\.rawValue)))!
+            c.slotName = settings.string("slot", default: c.slotName)
+            c.publication = settings.string("publication", default: c.publication)
+            c.createSlot = try settings.bool("create-slot", default: true)
+            c.maxInFlightEvents = try settings.int("max-in-flight", default: c.maxInFlightEvents, range: 1...1_000_000)
+            c.maxInFlightBytes = try settings.bytes("max-in-flight-bytes", default: c.maxInFlightBytes)
+            c.streamingMemoryBytes = try settings.bytes("streaming-memory", default: c.streamingMemoryBytes)
+            c.spillDirectory = settings.string("spill-dir", default: ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+            c.statusInterval = try settings.duration("status-interval", default: c.statusInterval)
+            c.drainTimeout = try settings.duration("drain-timeout", default: c.drainTimeout)
+            c.notifyChannel = settings.string("notify-channel", default: c.notifyChannel)
+            c.notifyFallbackInterval = try settings.duration("notify-fallback-interval", default: c.notifyFallbackInterval)
+        }
+        do { try c.validate() } catch { throw ValidationError(error.description) }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: c.spillDirectory, isDirectory: &isDirectory), isDirectory.boolValue,
+              FileManager.default.isWritableFile(atPath: c.spillDirectory) else {
+            throw ValidationError("spill-dir \(c.spillDirectory) is not a writable directory. Fix: create it or point spill-dir elsewhere.")
+        }
+        return c
+    }
+
+    func sweeper() throws -> (policy: SweeperPolicy?, retention: Duration?) {
+        var policy = SweeperPolicy()
+        var enabled = true
+        var retention: Duration = .seconds(7 * 86_400)
+        try require {
+            enabled = try settings.bool("sweeper", default: true)
+            policy.interval = try settings.duration("sweeper-interval", default: policy.interval)
+            policy.minimumAge = try settings.duration("sweeper-min-age", default: policy.minimumAge)
+            policy.maxAttempts = try settings.int("sweeper-max-attempts", default: policy.maxAttempts, range: 1...1_000)
+            policy.backoffBase = try settings.duration("sweeper-backoff", default: policy.backoffBase)
+            policy.backoffCap = try settings.duration("sweeper-backoff-max", default: policy.backoffCap)
+            policy.batchSize = try settings.int("sweeper-batch", default: policy.batchSize, range: 1...10_000)
+            retention = try settings.duration("retention", default: retention)
+        }
+        do { try policy.validate() } catch { throw ValidationError("\(error). Fix: see `outbox-relay run --help`.") }
+        return (enabled ? policy : nil, retention == .zero ? nil : retention)
+    }
+
+    func consumer() throws -> ConsumerConfiguration {
+        var c = ConsumerConfiguration(databaseURL: try databaseURL, kafka: try kafka(clientID: "outbox-consumers"))
+        try require {
+            c.groupID = settings.string("group-id", default: c.groupID)
+            c.batchSize = try settings.int("batch-size", default: c.batchSize, range: 1...10_000)
+            c.deadLetterTopic = settings.string("consumer-dead-letter-topic", default: c.deadLetterTopic)
+        }
+        do { try c.validate() } catch { throw ValidationError(error.description) }
+        return c
+    }
+
+    func http() throws -> (host: String, port: Int) {
+        var port = 9187
+        try require { port = try settings.int("http-port", default: 9187, range: 0...65_535) }
+        return (settings.string("http-host", default: "127.0.0.1"), port)
+    }
+
+    func logLevel() throws -> Logger.Level {
+        let text = try choice("log-level", default: "info", ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        return Logger.Level(rawValue: text)!
+    }
+
+    func choice(_ name: String, default fallback: String, _ options: [String]) throws -> String {
+        do { return try settings.choice(name, default: fallback, among: options) } catch { throw ValidationError(error.description) }
+    }
+
+    /// Every setting with its value and origin; secrets redacted. Safe to log.
+    var redactedDescription: String {
+        SettingsCatalog.all.map { spec in
+            let origin = settings.origin(spec.name)
+            var value = settings.raw(spec.name) ?? spec.defaultText
+            if spec.name == "database-url", let raw = settings.raw(spec.name) { value = ConnectionTarget.redact(raw) }
+            else if spec.secret, settings.raw(spec.name) != nil { value = "<redacted>" }
+            return "\(spec.name) = \(value)  (\(origin))"
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,54 @@
+/// Every setting the CLI understands: its name (flag `--name`, environment
+/// `OUTBOX_RELAY_NAME`, config-file key `name`), default and meaning. The README's
+/// configuration reference mirrors this table.
+struct SettingSpec {
+    let name: String
+    let defaultText: String
+    let help: String
+    var secret = false
+}
+
+enum SettingsCatalog {
+    static let all: [SettingSpec] = [
+        SettingSpec(name: "database-url", defaultText: "(required)", help: "libpq URL or key=value string; TLS options such as sslmode=verify-full pass through", secret: true),
+        SettingSpec(name: "kafka-bootstrap-servers", defaultText: "127.0.0.1:9092", help: "Kafka brokers, host:port[,host:port]"),
+        SettingSpec(name: "kafka-security-protocol", defaultText: "plaintext", help: "plaintext, ssl, sasl_plaintext or sasl_ssl"),
+        SettingSpec(name: "kafka-sasl-mechanism", defaultText: "", help: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+        SettingSpec(name: "kafka-sasl-username", defaultText: "", help: "SASL user"),
+        SettingSpec(name: "kafka-sasl-password", defaultText: "", help: "SASL password", secret: true),
+        SettingSpec(name: "kafka-ssl-ca-location", defaultText: "", help: "CA bundle for broker TLS"),
+        SettingSpec(name: "kafka-properties", defaultText: "", help: "extra librdkafka properties, comma-separated key=value (e.g. linger.ms=5)", secret: true),
+        SettingSpec(name: "capture", defaultText: "stream", help: "stream (replication connection) or notify (LISTEN + SQL slot reads)"),
+        SettingSpec(name: "slot", defaultText: "outbox_relay", help: "logical replication slot name"),
+        SettingSpec(name: "publication", defaultText: "outbox_pub", help: "publication the slot decodes"),
+        SettingSpec(name: "create-slot", defaultText: "true", help: "create the slot and publication when missing"),
+        SettingSpec(name: "topic-routes", defaultText: "", help: "outbox topic to Kafka topic, comma-separated FROM=TO"),
+        SettingSpec(name: "topic-allow-list", defaultText: "", help: "only these Kafka topics may be published (comma-separated; empty allows all)"),
+        SettingSpec(name: "dead-letter-topic", defaultText: "outbox.dlq", help: "where unpublishable rows are copied"),
+        SettingSpec(name: "max-in-flight", defaultText: "10000", help: "events published but not yet acknowledged before WAL reading pauses"),
+        SettingSpec(name: "max-in-flight-bytes", defaultText: "8MiB", help: "bytes in flight before WAL reading pauses"),
+        SettingSpec(name: "streaming-memory", defaultText: "4MiB", help: "memory for in-progress streamed transactions before spilling to disk"),
+        SettingSpec(name: "spill-dir", defaultText: "$TMPDIR or /tmp", help: "where large streamed transactions spill"),
+        SettingSpec(name: "status-interval", defaultText: "1s", help: "standby status update interval"),
+        SettingSpec(name: "drain-timeout", defaultText: "30s", help: "how long SIGTERM waits for outstanding deliveries"),
+        SettingSpec(name: "notify-channel", defaultText: "outbox_relay", help: "LISTEN channel in notify mode"),
+        SettingSpec(name: "notify-fallback-interval", defaultText: "1s", help: "notify mode reads the slot at least this often"),
+        SettingSpec(name: "sweeper", defaultText: "true", help: "run the sweeper alongside the relay"),
+        SettingSpec(name: "sweeper-interval", defaultText: "20s", help: "how often the sweeper runs"),
+        SettingSpec(name: "sweeper-min-age", defaultText: "10s", help: "INIT rows older than this are re-sent"),
+        SettingSpec(name: "sweeper-max-attempts", defaultText: "10", help: "re-sends before a row becomes DEAD"),
+        SettingSpec(name: "sweeper-backoff", defaultText: "10s", help: "wait after the first re-send, doubling per attempt"),
+        SettingSpec(name: "sweeper-backoff-max", defaultText: "1h", help: "cap on the per-row backoff"),
+        SettingSpec(name: "sweeper-batch", defaultText: "500", help: "rows claimed per sweeper transaction"),
+        SettingSpec(name: "retention", defaultText: "7d", help: "delete COMPLETE rows older than this (0 keeps them)"),
+        SettingSpec(name: "group-id", defaultText: "outbox-consumers", help: "consumer group"),
+        SettingSpec(name: "batch-size", defaultText: "256", help: "messages applied per database transaction (1 disables batching)"),
+        SettingSpec(name: "consumer-dead-letter-topic", defaultText: "outbox.consumer.dlq", help: "where poison messages go"),
+        SettingSpec(name: "http-host", defaultText: "127.0.0.1", help: "address for /metrics, /healthz and /readyz"),
+        SettingSpec(name: "http-port", defaultText: "9187", help: "port for /metrics, /healthz and /readyz (0 disables)"),
+        SettingSpec(name: "log-level", defaultText: "info", help: "trace, debug, info, notice, warning, error or critical"),
+    ]
+
+    static let names = Set(all.map(\.name))
+    static func spec(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
+}

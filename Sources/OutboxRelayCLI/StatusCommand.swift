@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Logging
+import PostgresClient
+import RelayCore
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print slot lag, outbox counts and consumer lag; exit 2 when a threshold is crossed (usable as a check).")
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var set: SetOptions
+
+    @Option(help: "Slot to report (default outbox_relay).")
+    var slot: String?
+    @Option(name: .customLong("max-slot-lag"), help: "Fail when the slot holds more WAL than this (e.g. 1GiB).")
+    var maxSlotLag: String?
+    @Option(name: .customLong("max-oldest-init"), help: "Fail when the oldest INIT row is older than this (e.g. 5m).")
+    var maxOldestInit: String?
+    @Option(name: .customLong("max-dead"), help: "Fail when more rows than this are DEAD.")
+    var maxDead: Int?
+    @Option(name: .customLong("max-consumer-lag"), help: "Fail when the consumer group is more messages behind than this.")
+    var maxConsumerLag: Int?
+
+    func run() async throws {
+        var extra = try set.flags()
+        extra["slot"] = slot ?? extra["slot"]
+        let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
+        Observability.bootstrap(logLevel: .error)
+        let slotName = resolved.settings.string("slot", default: "outbox_relay")
+        let db: PGConnection
+        do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
+            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.")
+        }
+        var breaches: [String] = []
+
+        let slotRows = try await db.query("""
+            SELECT confirmed_flush_lsn::text AS confirmed, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag,
+                   active, wal_status FROM pg_replication_slots WHERE slot_name = $1
+            """, [.text(slotName)]).rows
+        if let row = slotRows.first {
+            let lag = try row.optionalInt64("lag") ?? 0
+            print("slot \(slotName): confirmed \(try row.optionalString("confirmed") ?? "-"), lag \(lag) bytes, active \(try row.bool("active")), wal_status \(try row.optionalString("wal_status") ?? "-")")
+            if let limitText = maxSlotLag {
+                guard let limit = Settings.parseBytes(limitText) else { throw ValidationError("--max-slot-lag \(limitText) is not a size (e.g. 1GiB).") }
+                if lag > limit { breaches.append("slot lag \(lag) bytes > \(limit)") }
+            }
+        } else {
+            print("slot \(slotName): missing")
+            breaches.append("slot \(slotName) does not exist")
+        }
+
+        let counts = try await db.query("""
+            SELECT count(*) FILTER (WHERE status = 'INIT') AS init, count(*) FILTER (WHERE status = 'PUBLISHED') AS published,
+                   count(*) FILTER (WHERE status = 'COMPLETE') AS complete, count(*) FILTER (WHERE status = 'DEAD') AS dead,
+                   COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'INIT')), 0)::float8 AS oldest
+            FROM outbox
+            """).single()
+        let oldest = try counts.double("oldest"), dead = try counts.int("dead")
+        print("outbox: INIT \(try counts.int("init")), PUBLISHED \(try counts.int("published")), COMPLETE \(try counts.int("complete")), DEAD \(dead); oldest INIT \(String(format: "%.1f", oldest)) s")
+        if let limitText = maxOldestInit {
+            guard let limit = Settings.parseDuration(limitText) else { throw ValidationError("--max-oldest-init \(limitText) is not a duration (e.g. 5m).") }
+            if oldest > limit.inSeconds { breaches.append("oldest INIT row is \(Int(oldest)) s old > \(limit)") }
+        }
+        if let maxDead, dead > maxDead { breaches.append("\(dead) DEAD rows > \(maxDead)") }
+
+        let consumerConfiguration = try resolved.consumer()
+        do {
+            let consumer = try KafkaConsumer(configuration: consumerConfiguration.kafka, groupID: consumerConfiguration.groupID,
+                                             logger: Logger(label: "status"))
+            defer { consumer.close() }
+            let lag = try consumer.groupLag(topics: consumerConfiguration.topics)
+            print("consumer group \(consumerConfiguration.groupID): lag \(lag) messages")
+            if let maxConsumerLag, lag > maxConsumerLag { breaches.append("consumer lag \(lag) > \(maxConsumerLag)") }
+        } catch {
+            print("consumer group \(consumerConfiguration.groupID): unknown (\(error))")
+            if maxConsumerLag != nil { breaches.append("consumer lag unavailable") }
+        }
+
+        if !breaches.isEmpty {
+            print("CHECK FAILED: " + breaches.joined(separator: "; "))
+            throw ExitCode(2)
+        }
+        print("OK")
+    }
+}
