@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "Consumers", "EphemeralServers", "PGOutput"],
+            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI"],
             swiftSettings: strict),
     ]
 )

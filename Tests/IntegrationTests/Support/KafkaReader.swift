@@ -7,7 +7,7 @@ import PostgresClient
 /// messages arrived or `timeout` passed. Counting messages, never watermarks: Tansu
 /// 0.6.0 reports high-water offsets wrongly.
 func readMessages(bootstrapServers: String, topics: [String], count: Int,
-                  timeout: Duration = .seconds(60)) async throws -> [KafkaMessage] {
+                  timeout: Duration = .seconds(60), idle: Duration? = nil) async throws -> [KafkaMessage] {
     try await runBlocking {
         let consumer = try KafkaConsumer(
             configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "test-reader"),
@@ -16,8 +16,14 @@ func readMessages(bootstrapServers: String, topics: [String], count: Int,
         try consumer.subscribe(topics)
         var messages: [KafkaMessage] = []
         let deadline = ContinuousClock.now + timeout
+        var last: ContinuousClock.Instant?
         while messages.count < count, ContinuousClock.now < deadline {
-            if let message = try consumer.poll(timeout: .milliseconds(200)) { messages.append(message) }
+            if let message = try consumer.poll(timeout: .milliseconds(200)) {
+                messages.append(message)
+                last = ContinuousClock.now
+            } else if let idle, let last, ContinuousClock.now - last > idle {
+                break  // the flow stopped: everything that was coming has come
+            }
         }
         return messages
     }
