@@ -104,7 +104,10 @@ final class NotifyCapture: @unchecked Sendable {
                         case .begin(let begin):
                             publisher.beginTransaction(commitTime: begin.commitTime)
                         case .insert(let relationID, _):
-                            guard let relation = decoder.relations[relationID], extractor.isOutbox(relation) else { return }
+                            guard let relation = decoder.relations[relationID] else {
+                                throw PGOutputError(.unknownRelation, "Insert for relation \(relationID) before its Relation message")
+                            }
+                            guard extractor.isOutbox(relation) else { return }
                             do {
                                 let outboxRow = try extractor.extract(relation: relation, tuple: decoder.newTuple, bytes: raw)
                                 try publisher.publish(outboxRow, whileBlocked: whileBlocked)

@@ -152,7 +152,10 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             publisher.beginTransaction(commitTime: begin.commitTime)
             insideTransaction = true
         case .insert(let relationID, let xid):
-            guard let relation = decoder.relations[relationID], extractor.isOutbox(relation) else { return }
+            guard let relation = decoder.relations[relationID] else {
+                throw PGOutputError(.unknownRelation, "Insert for relation \(relationID) before its Relation message")
+            }
+            guard extractor.isOutbox(relation) else { return }
             if decoder.inStreamBlock {
                 try buffer.append(xid: streamXid, subxid: xid ?? streamXid, message: bytes)
                 return
@@ -168,8 +171,10 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             insideTransaction = true
             let spilledBefore = buffer.bytesSpilled
             try buffer.commit(xid: xid) { message in
-                guard case .insert(let relationID, _) = try decoder.decode(message, streamed: true),
-                      let relation = decoder.relations[relationID] else { return }
+                guard case .insert(let relationID, _) = try decoder.decode(message, streamed: true) else { return }
+                guard let relation = decoder.relations[relationID] else {
+                    throw PGOutputError(.unknownRelation, "streamed Insert for relation \(relationID) before its Relation message")
+                }
                 try publishInsert(relation: relation, bytes: message, whileBlocked: whileBlocked)
             }
             if buffer.bytesSpilled > spilledBefore { metrics.spilledBytes.increment(by: buffer.bytesSpilled - spilledBefore) }

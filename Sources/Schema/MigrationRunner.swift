@@ -17,11 +17,15 @@ public struct MigrationRunner: Sendable {
 
     @discardableResult
     public func run(on connection: PGConnection) async throws -> Report {
-        try await connection.query("""
-            CREATE TABLE IF NOT EXISTS outbox_schema_migrations (
-                version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now())
-            """)
+        // Under the lock too: concurrent CREATE TABLE IF NOT EXISTS races in the catalog.
+        try await connection.transaction { conn in
+            try await conn.query("SELECT pg_advisory_xact_lock($1)", [.int(MigrationRunner.advisoryLockKey)])
+            try await conn.query("""
+                CREATE TABLE IF NOT EXISTS outbox_schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+        }
         var report = Report(applied: [], alreadyApplied: 0)
         for migration in migrations {
             let applied = try await connection.transaction { conn in

@@ -1,5 +1,6 @@
 import Foundation
 import KafkaClient
+import PGOutput
 import PostgresClient
 
 /// An independent record of commit order: a `test_decoding` slot created before the
@@ -28,6 +29,14 @@ struct CommitOrderOracle {
             let key = data[keyRange.upperBound...].prefix { $0 != "'" }
             return (Int64(idText)!, String(key))
         }
+    }
+
+    /// LSN of the last committed outbox change: once the relay's slot is confirmed at or
+    /// past it, every row before it was acknowledged. (pg_current_wal_lsn() is no good in
+    /// a shared cluster: other tests' WAL moves it without involving this slot.)
+    func lastChangeLSN(on connection: PGConnection) async throws -> LSN {
+        try await connection.query("SELECT COALESCE(max(lsn), '0/0')::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, NULL)",
+                                   [.text(slot)]).single().lsn("lsn")
     }
 
     func drop(on connection: PGConnection) async throws {
