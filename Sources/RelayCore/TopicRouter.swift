@@ -39,11 +39,11 @@ public struct TopicRouter: Sendable, Equatable {
         if let problem = TopicRouter.problem(with: target) {
             return .deadLetter(.invalidTopic, "topic \(TopicRouter.printable(target)) \(problem)")
         }
-        if !allowList.isEmpty && !allowList.contains(target) {
-            return .deadLetter(.topicNotAllowed, "topic \(target) is not in the allow-list")
-        }
         if target == deadLetterTopic {
             return .deadLetter(.invalidTopic, "rows may not publish to the dead-letter topic \(deadLetterTopic)")
+        }
+        if !allowList.isEmpty && !allowList.contains(target) {
+            return .deadLetter(.topicNotAllowed, "topic \(target) is not in the allow-list")
         }
         return .publish(target)
     }
