@@ -125,7 +125,10 @@ final class Publisher: @unchecked Sendable {
     func publish(_ row: OutboxRow, whileBlocked: () throws -> Void) throws {
         let size = row.key.count + row.payload.count
         let (token, producer) = try reserve(size: size, whileBlocked: whileBlocked)
-        switch configuration.router.route(row.topic) {
+        // Without a key there is no per-key order to keep: such a row is malformed.
+        let decision: TopicRouter.Decision = row.key.isEmpty
+            ? .deadLetter(.malformedRow, "mq_key is empty") : configuration.router.route(row.topic)
+        switch decision {
         case .deadLetter(let reason, let detail):
             deadLetters.submit(DeadLetterJob(token: token, size: size, outboxID: row.id, reason: reason, detail: detail,
                                              originalTopic: row.topic, key: row.key, value: row.payload, headers: headers(for: row)))
@@ -169,6 +172,15 @@ final class Publisher: @unchecked Sendable {
                 // librdkafka's own bound: wait for deliveries to make room.
                 try whileBlocked()
                 Thread.sleep(forTimeInterval: 0.002)
+            } catch {
+                // Refused before it left the process (e.g. larger than message.max.bytes):
+                // the row's fault, so dead-letter it and move on; anything else restarts.
+                guard case .deadLetter(let reason) = Self.classify(error) else { throw error }
+                logger.error("row refused by the Kafka client; dead-lettering it", metadata: ["outbox_id": "\(row.id)", "error": "\(error.name)"])
+                deadLetters.submit(DeadLetterJob(token: token, size: row.key.count + row.payload.count, outboxID: row.id, reason: reason,
+                                                 detail: "\(error.name): \(error.message)", originalTopic: topic,
+                                                 key: row.key, value: row.payload, headers: headers))
+                return
             }
         }
     }

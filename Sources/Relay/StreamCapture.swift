@@ -48,7 +48,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         let connection: ReplicationConnection
         do {
             connection = try ReplicationConnection(dsn: configuration.databaseURL, applicationName: configuration.applicationName)
-        } catch let error as PGError where error.sqlState == "42501" || error.message.contains("replication") && error.message.contains("permission") {
+        } catch let error as PGError where error.sqlState == "42501" || error.message.contains("replication role") || error.message.contains("permission denied to start WAL sender") {
             throw RelayError(.missingReplicationPrivilege,
                              "The role in the database URL may not open replication connections (\(error.message)).",
                              fix: "ALTER ROLE <relay role> REPLICATION, or use notify capture mode (--capture notify), which needs no replication connection.")
