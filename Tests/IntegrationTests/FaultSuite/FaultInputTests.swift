@@ -1,0 +1,98 @@
+import Consumers
+import Foundation
+import KafkaClient
+import PostgresClient
+import Relay
+import Testing
+
+@Suite("Fault injection: broker errors and bad input", .serialized)
+struct FaultInputTests {
+    @Test("mock cluster: retriable errors, a fatal OUT_OF_ORDER_SEQUENCE_NUMBER, MSG_SIZE_TOO_LARGE and TOPIC_AUTHORIZATION_FAILED")
+    func mockClusterErrors() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let db = try await ctx.migrated()
+            let mock = try KafkaMockCluster()
+            try mock.createTopic("BOOK_SAVE")
+            try mock.createTopic("outbox.dlq")
+            let relay = try RunningRelay.start(ctx, bootstrapServers: mock.bootstrapServers)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            func published() -> Int { relay.service.health.published }
+
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 5)
+            #expect(await eventually { published() >= 50 })
+
+            mock.pushRequestErrors(.produce, [6, 7, 6])  // NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT: retried
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 5)
+            #expect(await eventually { published() >= 100 })
+
+            mock.pushRequestErrors(.produce, [45])  // OUT_OF_ORDER_SEQUENCE_NUMBER: fatal for an idempotent producer
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 5)
+            #expect(await eventually(timeout: .seconds(60)) { published() >= 150 })
+
+            mock.pushRequestErrors(.produce, [10])  // MSG_SIZE_TOO_LARGE
+            let tooLarge = try await Outbox_insertOne(db, topic: "BOOK_SAVE", key: "big")
+            #expect(await eventually { (try? await status(db, tooLarge)) == "DEAD" })
+
+            mock.pushRequestErrors(.produce, [29])  // TOPIC_AUTHORIZATION_FAILED
+            let unauthorized = try await Outbox_insertOne(db, topic: "BOOK_SAVE", key: "authz")
+            #expect(await eventually { (try? await status(db, unauthorized)) == "DEAD" })
+
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 5)
+            let all = try await db.query("SELECT outbox_id FROM outbox WHERE status = 'INIT'").rows.map { try String($0.int64("outbox_id")) }
+            let delivered = try await readMessages(bootstrapServers: mock.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
+                                                   timeout: .seconds(60), idle: .seconds(4))
+            let ids = Set(delivered.compactMap { $0.headerString("outbox-id") })
+            #expect(Set(all).isSubset(of: ids), "every live row delivered despite the injected errors")
+            let dead = try await readMessages(bootstrapServers: mock.bootstrapServers, topics: ["outbox.dlq"], count: 2)
+            #expect(Set(dead.compactMap { $0.headerString("outbox-id") }) == [String(tooLarge), String(unauthorized)])
+            #expect(Set(dead.compactMap { $0.headerString("outbox-dlq-reason") }) == ["message_too_large", "broker_rejected"])
+            let reasons = try await db.query("SELECT last_error FROM outbox WHERE status = 'DEAD' ORDER BY outbox_id").rows.map { try $0.string("last_error") }
+            #expect(reasons.count == 2 && reasons[0].hasPrefix("message_too_large") && reasons[1].hasPrefix("broker_rejected"))
+            print("FAULT mock-cluster errors: \(all.count) live rows delivered (\(delivered.count) messages incl. duplicates), 2 dead-lettered")
+            try await relay.stop()
+        }
+    }
+
+    @Test("bad input: invalid and SQL-like topics, a 2 MB payload, an empty key, an unknown type, unparseable JSON; the line keeps moving")
+    func badInput() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            // Emulate an application writing without our CHECK constraints (a legacy schema).
+            try await db.query("ALTER TABLE outbox DROP CONSTRAINT outbox_topic_check, DROP CONSTRAINT outbox_mq_key_check")
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            try await insertBookEvents(db, rows: 10, keys: 5, seed: 1)
+            let badTopic = try await Outbox_insertOne(db, topic: "bad topic", key: "k")
+            let sqlTopic = try await Outbox_insertOne(db, topic: "x'; DROP TABLE outbox;--", key: "k")
+            let bigPayload = try await Outbox_insertOne(db, topic: "BOOK_SAVE", key: "k",
+                                                        payload: "{\"blob\":\"" + String(repeating: "x", count: 2_000_000) + "\"}")
+            let emptyKey = try await Outbox_insertOne(db, topic: "BOOK_SAVE", key: "")
+            try await insertBookEvents(db, rows: 1, keys: 5, seed: 1_000, type: "NO_SUCH_TYPE")
+            try await db.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'k', 'BOOK_SAVE', '{\"book\": 5}')")
+            try await insertBookEvents(db, rows: 10, keys: 5, seed: 2_000)
+
+            for (id, reason) in [(badTopic, "invalid_topic"), (sqlTopic, "invalid_topic"), (bigPayload, "message_too_large"), (emptyKey, "malformed_row")] {
+                #expect(await eventually { (try? await status(db, id)) == "DEAD" }, "row \(id) should be DEAD (\(reason))")
+                let error = try await db.query("SELECT last_error FROM outbox WHERE outbox_id = $1", [.int(id)]).single().string("last_error")
+                #expect(error.hasPrefix(reason), "row \(id): \(error)")
+            }
+            let relayDLQ = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.dlq"], count: 4)
+            #expect(relayDLQ.count == 4)
+            let big = relayDLQ.first { $0.headerString("outbox-id") == String(bigPayload) }
+            #expect(big?.value.isEmpty == true && big?.headerString("outbox-dlq-original-size") != nil, "oversized value replaced by its size")
+            let consumerDLQ = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 2)
+            #expect(Set(consumerDLQ.compactMap { $0.headerString("outbox-dlq-reason") }) == ["unknown_type", "unparseable"])
+            #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM booking_record")) == 20 }, "good rows before and after are applied")
+            #expect(try await count(db, "SELECT count(*) AS n FROM pg_tables WHERE tablename = 'outbox'") == 1)
+            #expect(relay.service.health.current.state == .streaming)
+            print("FAULT bad input: 4 rows dead-lettered by the relay, 2 poison messages dead-lettered by the consumers, 20 good rows applied")
+            try await consumer.stop()
+            try await relay.stop()
+        }
+    }
+}
+
+func status(_ db: PGConnection, _ id: Int64) async throws -> String {
+    try await db.query("SELECT status FROM outbox WHERE outbox_id = $1", [.int(id)]).single().string("status")
+}

@@ -1,0 +1,244 @@
+import Consumers
+import EphemeralServers
+import Foundation
+import KafkaClient
+import Logging
+import PGOutput
+import PostgresClient
+import Relay
+import Schema
+import Synchronization
+import Testing
+
+/// Fault injection: each scenario runs load, breaks something, and the checker verifies
+/// the guarantees of ARCHITECTURE.md afterwards. Serialized, so timing-based faults are
+/// not distorted by other scenarios competing for the 2 cores.
+@Suite("Fault injection", .serialized)
+struct FaultSuiteTests {
+    /// Scenario context on the shared cluster, or on a dedicated one for server-level faults.
+    func scenario(settings: [String: String]? = nil, _ body: (TestContext, PGConnection, CommitOrderOracle) async throws -> Void) async throws {
+        if let settings {
+            let cluster = try await PostgresCluster.start(extraSettings: settings.merging(["logical_decoding_work_mem": "64kB"]) { $1 })
+            let database = try await cluster.createDatabase()
+            let broker = try await TansuBroker.start()
+            let ctx = TestContext(postgres: cluster, databaseName: database.name, databaseURL: database.url, broker: broker)
+            do {
+                let db = try await ctx.migrated()
+                let oracle = try await CommitOrderOracle.create(on: db)
+                try await body(ctx, db, oracle)
+            } catch {
+                print("--- postgres log ---\n\(cluster.logTail(maxBytes: 4000))")
+                broker.stop(); await cluster.stop(); throw error
+            }
+            broker.stop()
+            await cluster.stop()
+        } else {
+            try await withTestContext { ctx in
+                let db = try await ctx.migrated()
+                let oracle = try await CommitOrderOracle.create(on: db)
+                try await body(ctx, db, oracle)
+                try await oracle.drop(on: db)
+            }
+        }
+    }
+
+    @Test("relay process: kill -9 at random points under load, 20 times")
+    func killNine() async throws {
+        try await scenario { ctx, db, oracle in
+            try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
+            let consumer = try RunningConsumer.start(ctx)
+            let lag = SlotLagSampler(url: ctx.databaseURL, slot: ctx.slotName)
+            let load = LoadGenerator(url: ctx.databaseURL)
+            var worstRecovery = Duration.zero
+            for round in 0..<Fault.scaled(20, soak: 200) {
+                let relay = try startRelayProcess(ctx, logName: "k\(round)")
+                let started = ContinuousClock.now
+                _ = await waitUntilStreaming(db, ctx.slotName, timeout: .seconds(10))
+                worstRecovery = max(worstRecovery, ContinuousClock.now - started)
+                try await Task.sleep(for: .milliseconds(Int.random(in: 50...900)))
+                relay.signal(SIGKILL)
+                _ = await relay.waitForExit()
+            }
+            await load.stop()
+            let final = try startRelayProcess(ctx, logName: "final")
+            _ = try await checkScenario("relay kill -9 x\(Fault.scaled(20, soak: 200))", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: true, recovery: worstRecovery, worstSlotLag: await lag.stop())
+            final.signal(SIGTERM)
+            #expect(await final.waitForExit() == 0)
+            try await consumer.stop()
+        }
+    }
+
+    @Test("relay process: SIGTERM under load drains, exits 0, and a restart sends no duplicates")
+    func sigterm() async throws {
+        try await scenario { ctx, db, oracle in
+            try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
+            let load = LoadGenerator(url: ctx.databaseURL, pauseMicros: 500)
+            for round in 0..<3 {
+                let relay = try startRelayProcess(ctx, logName: "t\(round)")
+                try await Task.sleep(for: .milliseconds(1_500))
+                relay.signal(SIGTERM)
+                let status = await relay.waitForExit()
+                #expect(status == 0, "exit \(status): \(relay.output.suffix(1_500))")
+            }
+            await load.stop()
+            let final = try startRelayProcess(ctx, logName: "final")
+            let report = try await checkScenario("relay SIGTERM x3", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                 consumers: false, recovery: nil, worstSlotLag: 0)
+            #expect(report.check.duplicates == 0, "graceful stops must not cause redelivery")
+            final.signal(SIGTERM)
+            #expect(await final.waitForExit() == 0)
+        }
+    }
+
+    @Test("relay process: SIGSTOP longer than wal_sender_timeout, then SIGCONT")
+    func sigstop() async throws {
+        try await scenario(settings: ["wal_sender_timeout": "2s"]) { ctx, db, oracle in
+            try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
+            let load = LoadGenerator(url: ctx.databaseURL)
+            let relay = try startRelayProcess(ctx, logName: "stop")
+            try await Task.sleep(for: .seconds(1))
+            relay.signal(SIGSTOP)
+            try await Task.sleep(for: .seconds(5))
+            relay.signal(SIGCONT)
+            let resumed = ContinuousClock.now
+            #expect(await waitUntilStreaming(db, ctx.slotName, timeout: .seconds(30)))
+            let recovery = ContinuousClock.now - resumed
+            try await Task.sleep(for: .seconds(1))
+            await load.stop()
+            _ = try await checkScenario("relay SIGSTOP 5 s > wal_sender_timeout 2 s", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: false, recovery: recovery, worstSlotLag: 0)
+            relay.signal(SIGTERM)
+            #expect(await relay.waitForExit() == 0)
+        }
+    }
+
+    @Test("broker frozen with SIGSTOP for 30 s under load, then resumed")
+    func brokerFrozen() async throws {
+        try await scenario { ctx, db, oracle in
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let consumer = try RunningConsumer.start(ctx)
+            let lag = SlotLagSampler(url: ctx.databaseURL, slot: ctx.slotName)
+            let load = LoadGenerator(url: ctx.databaseURL, pauseMicros: 5_000)
+            try await Task.sleep(for: .seconds(1))
+            ctx.broker!.freeze()
+            try await Task.sleep(for: .seconds(Fault.scaled(30, soak: 120)))
+            ctx.broker!.thaw()
+            let thawed = ContinuousClock.now
+            let health = relay.service.health
+            let publishedAtThaw = health.published
+            while health.published <= publishedAtThaw, ContinuousClock.now - thawed < .seconds(60) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let recovery = ContinuousClock.now - thawed
+            try await Task.sleep(for: .seconds(2))
+            await load.stop()
+            _ = try await checkScenario("broker frozen \(Fault.scaled(30, soak: 120)) s", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: true, recovery: recovery, worstSlotLag: await lag.stop())
+            try await relay.stop()
+            try await consumer.stop()
+        }
+    }
+
+    @Test("PostgreSQL immediate-mode restart under load")
+    func postgresRestart() async throws {
+        try await scenario(settings: [:]) { ctx, db, oracle in
+            let relay = try RunningRelay.start(ctx) { $0.reconnectBackoff = .init(initial: .milliseconds(100), maximum: .seconds(1)) }
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let load = LoadGenerator(url: ctx.databaseURL)
+            try await Task.sleep(for: .seconds(1))
+            try await ctx.postgres.restart(mode: "immediate")
+            let restarted = ContinuousClock.now
+            _ = await eventually(timeout: .seconds(5)) { relay.service.health.current.state != .streaming }
+            #expect(await eventually(timeout: .seconds(30)) { relay.service.health.current.state == .streaming })
+            let recovery = ContinuousClock.now - restarted
+            try await Task.sleep(for: .seconds(1))
+            await load.stop()
+            let fresh = try await ctx.connect()
+            _ = try await checkScenario("postgres immediate restart", db: fresh, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: false, recovery: recovery, worstSlotLag: 0)
+            try await relay.stop()
+        }
+    }
+
+    @Test("the relay's backend terminated with pg_terminate_backend, three times under load")
+    func terminateBackend() async throws {
+        try await scenario { ctx, db, oracle in
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let load = LoadGenerator(url: ctx.databaseURL)
+            var worst = Duration.zero
+            for _ in 0..<3 {
+                try await Task.sleep(for: .milliseconds(700))
+                try await terminateRelayBackends(db)
+                let cut = ContinuousClock.now
+                _ = await waitUntilStreaming(db, ctx.slotName, timeout: .seconds(30))
+                worst = max(worst, ContinuousClock.now - cut)
+            }
+            await load.stop()
+            _ = try await checkScenario("pg_terminate_backend x3", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: false, recovery: worst, worstSlotLag: 0)
+            try await relay.stop()
+        }
+    }
+
+    @Test("consumers: a member joins and another leaves under load; effects stay exactly once")
+    func consumerRebalance() async throws {
+        try await scenario { ctx, db, oracle in
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let a = try RunningConsumer.start(ctx, batchSize: 32)
+            let load = LoadGenerator(url: ctx.databaseURL)
+            try await Task.sleep(for: .seconds(3))
+            let b = try RunningConsumer.start(ctx, batchSize: 32)
+            try await Task.sleep(for: .seconds(5))
+            try await a.stop()
+            try await Task.sleep(for: .seconds(3))
+            await load.stop()
+            _ = try await checkScenario("consumer rebalance under load", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: true, recovery: nil, worstSlotLag: 0)
+            try await b.stop()
+            try await relay.stop()
+        }
+    }
+
+    @Test("consumers: killed between the database commit and the offset commit, under load")
+    func consumerCrash() async throws {
+        try await scenario { ctx, db, oracle in
+            let relay = try RunningRelay.start(ctx)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let load = LoadGenerator(url: ctx.databaseURL)
+            for _ in 0..<3 {
+                let batches = Atomic<Int>(0)
+                let crashing = try RunningConsumer.start(ctx, batchSize: 16) {
+                    if batches.add(1, ordering: .relaxed).newValue >= 5 { throw SimulatedCrash() }
+                }
+                _ = try? await crashing.task.value
+            }
+            let survivor = try RunningConsumer.start(ctx, batchSize: 16)
+            try await Task.sleep(for: .seconds(2))
+            await load.stop()
+            _ = try await checkScenario("consumer killed after DB commit x3", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                        consumers: true, recovery: nil, worstSlotLag: 0)
+            #expect(survivor.service.totals.duplicates > 0, "redelivered batches must show up as absorbed duplicates")
+            try await survivor.stop()
+            try await relay.stop()
+        }
+    }
+}
+
+/// True while a walsender serves the slot (the relay is streaming).
+func isStreaming(_ db: PGConnection, _ slot: String) async throws -> Bool {
+    try await db.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)]).rows.first?.bool("active") ?? false
+}
+
+/// Polls until a walsender serves the slot; returns whether it did within `timeout`.
+func waitUntilStreaming(_ db: PGConnection, _ slot: String, timeout: Duration) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if (try? await isStreaming(db, slot)) == true { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return false
+}
