@@ -88,9 +88,10 @@ let package = Package(
         .executableTarget(
             name: "OutboxBench",
             dependencies: [
-                "Relay", "Consumers", "Schema", "EphemeralServers",
+                "Relay", "RelayCore", "Consumers", "Schema", "EphemeralServers", "PostgresClient", "KafkaClient", "PGOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict),
 

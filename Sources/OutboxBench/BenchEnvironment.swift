@@ -1,0 +1,78 @@
+import EphemeralServers
+import Foundation
+import PGOutput
+import PostgresClient
+import Relay
+import Schema
+
+/// One throwaway PostgreSQL and Tansu for the whole run, and helpers to build backlogs.
+struct BenchEnvironment {
+    let cluster: PostgresCluster
+    let broker: TansuBroker
+    let databaseURL: String
+    let databaseName: String
+    let db: PGConnection
+
+    static func start() async throws -> BenchEnvironment {
+        // Production-like decoding memory (64 MB default) so big transactions stream only
+        // where PostgreSQL would really stream them.
+        let cluster = try await PostgresCluster.start(extraSettings: ["max_wal_size": "4GB", "shared_buffers": "256MB"])
+        let broker = try await TansuBroker.start()
+        let database = try await cluster.createDatabase(prefix: "bench")
+        let db = try await PGConnection.connect(database.url)
+        try await MigrationRunner().run(on: db)
+        return BenchEnvironment(cluster: cluster, broker: broker, databaseURL: database.url, databaseName: database.name, db: db)
+    }
+
+    func stop() async {
+        broker.stop()
+        await cluster.stop()
+    }
+
+    /// libpq key/value string for the server binaries (pg_recvlogical, pgbench).
+    var keyValueDSN: String { "host=127.0.0.1 port=\(cluster.port) dbname=\(databaseName) user=postgres" }
+
+    /// Empties the outbox, creates `slot` (pgoutput unless told otherwise), then commits
+    /// `rows` rows of about 230 bytes in `transactionRows`-row transactions. Returns the
+    /// WAL position after the backlog.
+    @discardableResult
+    func backlog(slot: String?, plugin: String = "pgoutput", rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH") async throws -> LSN {
+        try await db.query("TRUNCATE outbox")
+        if let slot {
+            try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+            try await db.query("SELECT pg_create_logical_replication_slot($1, $2)", [.text(slot), .text(plugin)])
+        }
+        var written = 0
+        while written < rows {
+            let n = min(transactionRows, rows - written)
+            try await db.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload)
+                SELECT $1, 'BOOK:' || (g % 1000), 'BOOK_SAVE',
+                       jsonb_build_object('book', jsonb_build_object('bookingId', g, 'seatId', g % 1000, 'userId', 7, 'price', 50000, 'status', 'RESERVED'),
+                                          'waitToken', jsonb_build_object('tokenId', 7, 'userId', 7, 'token', 'b1946ac9', 'status', 'ACTIVE'))
+                FROM generate_series($2, $3) g
+                """, [.text(topic), .int(written + 1), .int(written + n)])
+            written += n
+        }
+        return try await db.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+    }
+
+    func dropSlot(_ slot: String) async throws {
+        try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+    }
+
+    func confirmedLSN(_ slot: String) async throws -> LSN {
+        try await db.query("SELECT COALESCE(confirmed_flush_lsn, '0/0')::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+            .rows.first?.lsn("lsn") ?? .invalid
+    }
+}
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+func peakRSS(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+        return kb.map { $0 * 1024 }
+    }
+    return nil
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+struct LatencySummary: Codable {
+    var p50: Sample, p99: Sample, p999: Sample, samples: Int
+    init(_ runs: [Percentiles]) {
+        p50 = Sample(runs.map(\.p50)); p99 = Sample(runs.map(\.p99)); p999 = Sample(runs.map(\.p999))
+        samples = runs.map(\.count).reduce(0, +)
+    }
+}
+
+struct MachineInfo: Codable {
+    var cores: Int, memoryGiB: Double, kernel: String, date: String
+    static func current() -> MachineInfo {
+        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        return MachineInfo(cores: ProcessInfo.processInfo.activeProcessorCount,
+                           memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30), kernel: kernel,
+                           date: ISO8601DateFormatter().string(from: Date()))
+    }
+}
+
+struct BenchResults: Codable {
+    var machine: MachineInfo
+    var rows: Int, largeRows: Int, runs: Int
+    var drain: [String: Sample] = [:]
+    var drainLarge: [String: Sample] = [:]
+    var rss: [String: Sample] = [:]
+    var latency: [String: LatencySummary] = [:]
+    var insertTPS: [String: Sample] = [:]
+    var effectsPerSecond: [String: Sample] = [:]
+
+    init(machine: MachineInfo, rows: Int, largeRows: Int, runs: Int) {
+        self.machine = machine; self.rows = rows; self.largeRows = largeRows; self.runs = runs
+    }
+
+    var markdown: String {
+        var out = "Machine: \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, Linux \(machine.kernel), \(machine.date). Median of \(runs) runs (min–max).\n\n"
+        func drainTable(_ title: String, _ table: [String: Sample], rows: Int) {
+            let limit = table.first { $0.key.hasPrefix("decode limit") }?.value.median ?? .nan
+            out += "**\(title)** (\(rows) rows of ~230 B)\n\n| contender | rows/s | × decode limit |\n| --- | ---: | ---: |\n"
+            for (name, sample) in table.sorted(by: { $0.value.median > $1.value.median }) {
+                out += "| \(name) | \(sample.text()) | \(String(format: "%.2f", sample.median / limit)) |\n"
+            }
+            out += "\n"
+        }
+        drainTable("Backlog drain", drain, rows: rows)
+        if !drainLarge.isEmpty { drainTable("Scaling", drainLarge, rows: largeRows) }
+        out += "**Peak RSS of the relay process**\n\n| run | MiB |\n| --- | ---: |\n"
+        for (name, sample) in rss.sorted(by: { $0.key < $1.key }) {
+            out += "| \(name) | \(Sample(sample.runs.map { $0 / 1_048_576 }).text("%.1f")) |\n"
+        }
+        out += "\n**Commit → Kafka ack latency** (ms)\n\n| relay @ rate | p50 | p99 | p99.9 | samples |\n| --- | ---: | ---: | ---: | ---: |\n"
+        for (name, l) in latency.sorted(by: { $0.key < $1.key }) {
+            out += "| \(name) | \(l.p50.text("%.2f")) | \(l.p99.text("%.2f")) | \(l.p999.text("%.2f")) | \(l.samples) |\n"
+        }
+        let base = insertTPS.first { $0.key.hasPrefix("no trigger") }?.value.median ?? .nan
+        out += "\n**Write path: single-row INSERT tps, 8 pgbench clients**\n\n| outbox table | tps | × no trigger |\n| --- | ---: | ---: |\n"
+        for (name, s) in insertTPS.sorted(by: { $0.value.median > $1.value.median }) {
+            out += "| \(name) | \(s.text()) | \(String(format: "%.2f", s.median / base)) |\n"
+        }
+        out += "\n**Consumer throughput** (effects/s, one consumer)\n\n| mode | effects/s |\n| --- | ---: |\n"
+        for (name, s) in effectsPerSecond.sorted(by: { $0.value.median > $1.value.median }) { out += "| \(name) | \(s.text()) |\n" }
+        return out
+    }
+}

@@ -1,0 +1,168 @@
+import EphemeralServers
+import Foundation
+import KafkaClient
+import Logging
+import PGOutput
+import PostgresClient
+import Relay
+import Synchronization
+
+/// The things being compared, each draining the same backlog on the same servers.
+enum Contenders {
+    /// `pg_recvlogical` with pgoutput into /dev/null: decoding alone, the ceiling.
+    static func decodeLimit(_ env: BenchEnvironment, rows: Int, transactionRows: Int) async throws -> Double {
+        let slot = "bench_decode"
+        let end = try await env.backlog(slot: slot, rows: rows, transactionRows: transactionRows)
+        let started = ContinuousClock.now
+        let process = try ChildProcess([env.cluster.binary("pg_recvlogical"), "-d", env.keyValueDSN, "--slot", slot, "--start",
+                                        "--endpos", end.description, "-o", "proto_version=1", "-o", "publication_names=outbox_pub",
+                                        "--no-loop", "-f", "/dev/null"], outputPath: tempPath("recvlogical.log"))
+        let status = await process.waitForExit()
+        let elapsed = ContinuousClock.now - started
+        try await env.dropSlot(slot)
+        guard status == 0 else { throw BenchError("pg_recvlogical failed (\(status)): \(process.output.suffix(500))") }
+        return Double(rows) / seconds(elapsed)
+    }
+
+    struct RelayRun { var rowsPerSecond: Double; var peakRSS: Int }
+
+    /// Our relay as a real process (release build), from process start to the last row
+    /// acknowledged, read from its own /metrics endpoint.
+    static func relay(_ env: BenchEnvironment, binary: String, capture: CaptureMode, rows: Int, transactionRows: Int) async throws -> RelayRun {
+        let slot = "bench_relay"
+        if capture == .notify { try await NotifyTrigger.install(on: env.db) } else { try await NotifyTrigger.remove(on: env.db) }
+        try await env.backlog(slot: slot, rows: rows, transactionRows: transactionRows)
+        let port = freeLoopbackPort()
+        let started = ContinuousClock.now
+        let process = try ChildProcess([binary, "run", "--database-url", env.databaseURL, "--kafka-bootstrap-servers", env.broker.bootstrapServers,
+                                        "--slot", slot, "--capture", capture.rawValue, "--http-port", String(port), "--log-level", "warning",
+                                        "--set", "sweeper=false", "--set", "spill-dir=\(NSTemporaryDirectory())"],
+                                       outputPath: tempPath("relay-\(capture.rawValue).log"))
+        var published = 0
+        let deadline = ContinuousClock.now + .seconds(600)
+        while published < rows {
+            guard ContinuousClock.now < deadline else { process.signal(SIGKILL); throw BenchError("relay did not drain within 600 s (\(published) of \(rows))") }
+            try await Task.sleep(for: .milliseconds(10))
+            published = scrapeCounter(port: port, name: "outbox_relay_events_published_total") ?? published
+        }
+        let elapsed = ContinuousClock.now - started
+        let rss = peakRSS(pid: process.pid) ?? 0
+        process.signal(SIGTERM)
+        let status = await process.waitForExit()
+        if status != 0 { log("relay exited with \(status): \(process.output.suffix(800))") }
+        try await env.dropSlot(slot)
+        try await NotifyTrigger.remove(on: env.db)
+        return RelayRun(rowsPerSecond: Double(rows) / seconds(elapsed), peakRSS: rss)
+    }
+
+    /// `pg_recvlogical` (test_decoding text, one line per change) piped into `kcat -P`:
+    /// what a user would script without a relay. No per-row keys or headers, BEGIN/COMMIT
+    /// lines included, no acknowledgement tracking: it is only a throughput reference.
+    static func shellPipeline(_ env: BenchEnvironment, rows: Int, transactionRows: Int) async throws -> Double {
+        let slot = "bench_shell"
+        let end = try await env.backlog(slot: slot, plugin: "test_decoding", rows: rows, transactionRows: transactionRows)
+        let script = "\(env.cluster.binary("pg_recvlogical")) -d '\(env.keyValueDSN)' --slot \(slot) --start --endpos \(end) --no-loop -f - "
+            + "| kcat -P -b \(env.broker.bootstrapServers) -t bench.shell -X queue.buffering.max.messages=1000000"
+        let started = ContinuousClock.now
+        let process = try ChildProcess(["/bin/bash", "-o", "pipefail", "-c", script], outputPath: tempPath("shell.log"))
+        let status = await process.waitForExit()
+        let elapsed = ContinuousClock.now - started
+        try await env.dropSlot(slot)
+        guard status == 0 else { throw BenchError("shell pipeline failed (\(status)): \(process.output.suffix(500))") }
+        return Double(rows) / seconds(elapsed)
+    }
+}
+
+/// The original service's relay: a scheduler that selects INIT rows and publishes them,
+/// marking each batch once its deliveries are acknowledged. Re-implemented faithfully so
+/// it runs on the same servers.
+final class PollingRelay: @unchecked Sendable {
+    let period: Duration
+    let batch = 1_000
+    private let producer: KafkaProducer
+    private let running = Atomic<Bool>(true)
+    private let published = Atomic<Int>(0)
+    private var task: Task<Void, any Error>?
+    /// (outbox id, ack time in unix ns) for latency measurement.
+    let acks = Locked<[(Int64, Int64)]>([])
+
+    init(env: BenchEnvironment, period: Duration) throws {
+        self.period = period
+        producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: env.broker.bootstrapServers, clientID: "polling-relay"),
+                                     logger: Logger(label: "polling-relay"), onDelivery: { _ in })
+        let url = env.databaseURL
+        task = Task { [self] in try await loop(url: url) }
+    }
+
+    var publishedCount: Int { published.load(ordering: .relaxed) }
+
+    private func loop(url: String) async throws {
+        let conn = try await PGConnection.connect(url, applicationName: "polling-relay")
+        while running.load(ordering: .relaxed) {
+            let sent = try await conn.transaction { tx in
+                let rows = try await tx.query("""
+                    SELECT outbox_id, topic, mq_key, payload::text AS payload FROM outbox
+                    WHERE status = 'INIT' ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED
+                    """, [.int(batch)]).rows
+                if rows.isEmpty { return 0 }
+                let messages = try rows.map { (try $0.int64("outbox_id"), try $0.string("topic"), try $0.string("mq_key"), try $0.string("payload")) }
+                try await withThrowingTaskGroup(of: (Int64, Int64).self) { group in
+                    for (id, topic, key, payload) in messages {
+                        group.addTask { [producer] in
+                            _ = try await producer.send(topic: topic, key: Array(key.utf8), value: Array(payload.utf8),
+                                                        headers: [("outbox-id", Array(String(id).utf8))])
+                            return (id, Int64(Date().timeIntervalSince1970 * 1e9))
+                        }
+                    }
+                    for try await ack in group { acks.withLock { $0.append(ack) } }
+                }
+                try await tx.query("UPDATE outbox SET status = 'PUBLISHED' WHERE outbox_id = ANY($1::bigint[])",
+                                   [.text("{" + messages.map { String($0.0) }.joined(separator: ",") + "}")])
+                return messages.count
+            }
+            published.add(sent, ordering: .relaxed)
+            if sent < batch { try await Task.sleep(for: period) }
+        }
+    }
+
+    func stop() async {
+        running.store(false, ordering: .relaxed)
+        task?.cancel()
+        _ = try? await task?.value
+        producer.close()
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func tempPath(_ name: String) -> String { NSTemporaryDirectory() + "outbox-bench-" + name }
+
+/// Reads one counter from a Prometheus endpoint with a minimal HTTP/1.0 GET.
+func scrapeCounter(port: Int, name: String) -> Int? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard connected == 0 else { return nil }
+    let request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var response = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
+        return line.split(separator: " ").last.flatMap { Double($0) }.map { Int($0) }
+    }
+    return nil
+}

@@ -1,0 +1,121 @@
+import Foundation
+import KafkaClient
+import Logging
+import Metrics
+import PGOutput
+import PostgresClient
+import Relay
+import Synchronization
+
+/// Captures every commit→ack sample the in-process relay records (the Timer
+/// `outbox_relay_commit_to_ack_seconds`, computed from PostgreSQL's commit timestamp).
+final class CapturingMetrics: MetricsFactory, @unchecked Sendable {
+    static let shared = CapturingMetrics()
+    let samples = Locked<[Int64]>([])
+
+    final class Capture: TimerHandler, @unchecked Sendable {
+        let sink: Locked<[Int64]>?
+        init(_ sink: Locked<[Int64]>?) { self.sink = sink }
+        func recordNanoseconds(_ duration: Int64) { sink?.withLock { $0.append(duration) } }
+    }
+    final class Nothing: CounterHandler, FloatingPointCounterHandler, RecorderHandler, MeterHandler, @unchecked Sendable {
+        func increment(by: Int64) {}
+        func increment(by: Double) {}
+        func reset() {}
+        func record(_ value: Int64) {}
+        func record(_ value: Double) {}
+        func set(_ value: Int64) {}
+        func set(_ value: Double) {}
+        func increment(by: Double, _ : Void = ()) {}
+        func decrement(by: Double) {}
+    }
+
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler { Nothing() }
+    func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler { Nothing() }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { Nothing() }
+    func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler { Nothing() }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        Capture(label == "outbox_relay_commit_to_ack_seconds" ? samples : nil)
+    }
+    func destroyCounter(_ handler: any CounterHandler) {}
+    func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {}
+    func destroyRecorder(_ handler: any RecorderHandler) {}
+    func destroyMeter(_ handler: any MeterHandler) {}
+    func destroyTimer(_ handler: any TimerHandler) {}
+}
+
+/// Writes `rate` rows/s for `duration` in small transactions from several connections, and
+/// records each row's commit time (taken when COMMIT returns) by outbox id.
+struct RateLoad {
+    static let rowsPerTransaction = 5
+    let commits = Locked<[Int64: Int64]>([:])
+
+    func run(_ env: BenchEnvironment, rate: Int, duration: Duration, writers: Int = 4) async throws {
+        let transactionsPerSecond = Double(rate) / Double(Self.rowsPerTransaction)
+        let interval = Duration.seconds(Double(writers) / transactionsPerSecond)
+        let end = ContinuousClock.now + duration
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<writers {
+                group.addTask {
+                    let conn = try await PGConnection.connect(env.databaseURL)
+                    var next = ContinuousClock.now
+                    while ContinuousClock.now < end {
+                        let ids = try await conn.query("""
+                            INSERT INTO outbox (topic, mq_key, type, payload)
+                            SELECT 'BENCH', 'BOOK:' || (random() * 1000)::int, 'BOOK_SAVE',
+                                   jsonb_build_object('book', jsonb_build_object('bookingId', g, 'seatId', g, 'userId', 7, 'price', 50000, 'status', 'RESERVED'),
+                                                      'waitToken', jsonb_build_object('tokenId', 7, 'userId', 7, 'token', 'b1946ac9', 'status', 'ACTIVE'))
+                            FROM generate_series(1, $1) g RETURNING outbox_id
+                            """, [.int(Self.rowsPerTransaction)]).rows.map { try $0.int64("outbox_id") }
+                        let now = Int64(Date().timeIntervalSince1970 * 1e9)
+                        commits.withLock { for id in ids { $0[id] = now } }
+                        next += interval
+                        let wait = next - ContinuousClock.now
+                        if wait > .zero { try await Task.sleep(for: wait) } else { next = ContinuousClock.now }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}
+
+enum LatencyBench {
+    /// Our relay (in-process, stream mode): commit→ack from PostgreSQL's commit timestamp
+    /// to the delivery report, for every row written at `rate` rows/s.
+    static func relay(_ env: BenchEnvironment, rate: Int, duration: Duration) async throws -> Percentiles {
+        let slot = "bench_latency"
+        try await env.db.query("TRUNCATE outbox")
+        try await env.dropSlot(slot)
+        var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: KafkaConfiguration(bootstrapServers: env.broker.bootstrapServers))
+        configuration.slotName = slot
+        configuration.spillDirectory = NSTemporaryDirectory()
+        let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-relay"))
+        let task = Task { try await relay.run() }
+        while relay.health.current.state != .streaming { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(500))  // warm: producer connected, metadata cached
+        CapturingMetrics.shared.samples.withLock { $0.removeAll() }
+        try await RateLoad().run(env, rate: rate, duration: duration)
+        try await Task.sleep(for: .milliseconds(500))
+        let samples = CapturingMetrics.shared.samples.withLock { $0 }
+        relay.stop()
+        try await task.value
+        try await env.dropSlot(slot)
+        return Percentiles(samples)
+    }
+
+    /// The polling relay at `period`: commit (client side, when COMMIT returned) to ack.
+    static func polling(_ env: BenchEnvironment, period: Duration, rate: Int, duration: Duration) async throws -> Percentiles {
+        try await env.db.query("TRUNCATE outbox")
+        let poller = try PollingRelay(env: env, period: period)
+        let load = RateLoad()
+        try await load.run(env, rate: rate, duration: duration)
+        let written = load.commits.withLock { $0.count }
+        let deadline = ContinuousClock.now + period + .seconds(30)
+        while poller.publishedCount < written, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        await poller.stop()
+        let commits = load.commits.withLock { $0 }
+        let latencies = poller.acks.withLock { acks in acks.compactMap { id, ack in commits[id].map { ack - $0 } } }
+        return Percentiles(latencies)
+    }
+}
