@@ -50,7 +50,7 @@ struct BenchEnvironment {
                 SELECT $1, 'BOOK:' || (g % 1000), 'BOOK_SAVE',
                        jsonb_build_object('book', jsonb_build_object('bookingId', g, 'seatId', g % 1000, 'userId', 7, 'price', 50000, 'status', 'RESERVED'),
                                           'waitToken', jsonb_build_object('tokenId', 7, 'userId', 7, 'token', 'b1946ac9', 'status', 'ACTIVE'))
-                FROM generate_series($2, $3) g
+                FROM generate_series($2::int, $3::int) g
                 """, [.text(topic), .int(written + 1), .int(written + n)])
             written += n
         }

@@ -75,7 +75,10 @@ struct SweeperTests {
             defer { publisher.close() }
             var policy = Self.fast
             policy.batchSize = 50
-            policy.backoffBase = .seconds(10)  // the production default
+            // Production backoff: with the fast policy's 2 s cap, a row another sweeper sent
+            // more than 2 s ago is legitimately due again, and a debug-build round can last that long.
+            policy.backoffBase = .seconds(10)
+            policy.backoffCap = .seconds(3_600)
             let sweepers = (0..<2).map { _ in Sweeper(policy: policy, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics()) }
             let results = try await withThrowingTaskGroup(of: Sweeper.RoundResult.self) { group in
                 for sweeper in sweepers {
