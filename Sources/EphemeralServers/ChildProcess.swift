@@ -27,5 +27,22 @@ public final class ChildProcess: @unchecked Sendable {
         return status
     }
 
+    /// Waits at most `timeout` for the process to exit: its status, or nil when it is still
+    /// running (the caller decides whether to kill it).
+    public func waitForExit(timeout: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
+                ChildProcesses.remove(cleanupID)
+                return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            }
+            if reaped < 0 && errno != EINTR { return -1 }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
     public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 }

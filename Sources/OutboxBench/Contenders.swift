@@ -48,8 +48,12 @@ enum Contenders {
         let elapsed = ContinuousClock.now - started
         let rss = peakRSS(pid: process.pid) ?? 0
         process.signal(SIGTERM)
-        let status = await process.waitForExit()
-        if status != 0 { log("relay exited with \(status): \(process.output.suffix(800))") }
+        guard let status = await process.waitForExit(timeout: .seconds(60)) else {
+            process.signal(SIGKILL)
+            _ = await process.waitForExit()
+            throw BenchError("the relay did not exit within 60 s of SIGTERM: \(process.output.suffix(800))")
+        }
+        if status != 0 { throw BenchError("the relay exited with \(status) after SIGTERM: \(process.output.suffix(800))") }
         try await env.dropSlot(slot)
         try await NotifyTrigger.remove(on: env.db)
         return RelayRun(rowsPerSecond: Double(rows) / seconds(elapsed), peakRSS: rss)
@@ -140,29 +144,7 @@ struct BenchError: Error, CustomStringConvertible {
 
 func tempPath(_ name: String) -> String { NSTemporaryDirectory() + "outbox-bench-" + name }
 
-/// Reads one counter from a Prometheus endpoint with a minimal HTTP/1.0 GET.
+/// Reads one counter from the relay's Prometheus endpoint.
 func scrapeCounter(port: Int, name: String) -> Int? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard connected == 0 else { return nil }
-    let request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var response = [UInt8]()
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n <= 0 { break }
-        response += buffer[0..<n]
-    }
-    let text = String(decoding: response, as: UTF8.self)
-    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
-        return line.split(separator: " ").last.flatMap { Double($0) }.map { Int($0) }
-    }
-    return nil
+    LoopbackHTTP.get(port: port, path: "/metrics").flatMap { LoopbackHTTP.sample(name, in: $0.body) }.map { Int($0) }
 }

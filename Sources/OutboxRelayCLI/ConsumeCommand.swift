@@ -28,14 +28,15 @@ struct Consume: AsyncParsableCommand {
         let (host, port) = try resolved.http()
         try await Preflight.check(databaseURL: configuration.databaseURL, kafka: configuration.kafka, logger: logger)
         let consumer = try ConsumerService(configuration: configuration, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: ConsumerRunner(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
-                  failureTerminationBehavior: .gracefullyShutdownGroup),
-        ]
+        // The HTTP endpoints first: ServiceGroup stops services in reverse order, so they
+        // keep answering while the work drains.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
             let server = try await HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true }).makeServer()
-            services.append(.init(service: HTTPRunner(server: server)))
+            services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
         }
+        services.append(.init(service: ConsumerRunner(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup))
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

@@ -46,14 +46,15 @@ struct Run: AsyncParsableCommand {
         try await Preflight.check(databaseURL: relayConfiguration.databaseURL, kafka: relayConfiguration.kafka, logger: logger)
 
         let relay = try RelayService(configuration: relayConfiguration, sweeper: policy, retention: retention, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: RelayRunner(relay: relay), successTerminationBehavior: .gracefullyShutdownGroup,
-                  failureTerminationBehavior: .gracefullyShutdownGroup),
-        ]
+        // The HTTP endpoints first: ServiceGroup stops services in reverse order, so they
+        // keep answering while the work drains.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
             let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true }).makeServer()
-            services.append(.init(service: HTTPRunner(server: server)))
+            services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
         }
+        services.append(.init(service: RelayRunner(relay: relay), successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -2,27 +2,66 @@ import Consumers
 import FlyingFox
 import Relay
 import ServiceLifecycle
+import Synchronization
 
 /// Adapters that let ServiceLifecycle run and gracefully stop our components on SIGTERM.
+///
+/// The relay and the consumers run their blocking work on dedicated threads, which task
+/// cancellation cannot reach, so cancellation is turned into the same `stop()` as a
+/// graceful shutdown: whatever ends the group, the process drains and exits instead of
+/// waiting forever on a thread nobody told to stop.
 struct RelayRunner: Service {
     let relay: RelayService
     func run() async throws {
-        try await withGracefulShutdownHandler { try await relay.run() } onGracefulShutdown: { relay.stop() }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler { try await relay.run() } onGracefulShutdown: { relay.stop() }
+        } onCancel: { relay.stop() }
     }
 }
 
 struct ConsumerRunner: Service {
     let consumer: ConsumerService
     func run() async throws {
-        try await withGracefulShutdownHandler { try await consumer.run() } onGracefulShutdown: { consumer.stop() }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler { try await consumer.run() } onGracefulShutdown: { consumer.stop() }
+        } onCancel: { consumer.stop() }
     }
 }
 
+/// Serves /metrics, /healthz and /readyz until the group shuts down. List it before the
+/// relay or consumers: ServiceGroup stops services in reverse order, so the endpoints keep
+/// answering (readiness says "draining") while the work drains.
+///
+/// FlyingFox's `run()` throws when `stop()` closes its socket; after a requested stop that
+/// is the expected way out, not a failure (a failure here would cancel the whole group).
 struct HTTPRunner: Service {
     let server: HTTPServer
+    /// `host:port`, for the error when the port cannot be served.
+    let address: String
     func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler { try await server.run() } onCancel: { Task { await server.stop(timeout: 1) } }
-        } onGracefulShutdown: { Task { await server.stop(timeout: 1) } }
+        let stopping = StopFlag()
+        do {
+            try await withGracefulShutdownHandler {
+                try await withTaskCancellationHandler { try await server.run() } onCancel: {
+                    stopping.set()
+                    Task { await server.stop(timeout: 1) }
+                }
+            } onGracefulShutdown: {
+                stopping.set()
+                Task { await server.stop(timeout: 1) }
+            }
+        } catch where stopping.isSet {
+            return
+        } catch {
+            throw CLIError("cannot serve /metrics, /healthz and /readyz on \(address): \(error). "
+                           + "Fix: choose a free --http-port (or 0 to disable the endpoints), or another --http-host.")
+        }
     }
+}
+
+/// A one-way flag shared with shutdown handlers.
+private final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

@@ -63,8 +63,7 @@ struct FaultSuiteTests {
             let final = try startRelayProcess(ctx, logName: "final")
             _ = try await checkScenario("relay kill -9 x\(Fault.scaled(20, soak: 200))", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                         consumers: true, recovery: worstRecovery, worstSlotLag: await lag.stop())
-            final.signal(SIGTERM)
-            #expect(await final.waitForExit() == 0)
+            #expect(await final.terminate() == 0, "exit after SIGTERM: \(final.output.suffix(1_500))")
             try await consumer.stop()
         }
     }
@@ -77,17 +76,15 @@ struct FaultSuiteTests {
             for round in 0..<3 {
                 let relay = try startRelayProcess(ctx, logName: "t\(round)")
                 try await Task.sleep(for: .milliseconds(1_500))
-                relay.signal(SIGTERM)
-                let status = await relay.waitForExit()
-                #expect(status == 0, "exit \(status): \(relay.output.suffix(1_500))")
+                let status = await relay.terminate()
+                #expect(status == 0, "exit \(status.map(String.init) ?? "none: still running 60 s after SIGTERM"): \(relay.output.suffix(1_500))")
             }
             await load.stop()
             let final = try startRelayProcess(ctx, logName: "final")
             let report = try await checkScenario("relay SIGTERM x3", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                                  consumers: false, recovery: nil, worstSlotLag: 0)
             #expect(report.check.duplicates == 0, "graceful stops must not cause redelivery")
-            final.signal(SIGTERM)
-            #expect(await final.waitForExit() == 0)
+            #expect(await final.terminate() == 0, "exit after SIGTERM: \(final.output.suffix(1_500))")
         }
     }
 
@@ -108,8 +105,7 @@ struct FaultSuiteTests {
             await load.stop()
             _ = try await checkScenario("relay SIGSTOP 5 s > wal_sender_timeout 2 s", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                         consumers: false, recovery: recovery, worstSlotLag: 0)
-            relay.signal(SIGTERM)
-            #expect(await relay.waitForExit() == 0)
+            #expect(await relay.terminate() == 0, "exit after SIGTERM: \(relay.output.suffix(1_500))")
         }
     }
 

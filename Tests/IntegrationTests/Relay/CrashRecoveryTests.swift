@@ -40,9 +40,8 @@ struct CrashRecoveryTests {
             let check = DeliveryCheck(committed: committed, messages: messages)
             print("kill -9 x\(kills): \(check)")
             #expect(check.isClean, "\(check)")
-            final.signal(SIGTERM)
-            let status = await final.waitForExit()
-            #expect(status == 0, "graceful stop exit status \(status):\n\(final.output.suffix(2_000))")
+            let status = await final.terminate()
+            #expect(status == 0, "graceful stop exit status \(status.map(String.init) ?? "none: still running 60 s after SIGTERM"):\n\(final.output.suffix(2_000))")
             try await oracle.drop(on: db)
         }
     }

@@ -15,12 +15,25 @@ func relayBinary() throws -> String {
     throw CheckerError("the outbox-relay binary was not found next to the test bundle (\(exe)). Fix: run the tests with `bash scripts/test`, which builds it.")
 }
 
-/// Starts `outbox-relay run` as a real process, so tests can kill -9 it.
-func startRelayProcess(_ ctx: TestContext, extra: [String] = [], logName: String) throws -> ChildProcess {
+/// Starts `outbox-relay run` as a real process, so tests can kill -9 it. The HTTP
+/// endpoints are on (a free port), as in production: a graceful stop must work with them.
+func startRelayProcess(_ ctx: TestContext, extra: [String] = [], logName: String, httpPort: Int = freeLoopbackPort()) throws -> ChildProcess {
     let log = NSTemporaryDirectory() + "relay-\(ctx.databaseName)-\(logName).log"
     return try ChildProcess([try relayBinary(), "run", "--database-url", ctx.databaseURL,
                              "--kafka-bootstrap-servers", ctx.bootstrapServers, "--slot", ctx.slotName,
-                             "--http-port", "0", "--log-level", "notice", "--set", "sweeper=false",
+                             "--http-port", String(httpPort), "--log-level", "notice", "--set", "sweeper=false",
                              "--set", "spill-dir=\(NSTemporaryDirectory())"] + extra,
                             outputPath: log)
+}
+
+extension ChildProcess {
+    /// SIGTERM, then the exit status; nil (after a SIGKILL) when it did not exit within
+    /// `timeout`, so a relay that ignores SIGTERM fails the test instead of hanging it.
+    func terminate(timeout: Duration = .seconds(60)) async -> Int32? {
+        signal(SIGTERM)
+        if let status = await waitForExit(timeout: timeout) { return status }
+        signal(SIGKILL)
+        _ = await waitForExit()
+        return nil
+    }
 }

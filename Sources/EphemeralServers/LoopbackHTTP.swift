@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A minimal HTTP/1.0 GET against 127.0.0.1, for tests and the bench to read a relay's
+/// /metrics, /healthz and /readyz without pulling an HTTP client into them. Blocking, with
+/// a receive timeout; call it off the cooperative pool in hot loops.
+public enum LoopbackHTTP {
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: String
+    }
+
+    /// nil when nothing answers on the port, or the answer is not HTTP.
+    public static func get(port: Int, path: String, timeoutSeconds: Int = 5) -> Response? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        let sent = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        guard sent > 0 else { return nil }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let headerEnd = text.range(of: "\r\n\r\n"),
+              let statusText = text[..<headerEnd.lowerBound].split(separator: " ").dropFirst().first,
+              let status = Int(statusText) else { return nil }
+        return Response(status: status, body: String(text[headerEnd.upperBound...]))
+    }
+
+    /// The value of one un-labelled sample (`name value`) in Prometheus text, or the sum of
+    /// its labelled series (`name{…} value`).
+    public static func sample(_ name: String, in metrics: String) -> Double? {
+        var total: Double?
+        for line in metrics.split(separator: "\n") where line.hasPrefix(name + " ") || line.hasPrefix(name + "{") {
+            if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { total = (total ?? 0) + value }
+        }
+        return total
+    }
+}
