@@ -5,8 +5,9 @@ import PostgresClient
 import Synchronization
 
 /// The booking/payment consumer group member: polls a batch, applies it in one database
-/// transaction (a savepoint per message, so one bad message never takes the others down),
-/// sends poison messages to the dead-letter topic, and only then commits the offsets.
+/// transaction (set-based; when the database refuses the batch's data, again with a
+/// savepoint per message, so one bad message never takes the others down), sends poison
+/// messages to the dead-letter topic, and only then commits the offsets.
 ///
 /// Runs on its own thread; every libpq and librdkafka call here blocks. Rebalance
 /// callbacks run inside `poll` on that thread: on revoke, the batch in hand is applied and
@@ -118,6 +119,22 @@ public final class ConsumerService: @unchecked Sendable {
             connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
         }
         let conn = connection!
+        var outcomes: [ApplyOutcome]
+        do {
+            outcomes = try conn.transactionBlocking { conn in try applier.applyBatch(batch, on: conn) }
+        } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
+            // The database refused some message's data (constraint, type, invalid JSON):
+            // nothing of the batch was kept. Redo it one message per savepoint, so only the
+            // message at fault is poisoned and the others are applied.
+            logger.notice("batch refused by the database; applying it message by message",
+                          metadata: ["error": "\(error.sqlState ?? "") \(error.message)", "messages": "\(batch.count)"])
+            outcomes = try applyOneByOne(batch, on: conn)
+        }
+        try afterDatabaseCommit?()
+        try finish(batch, outcomes: outcomes, consumer: consumer)
+    }
+
+    private func applyOneByOne(_ batch: [KafkaMessage], on conn: PGConnection) throws -> [ApplyOutcome] {
         var outcomes: [ApplyOutcome] = []
         try conn.transactionBlocking { conn in
             for message in batch {
@@ -127,16 +144,13 @@ public final class ConsumerService: @unchecked Sendable {
                     if case .poison = outcome { try conn.queryBlocking("ROLLBACK TO SAVEPOINT message") }
                     outcomes.append(outcome)
                 } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
-                    // The database refused this message's data (constraint, type): poison it
-                    // and keep the others.
                     try conn.queryBlocking("ROLLBACK TO SAVEPOINT message")
                     outcomes.append(.poison(reason: "rejected_by_database", detail: "\(error.sqlState ?? "") \(error.message)"))
                 }
                 try conn.queryBlocking("RELEASE SAVEPOINT message")
             }
         }
-        try afterDatabaseCommit?()
-        try finish(batch, outcomes: outcomes, consumer: consumer)
+        return outcomes
     }
 
     private func finish(_ batch: [KafkaMessage], outcomes: [ApplyOutcome], consumer: KafkaConsumer) throws {

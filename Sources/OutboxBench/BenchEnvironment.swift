@@ -1,5 +1,7 @@
 import EphemeralServers
 import Foundation
+import KafkaClient
+import Logging
 import PGOutput
 import PostgresClient
 import Relay
@@ -12,6 +14,15 @@ struct BenchEnvironment {
     let databaseURL: String
     let databaseName: String
     let db: PGConnection
+    /// librdkafka overrides for every relay the bench runs (tuning experiments).
+    var relayKafkaProperties: [String: String] = [:]
+
+    /// The Kafka configuration the relays under test use.
+    var relayKafka: KafkaConfiguration {
+        var kafka = KafkaConfiguration(bootstrapServers: broker.bootstrapServers)
+        kafka.properties.merge(relayKafkaProperties) { $1 }
+        return kafka
+    }
 
     static func start() async throws -> BenchEnvironment {
         // Production-like decoding memory (64 MB default) so big transactions stream only
@@ -21,7 +32,19 @@ struct BenchEnvironment {
         let database = try await cluster.createDatabase(prefix: "bench")
         let db = try await PGConnection.connect(database.url)
         try await MigrationRunner().run(on: db)
+        try await warmUp(topics: ["BENCH", "bench.shell"], bootstrapServers: broker.bootstrapServers)
         return BenchEnvironment(cluster: cluster, broker: broker, databaseURL: database.url, databaseName: database.name, db: db)
+    }
+
+    /// Creates the topics (auto-creation on first produce) and waits until each accepted a
+    /// message, so no contender pays topic creation and leader discovery inside its timing.
+    private static func warmUp(topics: [String], bootstrapServers: String) async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "bench-warm-up"),
+                                         logger: Logger(label: "bench-warm-up"), onDelivery: { _ in })
+        defer { producer.close() }
+        for topic in topics {
+            _ = try await producer.send(topic: topic, key: Array("warm-up".utf8), value: Array("{}".utf8))
+        }
     }
 
     func stop() async {

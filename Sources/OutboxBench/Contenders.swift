@@ -36,7 +36,9 @@ enum Contenders {
         let started = ContinuousClock.now
         let process = try ChildProcess([binary, "run", "--database-url", env.databaseURL, "--kafka-bootstrap-servers", env.broker.bootstrapServers,
                                         "--slot", slot, "--capture", capture.rawValue, "--http-port", String(port), "--log-level", "warning",
-                                        "--set", "sweeper=false", "--set", "spill-dir=\(NSTemporaryDirectory())"],
+                                        "--set", "sweeper=false", "--set", "spill-dir=\(NSTemporaryDirectory())"]
+                                       + (env.relayKafkaProperties.isEmpty ? [] : ["--kafka-properties",
+                                          env.relayKafkaProperties.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")]),
                                        outputPath: tempPath("relay-\(capture.rawValue).log"))
         var published = 0
         let deadline = ContinuousClock.now + .seconds(600)

@@ -87,7 +87,7 @@ enum LatencyBench {
         let slot = "bench_latency"
         try await env.db.query("TRUNCATE outbox")
         try await env.dropSlot(slot)
-        var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: KafkaConfiguration(bootstrapServers: env.broker.bootstrapServers))
+        var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
         configuration.slotName = slot
         configuration.spillDirectory = NSTemporaryDirectory()
         let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-relay"))

@@ -20,6 +20,36 @@ struct OutboxBench: AsyncParsableCommand {
     @Option(name: .customLong("relay-binary"), help: "outbox-relay release binary (default: next to this one).") var relayBinary: String?
     @Option(help: "Where to write the JSON results.") var output = "bench-results.json"
     @Flag(name: .customLong("skip-slow-poller"), help: "Skip the 20 s-period polling relay latency runs.") var skipSlowPoller = false
+    @Option(name: .customLong("kafka-property"), help: "A librdkafka property for every relay under test, key=value (repeatable), e.g. linger.ms=0.")
+    var kafkaProperties: [String] = []
+    @Option(help: "Only these sections, comma-separated: drain, notify, alternatives, large, latency, trigger, consumer (default: all).")
+    var only: String?
+
+    func validate() throws {
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1.") }
+        guard rows >= 1_000 else { throw ValidationError("--rows must be at least 1000.") }
+        for property in kafkaProperties where !property.contains("=") {
+            throw ValidationError("--kafka-property \(property) is not key=value.")
+        }
+        if let unknown = sections.subtracting(Self.allSections).first {
+            throw ValidationError("--only: unknown section \(unknown); expected some of \(Self.allSections.sorted().joined(separator: ", ")).")
+        }
+    }
+
+    var relayKafkaProperties: [String: String] {
+        var out: [String: String] = [:]
+        for property in kafkaProperties {
+            let parts = property.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { out[parts[0]] = parts[1] }
+        }
+        return out
+    }
+
+    static let allSections: Set<String> = ["drain", "notify", "alternatives", "large", "latency", "trigger", "consumer"]
+    var sections: Set<String> {
+        guard let only else { return Self.allSections }
+        return Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+    }
 
     func run() async throws {
         MetricsSystem.bootstrap(CapturingMetrics.shared)
@@ -29,7 +59,8 @@ struct OutboxBench: AsyncParsableCommand {
             throw ValidationError("outbox-relay binary not found at \(binary). Fix: swift build -c release, or pass --relay-binary.")
         }
         log("starting PostgreSQL 15 and Tansu …")
-        let env = try await BenchEnvironment.start()
+        var env = try await BenchEnvironment.start()
+        env.relayKafkaProperties = relayKafkaProperties
         var results = BenchResults(machine: MachineInfo.current(), rows: rows, largeRows: largeRows, runs: runs)
         do {
             try await measure(env, binary: binary, into: &results)
@@ -55,81 +86,107 @@ struct OutboxBench: AsyncParsableCommand {
         return Sample(values)
     }
 
+    /// One drain contender: a label and a run that returns rows/s and, for our relay, its
+    /// peak RSS.
+    private struct Contender {
+        var label: String
+        var rssLabel: String?
+        var run: () async throws -> (rowsPerSecond: Double, peakRSS: Int?)
+    }
+
+    /// Runs the contenders round-robin, `runs` rounds, so the decode limit and each relay
+    /// see the same machine noise; records medians, and peak RSS where reported.
+    private func interleaved(_ contenders: [Contender], into table: inout [String: Sample], rss: inout [String: Sample]) async throws {
+        var rates: [String: [Double]] = [:], peaks: [String: [Double]] = [:]
+        for round in 1...runs {
+            for contender in contenders {
+                let result = try await contender.run()
+                log("  \(contender.label) run \(round): \(String(format: "%.0f", result.rowsPerSecond)) rows/s"
+                    + (result.peakRSS.map { String(format: ", peak RSS %.1f MiB", Double($0) / 1_048_576) } ?? ""))
+                rates[contender.label, default: []].append(result.rowsPerSecond)
+                if let label = contender.rssLabel, let peak = result.peakRSS { peaks[label, default: []].append(Double(peak)) }
+            }
+        }
+        for (label, values) in rates { table[label] = Sample(values) }
+        for (label, values) in peaks { rss[label] = Sample(values) }
+    }
+
     private func measure(_ env: BenchEnvironment, binary: String, into r: inout BenchResults) async throws {
-        log("drain \(rows) rows (1,000-row transactions)")
-        r.drain["decode limit: pg_recvlogical → /dev/null"] = try await repeated("pg_recvlogical") {
-            try await Contenders.decodeLimit(env, rows: rows, transactionRows: 1_000)
+        let sections = self.sections
+        let decodeLimit = "decode limit: pg_recvlogical → /dev/null"
+        func limit(_ rows: Int) -> Contender {
+            Contender(label: decodeLimit) { (try await Contenders.decodeLimit(env, rows: rows, transactionRows: 1_000), nil) }
         }
-        var rss: [Double] = []
-        r.drain["outbox-relay, stream mode"] = try await repeated("relay stream") {
-            let run = try await Contenders.relay(env, binary: binary, capture: .stream, rows: rows, transactionRows: 1_000)
-            rss.append(Double(run.peakRSS))
-            return run.rowsPerSecond
-        }
-        r.rss["drain \(rows) rows, stream"] = Sample(rss)
-        rss = []
-        r.drain["outbox-relay, notify mode"] = try await repeated("relay notify") {
-            let run = try await Contenders.relay(env, binary: binary, capture: .notify, rows: rows, transactionRows: 1_000)
-            rss.append(Double(run.peakRSS))
-            return run.rowsPerSecond
-        }
-        r.rss["drain \(rows) rows, notify"] = Sample(rss)
-        r.drain["polling relay (original design, 1,000-row batches)"] = try await repeated("polling") {
-            try await env.backlog(slot: nil, rows: rows)
-            let started = ContinuousClock.now
-            let poller = try PollingRelay(env: env, period: .milliseconds(100))
-            while poller.publishedCount < rows { try await Task.sleep(for: .milliseconds(10)) }
-            let elapsed = ContinuousClock.now - started
-            await poller.stop()
-            return Double(rows) / seconds(elapsed)
-        }
-        r.drain["shell: pg_recvlogical | kcat"] = try await repeated("shell") {
-            try await Contenders.shellPipeline(env, rows: rows, transactionRows: 1_000)
+        func relay(_ label: String, rssLabel: String, _ capture: CaptureMode, rows: Int, transactionRows: Int) -> Contender {
+            Contender(label: label, rssLabel: rssLabel) {
+                let run = try await Contenders.relay(env, binary: binary, capture: capture, rows: rows, transactionRows: transactionRows)
+                return (run.rowsPerSecond, run.peakRSS)
+            }
         }
 
-        if largeRows > 0 {
-            log("scaling: \(largeRows) rows")
-            r.drainLarge["decode limit: pg_recvlogical → /dev/null"] = try await repeated("pg_recvlogical large") {
-                try await Contenders.decodeLimit(env, rows: largeRows, transactionRows: 1_000)
-            }
-            rss = []
-            r.drainLarge["outbox-relay, stream mode"] = try await repeated("relay large") {
-                let run = try await Contenders.relay(env, binary: binary, capture: .stream, rows: largeRows, transactionRows: 1_000)
-                rss.append(Double(run.peakRSS))
-                return run.rowsPerSecond
-            }
-            r.rss["drain \(largeRows) rows, stream"] = Sample(rss)
-            rss = []
-            r.drainLarge["outbox-relay, one \(largeRows)-row transaction"] = try await repeated("relay one big txn") {
-                let run = try await Contenders.relay(env, binary: binary, capture: .stream, rows: largeRows, transactionRows: largeRows)
-                rss.append(Double(run.peakRSS))
-                return run.rowsPerSecond
-            }
-            r.rss["one \(largeRows)-row transaction, stream"] = Sample(rss)
+        var drain: [Contender] = [limit(rows)]
+        if sections.contains("drain") {
+            drain.append(relay("outbox-relay, stream mode", rssLabel: "drain \(rows) rows, stream", .stream, rows: rows, transactionRows: 1_000))
+        }
+        if sections.contains("notify") {
+            drain.append(relay("outbox-relay, notify mode", rssLabel: "drain \(rows) rows, notify", .notify, rows: rows, transactionRows: 1_000))
+        }
+        if sections.contains("alternatives") {
+            drain.append(Contender(label: "polling relay (original design, 1,000-row batches)") {
+                try await env.backlog(slot: nil, rows: rows)
+                let started = ContinuousClock.now
+                let poller = try PollingRelay(env: env, period: .milliseconds(100))
+                while poller.publishedCount < rows { try await Task.sleep(for: .milliseconds(10)) }
+                let elapsed = ContinuousClock.now - started
+                await poller.stop()
+                return (Double(rows) / seconds(elapsed), nil)
+            })
+            drain.append(Contender(label: "shell: pg_recvlogical | kcat") {
+                (try await Contenders.shellPipeline(env, rows: rows, transactionRows: 1_000), nil)
+            })
+        }
+        if drain.count > 1 {
+            log("drain \(rows) rows (1,000-row transactions), \(runs) interleaved rounds")
+            try await interleaved(drain, into: &r.drain, rss: &r.rss)
         }
 
-        for rate in [1_000, 5_000] {
-            log("latency at \(rate) rows/s")
-            var relayRuns: [Percentiles] = [], pollRuns: [Percentiles] = []
-            for _ in 0..<runs {
-                relayRuns.append(try await LatencyBench.relay(env, rate: rate, duration: .seconds(latencySeconds)))
-                pollRuns.append(try await LatencyBench.polling(env, period: .milliseconds(100), rate: rate, duration: .seconds(latencySeconds)))
-            }
-            r.latency["outbox-relay, stream @ \(rate)/s"] = LatencySummary(relayRuns)
-            r.latency["polling relay, 100 ms @ \(rate)/s"] = LatencySummary(pollRuns)
-        }
-        if !skipSlowPoller {
-            log("latency of the 20 s polling relay at 1000 rows/s")
-            var slow: [Percentiles] = []
-            for _ in 0..<runs {
-                slow.append(try await LatencyBench.polling(env, period: .seconds(20), rate: 1_000, duration: .seconds(max(latencySeconds, 25))))
-            }
-            r.latency["polling relay, 20 s @ 1000/s"] = LatencySummary(slow)
+        if largeRows > 0 && sections.contains("large") {
+            log("scaling: \(largeRows) rows, and one \(largeRows)-row transaction")
+            try await interleaved([
+                limit(largeRows),
+                relay("outbox-relay, stream mode", rssLabel: "drain \(largeRows) rows, stream", .stream, rows: largeRows, transactionRows: 1_000),
+                relay("outbox-relay, one \(largeRows)-row transaction", rssLabel: "one \(largeRows)-row transaction, stream", .stream,
+                      rows: largeRows, transactionRows: largeRows),
+            ], into: &r.drainLarge, rss: &r.rss)
         }
 
-        log("NOTIFY trigger write cost (pgbench, 8 clients)")
-        r.insertTPS["no trigger (stream mode)"] = try await repeated("pgbench no trigger") { try await TriggerCost.insertTPS(env, withTrigger: false, seconds: 5) }
-        r.insertTPS["statement-level NOTIFY trigger (notify mode)"] = try await repeated("pgbench trigger") { try await TriggerCost.insertTPS(env, withTrigger: true, seconds: 5) }
+        if sections.contains("latency") {
+            for rate in [1_000, 5_000] {
+                log("latency at \(rate) rows/s")
+                var relayRuns: [Percentiles] = [], pollRuns: [Percentiles] = []
+                for _ in 0..<runs {
+                    relayRuns.append(try await LatencyBench.relay(env, rate: rate, duration: .seconds(latencySeconds)))
+                    pollRuns.append(try await LatencyBench.polling(env, period: .milliseconds(100), rate: rate, duration: .seconds(latencySeconds)))
+                }
+                r.latency["outbox-relay, stream @ \(rate)/s"] = LatencySummary(relayRuns)
+                r.latency["polling relay, 100 ms @ \(rate)/s"] = LatencySummary(pollRuns)
+            }
+            if !skipSlowPoller {
+                log("latency of the 20 s polling relay at 1000 rows/s")
+                var slow: [Percentiles] = []
+                for _ in 0..<runs {
+                    slow.append(try await LatencyBench.polling(env, period: .seconds(20), rate: 1_000, duration: .seconds(max(latencySeconds, 25))))
+                }
+                r.latency["polling relay, 20 s @ 1000/s"] = LatencySummary(slow)
+            }
+        }
+
+        if sections.contains("trigger") {
+            log("NOTIFY trigger write cost (pgbench, 8 clients)")
+            r.insertTPS["no trigger (stream mode)"] = try await repeated("pgbench no trigger") { try await TriggerCost.insertTPS(env, withTrigger: false, seconds: 5) }
+            r.insertTPS["statement-level NOTIFY trigger (notify mode)"] = try await repeated("pgbench trigger") { try await TriggerCost.insertTPS(env, withTrigger: true, seconds: 5) }
+        }
+        guard sections.contains("consumer") else { return }
 
         log("consumer throughput")
         let consumerRows = 20_000

@@ -15,6 +15,29 @@ public struct OutboxRow: Sendable, Equatable {
     }
 }
 
+/// The outbox columns of one decoded Insert, pointing into the message's bytes without
+/// copying: valid only while those bytes are (inside the callback that received them).
+/// The relay publishes from it directly; `owned()` copies it when it must outlive them.
+public struct OutboxRowView {
+    public var id: Int64
+    /// `outbox_id` as the server sent it (decimal text), for the `outbox-id` header.
+    public var idText: UnsafeRawBufferPointer
+    public var topic: UnsafeRawBufferPointer
+    public var key: UnsafeRawBufferPointer
+    public var type: UnsafeRawBufferPointer
+    public var payload: UnsafeRawBufferPointer
+    public var createdAt: UnsafeRawBufferPointer
+    public var traceParent: UnsafeRawBufferPointer?
+
+    public var topicString: String { String(decoding: topic, as: UTF8.self) }
+
+    public func owned() -> OutboxRow {
+        OutboxRow(id: id, topic: topicString, key: Array(key), type: String(decoding: type, as: UTF8.self),
+                  payload: Array(payload), createdAt: String(decoding: createdAt, as: UTF8.self),
+                  traceParent: traceParent.map { String(decoding: $0, as: UTF8.self) })
+    }
+}
+
 /// A row that cannot be published as it stands. Carries the outbox id when it could be
 /// read, so the relay can dead-letter the row instead of stopping.
 public struct MalformedOutboxRow: Error, Sendable, CustomStringConvertible, Equatable {
@@ -41,8 +64,15 @@ public struct OutboxRowExtractor: Sendable {
     /// True when `relation` is the outbox table (any schema).
     public func isOutbox(_ relation: Relation) -> Bool { relation.name == tableName }
 
+    /// Copies the row's columns out of the message.
     public mutating func extract(relation: Relation, tuple: [ColumnValue],
                                  bytes: UnsafeRawBufferPointer) throws(MalformedOutboxRow) -> OutboxRow {
+        try view(relation: relation, tuple: tuple, bytes: bytes).owned()
+    }
+
+    /// The row's columns as slices of `bytes` (no copy, no allocation).
+    public mutating func view(relation: Relation, tuple: [ColumnValue],
+                              bytes: UnsafeRawBufferPointer) throws(MalformedOutboxRow) -> OutboxRowView {
         let index = try resolve(relation)
         func value(_ i: Int, _ name: String, id: Int64?) throws(MalformedOutboxRow) -> UnsafeRawBufferPointer? {
             guard i < tuple.count else { throw MalformedOutboxRow(outboxID: id, column: name, reason: "is missing from the row") }
@@ -51,14 +81,13 @@ public struct OutboxRowExtractor: Sendable {
             case .unchangedToast:
                 throw MalformedOutboxRow(outboxID: id, column: name, reason: "was not sent (unchanged TOAST value)")
             case .text(let r), .binary(let r):
-                guard r.upperBound <= bytes.count else {
+                guard r.lowerBound >= 0, r.upperBound <= bytes.count else {
                     throw MalformedOutboxRow(outboxID: id, column: name, reason: "points outside the message")
                 }
                 return UnsafeRawBufferPointer(rebasing: bytes[r])
             }
         }
-        guard let idBytes = try value(index.id, "outbox_id", id: nil),
-              let id = Int64(String(decoding: idBytes, as: UTF8.self)) else {
+        guard let idText = try value(index.id, "outbox_id", id: nil), let id = Self.parseInt64(idText) else {
             throw MalformedOutboxRow(outboxID: nil, column: "outbox_id", reason: "is NULL or not an integer")
         }
         guard let topic = try value(index.topic, "topic", id: id) else {
@@ -70,13 +99,33 @@ public struct OutboxRowExtractor: Sendable {
         guard let payload = try value(index.payload, "payload", id: id) else {
             throw MalformedOutboxRow(outboxID: id, column: "payload", reason: "is NULL")
         }
-        let type = try value(index.type, "type", id: id).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let created = try value(index.createdAt, "created_at", id: id).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let trace = try index.traceParent.flatMap { i throws(MalformedOutboxRow) in
-            try value(i, "trace_parent", id: id).map { String(decoding: $0, as: UTF8.self) }
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        let type = try value(index.type, "type", id: id) ?? empty
+        let created = try value(index.createdAt, "created_at", id: id) ?? empty
+        let trace = try index.traceParent.flatMap { i throws(MalformedOutboxRow) in try value(i, "trace_parent", id: id) }
+        return OutboxRowView(id: id, idText: idText, topic: topic, key: key, type: type, payload: payload,
+                             createdAt: created, traceParent: trace)
+    }
+
+    /// Decimal text (optionally signed) to Int64; nil on anything else or overflow.
+    static func parseInt64(_ text: UnsafeRawBufferPointer) -> Int64? {
+        var bytes = text[...]
+        var negative = false
+        if let first = bytes.first, first == UInt8(ascii: "-") || first == UInt8(ascii: "+") {
+            negative = first == UInt8(ascii: "-")
+            bytes = bytes.dropFirst()
         }
-        return OutboxRow(id: id, topic: String(decoding: topic, as: UTF8.self), key: Array(key), type: type,
-                         payload: Array(payload), createdAt: created, traceParent: trace)
+        guard !bytes.isEmpty else { return nil }
+        var value: Int64 = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let digit = Int64(byte - UInt8(ascii: "0"))
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (next, o2) = negative ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
+            guard !o1, !o2 else { return nil }
+            value = next
+        }
+        return value
     }
 
     private mutating func resolve(_ relation: Relation) throws(MalformedOutboxRow) -> Layout {

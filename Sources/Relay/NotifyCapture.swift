@@ -109,7 +109,7 @@ final class NotifyCapture: @unchecked Sendable {
                             }
                             guard extractor.isOutbox(relation) else { return }
                             do {
-                                let outboxRow = try extractor.extract(relation: relation, tuple: decoder.newTuple, bytes: raw)
+                                let outboxRow = try extractor.view(relation: relation, tuple: decoder.newTuple, bytes: raw)
                                 try publisher.publish(outboxRow, whileBlocked: whileBlocked)
                             } catch let malformed as MalformedOutboxRow {
                                 try publisher.publishMalformed(malformed, whileBlocked: whileBlocked)

@@ -51,7 +51,7 @@ final class Publisher: @unchecked Sendable {
         old?.close(timeout: .zero)
         let fresh = try KafkaProducer(
             configuration: configuration.kafka, logger: logger,
-            onDelivery: { [weak self] report in self?.delivered(report) },
+            onDelivery: { [weak self] reports in self?.delivered(reports) },
             onFatalError: { [weak self] error in self?.requestRestart("Kafka producer fatal error: \(error)") })
         condition.lock()
         producer = fresh
@@ -119,23 +119,35 @@ final class Publisher: @unchecked Sendable {
         return tracker.inFlightEvents
     }
 
-    /// Publishes one row of the open transaction. Blocks while the window is full, calling
-    /// `whileBlocked` about every 50 ms (the capture loop keeps status updates flowing and
-    /// may throw to abandon the session).
-    func publish(_ row: OutboxRow, whileBlocked: () throws -> Void) throws {
+    /// Publishes one row of the open transaction, straight from the decoded message (the
+    /// view is copied only when the row goes to the dead-letter path). Blocks while the
+    /// window is full, calling `whileBlocked` about every 50 ms (the capture loop keeps
+    /// status updates flowing and may throw to abandon the session).
+    func publish(_ row: OutboxRowView, whileBlocked: () throws -> Void) throws {
         let size = row.key.count + row.payload.count
         let (token, producer) = try reserve(size: size, whileBlocked: whileBlocked)
         // Without a key there is no per-key order to keep: such a row is malformed.
-        let decision: TopicRouter.Decision = row.key.isEmpty
-            ? .deadLetter(.malformedRow, "mq_key is empty") : configuration.router.route(row.topic)
+        let decision: TopicRouter.Decision = row.key.isEmpty ? .deadLetter(.malformedRow, "mq_key is empty") : route(row.topic)
         switch decision {
         case .deadLetter(let reason, let detail):
+            let owned = row.owned()
             deadLetters.submit(DeadLetterJob(token: token, size: size, outboxID: row.id, reason: reason, detail: detail,
-                                             originalTopic: row.topic, key: row.key, value: row.payload, headers: headers(for: row)))
+                                             originalTopic: owned.topic, key: owned.key, value: owned.payload, headers: headers(for: owned)))
         case .publish(let topic):
             guard let producer else { throw SessionRestart(reason: "the Kafka producer is being recreated") }
             try produce(producer, topic: topic, row: row, token: token, whileBlocked: whileBlocked)
         }
+    }
+
+    /// The last topic's routing decision. Rows of a stream mostly share a few topics, so
+    /// this saves validating and hashing the topic per row. Capture thread only.
+    private var lastRoute: (topic: [UInt8], decision: TopicRouter.Decision)?
+
+    private func route(_ topic: UnsafeRawBufferPointer) -> TopicRouter.Decision {
+        if let lastRoute, lastRoute.topic.elementsEqual(topic) { return lastRoute.decision }
+        let decision = configuration.router.route(String(decoding: topic, as: UTF8.self))
+        lastRoute = (Array(topic), decision)
+        return decision
     }
 
     /// A row the extractor could not read: it goes to the dead-letter path with what is known.
@@ -162,11 +174,10 @@ final class Publisher: @unchecked Sendable {
         return (token, producer)
     }
 
-    private func produce(_ producer: KafkaProducer, topic: String, row: OutboxRow, token: UInt64, whileBlocked: () throws -> Void) throws {
-        let headers = headers(for: row)
+    private func produce(_ producer: KafkaProducer, topic: String, row: OutboxRowView, token: UInt64, whileBlocked: () throws -> Void) throws {
         while true {
             do {
-                try producer.produce(topic: topic, key: row.key, value: row.payload, headers: headers, token: token)
+                try producer.produce(topic: topic, key: row.key, value: row.payload, headers: headers(for: row), token: token)
                 return
             } catch where error.code == .queueFull {
                 // librdkafka's own bound: wait for deliveries to make room.
@@ -177,12 +188,23 @@ final class Publisher: @unchecked Sendable {
                 // the row's fault, so dead-letter it and move on; anything else restarts.
                 guard case .deadLetter(let reason) = Self.classify(error) else { throw error }
                 logger.error("row refused by the Kafka client; dead-lettering it", metadata: ["outbox_id": "\(row.id)", "error": "\(error.name)"])
+                let owned = row.owned()
                 deadLetters.submit(DeadLetterJob(token: token, size: row.key.count + row.payload.count, outboxID: row.id, reason: reason,
                                                  detail: "\(error.name): \(error.message)", originalTopic: topic,
-                                                 key: row.key, value: row.payload, headers: headers))
+                                                 key: owned.key, value: owned.payload, headers: headers(for: owned)))
                 return
             }
         }
+    }
+
+    /// The record headers (ARCHITECTURE "Kafka record"), from the message bytes.
+    private func headers(for row: OutboxRowView) -> KafkaHeaders {
+        var headers = KafkaHeaders(capacity: 4)
+        headers.add("outbox-id", row.idText)
+        headers.add("outbox-type", row.type)
+        headers.add("outbox-created-at", row.createdAt)
+        if let trace = row.traceParent, !trace.isEmpty { headers.add("traceparent", trace) }
+        return headers
     }
 
     func headers(for row: OutboxRow) -> [(String, [UInt8])] {
@@ -208,25 +230,32 @@ final class Publisher: @unchecked Sendable {
 
     // MARK: delivery reports (poller thread) and dead-letter completions
 
-    private func delivered(_ report: DeliveryReport) {
-        guard let error = report.error else {
-            acknowledge(token: report.token, size: report.size, published: true)
-            return
+    /// The reports of one librdkafka poll: successes are acknowledged together (one lock,
+    /// one wake-up of the capture thread); failures are dealt with one by one.
+    private func delivered(_ reports: [DeliveryReport]) {
+        var successes: [(token: UInt64, size: Int)] = []
+        successes.reserveCapacity(reports.count)
+        for report in reports {
+            guard let error = report.error else {
+                successes.append((report.token, report.size))
+                continue
+            }
+            switch Self.classify(error) {
+            case .ignore:
+                continue  // purged by a session restart; the rows come again from the slot
+            case .restart:
+                requestRestart("delivery failed with \(error.name): \(error.message)")
+            case .deadLetter(let reason):
+                let failed = report.failed
+                let id = failed?.header("outbox-id").flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+                logger.error("row could not be delivered; dead-lettering it", metadata: [
+                    "outbox_id": "\(id.map(String.init) ?? "?")", "error": "\(error.name)"])
+                deadLetters.submit(DeadLetterJob(token: report.token, size: report.size, outboxID: id, reason: reason,
+                                                 detail: "\(error.name): \(error.message)", originalTopic: failed?.topic ?? "",
+                                                 key: failed?.key ?? [], value: failed?.value ?? [], headers: failed?.headers ?? []))
+            }
         }
-        switch Self.classify(error) {
-        case .ignore:
-            return  // purged by a session restart; the rows come again from the slot
-        case .restart:
-            requestRestart("delivery failed with \(error.name): \(error.message)")
-        case .deadLetter(let reason):
-            let failed = report.failed
-            let id = failed?.header("outbox-id").flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
-            logger.error("row could not be delivered; dead-lettering it", metadata: [
-                "outbox_id": "\(id.map(String.init) ?? "?")", "error": "\(error.name)"])
-            deadLetters.submit(DeadLetterJob(token: report.token, size: report.size, outboxID: id, reason: reason,
-                                             detail: "\(error.name): \(error.message)", originalTopic: failed?.topic ?? "",
-                                             key: failed?.key ?? [], value: failed?.value ?? [], headers: failed?.headers ?? []))
-        }
+        if !successes.isEmpty { acknowledge(successes, published: true) }
     }
 
     enum ReportAction: Equatable { case ignore, restart, deadLetter(DeadLetterReason) }
@@ -247,22 +276,34 @@ final class Publisher: @unchecked Sendable {
 
     /// A row is done: delivered, or dead-lettered durably.
     func acknowledge(token: UInt64, size: Int, published: Bool) {
+        acknowledge([(token, size)], published: published)
+    }
+
+    /// Rows are done. Reports from a previous session (tokens the tracker no longer knows)
+    /// are ignored; they neither release window space nor count as published.
+    func acknowledge(_ rows: [(token: UInt64, size: Int)], published: Bool) {
+        var accepted = 0
+        var commitTimes: [Int64] = []
+        if published { commitTimes.reserveCapacity(rows.count) }
         condition.lock()
-        let commitTime = tracker.commitTime(of: token)
-        let ignoredBefore = tracker.ignoredAcks
-        tracker.acknowledge(token)
-        let accepted = tracker.ignoredAcks == ignoredBefore
-        if accepted { window.release(bytes: size) }
+        for (token, size) in rows {
+            let commitTime = tracker.commitTime(of: token)
+            let ignoredBefore = tracker.ignoredAcks
+            tracker.acknowledge(token)
+            guard tracker.ignoredAcks == ignoredBefore else { continue }
+            window.release(bytes: size)
+            accepted += 1
+            if published, let commitTime, commitTime > 0 { commitTimes.append(commitTime) }
+        }
         let inFlight = tracker.inFlightEvents
         condition.unlock()
         condition.broadcast()
-        if published, accepted {
-            metrics.published.increment()
-            health.notePublished()
-            if let commitTime, commitTime > 0 {
-                let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
-                let latency = nowMicros - PostgresEpoch.toUnixMicroseconds(commitTime)
-                if latency >= 0 { metrics.commitToAck.recordNanoseconds(latency * 1_000) }
+        if published, accepted > 0 {
+            metrics.published.increment(by: accepted)
+            health.notePublished(accepted)
+            let nowMicros = PostgresEpoch.fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
+            for commitTime in commitTimes where nowMicros >= commitTime {
+                metrics.commitToAck.recordNanoseconds((nowMicros - commitTime) * 1_000)
             }
         }
         metrics.inFlight.record(inFlight)

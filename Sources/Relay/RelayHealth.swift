@@ -17,7 +17,7 @@ public final class RelayHealth: Sendable {
     /// Rows acknowledged by the broker since start (the demo's progress line reads it).
     public var published: Int { publishedTotal.load(ordering: .relaxed) }
     public var eventsInFlight: Int { inFlight.load(ordering: .relaxed) }
-    func notePublished() { publishedTotal.add(1, ordering: .relaxed) }
+    func notePublished(_ count: Int = 1) { publishedTotal.add(count, ordering: .relaxed) }
 
     public init() {}
 

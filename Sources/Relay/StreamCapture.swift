@@ -188,9 +188,9 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     }
 
     private func publishInsert(relation: Relation, bytes: UnsafeRawBufferPointer, whileBlocked: () throws -> Void) throws {
-        let row: OutboxRow
+        let row: OutboxRowView
         do {
-            row = try extractor.extract(relation: relation, tuple: decoder.newTuple, bytes: bytes)
+            row = try extractor.view(relation: relation, tuple: decoder.newTuple, bytes: bytes)
         } catch {
             logger.error("malformed outbox row; dead-lettering it", metadata: ["error": "\(error)"])
             try publisher.publishMalformed(error, whileBlocked: whileBlocked)

@@ -51,4 +51,33 @@ struct OutboxRowExtractorTests {
         #expect(x.isOutbox(Relation(oid: 1, namespace: "app", name: "outbox", replicaIdentity: 0, columns: [])))
         #expect(!x.isOutbox(Relation(oid: 1, namespace: "public", name: "outbox2", replicaIdentity: 0, columns: [])))
     }
+
+    @Test("the zero-copy view points into the message and copies to the same row")
+    func viewMatchesOwnedRow() throws {
+        var d = PGOutputDecoder()
+        guard case .relation(let relation) = try d.decode(Bytes.relation(oid: 3)) else { throw PGOutputError(.malformed, "no relation") }
+        let insert = Bytes.outboxInsert(oid: 3, id: 9_007_199_254_740_993, topic: "BOOK_SAVE", key: "BOOK:1", payload: #"{"a": 1}"#, trace: .null)
+        _ = try d.decode(insert)
+        var x = OutboxRowExtractor()
+        let tuple = d.newTuple
+        try insert.withUnsafeBytes { raw in
+            let view = try x.view(relation: relation, tuple: tuple, bytes: raw)
+            #expect(view.id == 9_007_199_254_740_993)
+            #expect(String(decoding: view.idText, as: UTF8.self) == "9007199254740993")
+            #expect(view.topicString == "BOOK_SAVE")
+            #expect(view.traceParent == nil)
+            // Slices of the message, not copies.
+            #expect(view.payload.baseAddress! >= raw.baseAddress! && view.payload.baseAddress! + view.payload.count <= raw.baseAddress! + raw.count)
+            #expect(view.owned() == (try x.extract(relation: relation, tuple: tuple, bytes: raw)))
+        }
+    }
+
+    @Test("outbox_id text parsing: signs, bounds, overflow and junk", arguments: [
+        ("0", Int64(0)), ("42", 42), ("-7", -7), ("+7", 7), ("9223372036854775807", .max), ("-9223372036854775808", .min),
+        ("9223372036854775808", nil), ("-9223372036854775809", nil), ("", nil), ("-", nil), ("12a", nil), (" 1", nil), ("1.0", nil),
+    ] as [(String, Int64?)])
+    func parseInt64(text: String, expected: Int64?) {
+        let parsed = Array(text.utf8).withUnsafeBytes { OutboxRowExtractor.parseInt64($0) }
+        #expect(parsed == expected)
+    }
 }

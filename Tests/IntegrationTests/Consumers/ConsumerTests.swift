@@ -99,4 +99,37 @@ struct ConsumerTests {
             #expect(consumer.service.totals.applied == 1)
         }
     }
+
+    @Test("a batch the database refuses is redone message by message: only the message at fault is dead-lettered; copies in one batch apply once")
+    func databaseRefusesOneMessage() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 10)
+            _ = try await produceOutboxRows(ctx, db, times: 2)
+            // JSON that Swift's decoder accepts but jsonb refuses (\u0000), for a real INIT row.
+            let badID = try await db.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
+                """).single().int64("outbox_id")
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
+                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:bad".utf8), value: Array(bad.utf8),
+                                        headers: [("outbox-id", Array(String(badID).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            producer.close()
+
+            let consumer = try RunningConsumer.start(ctx, batchSize: 64)
+            #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.duplicates + consumer.service.totals.deadLettered == 21 })
+            try await consumer.stop()
+            #expect(consumer.service.totals.applied == 10)
+            #expect(consumer.service.totals.duplicates == 10)
+            #expect(consumer.service.totals.deadLettered == 1)
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 10)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 10)
+            #expect(try await db.query("SELECT status FROM outbox WHERE outbox_id = $1", [.int(badID)]).single().string("status") == "INIT")
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 1)
+            #expect(dead.first?.headerString("outbox-dlq-reason") == "rejected_by_database")
+            #expect(dead.first?.headerString("outbox-id") == String(badID))
+        }
+    }
 }

@@ -14,7 +14,7 @@ struct KafkaRoundTripTests {
             let producer = try KafkaProducer(
                 configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
                 logger: Logger(label: "test-producer"),
-                onDelivery: { report in reports.withLock { $0[report.token] = report } })
+                onDelivery: { delivered in reports.withLock { for report in delivered { $0[report.token] = report } } })
             let topic = "roundtrip.\(UUID().uuidString.prefix(8))"
             for i in 1...1_000 {
                 try producer.produce(topic: topic, key: Array("key-\(i % 17)".utf8), value: Array("\(i)".utf8),

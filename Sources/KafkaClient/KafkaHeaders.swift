@@ -1,0 +1,39 @@
+internal import CRdKafka
+
+/// Message headers built straight into librdkafka's header list (each value is copied in
+/// by `add`), so producing a message needs no intermediate Swift arrays. Non-copyable: the
+/// list belongs to exactly one message; `produce` takes it, and an unused list is freed.
+public struct KafkaHeaders: ~Copyable {
+    fileprivate var raw: OpaquePointer?
+
+    public init(capacity: Int = 4) {
+        raw = rd_kafka_headers_new(capacity)
+    }
+
+    public init(_ headers: [(String, [UInt8])]) {
+        self.init(capacity: headers.count)
+        for (name, value) in headers { add(name, value) }
+    }
+
+    public mutating func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+        name.withUTF8Buffer { nameBytes in
+            _ = rd_kafka_header_add(raw, UnsafeRawPointer(nameBytes.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                    nameBytes.count, value.baseAddress, value.count)
+        }
+    }
+
+    public mutating func add(_ name: String, _ value: [UInt8]) {
+        value.withUnsafeBytes { bytes in _ = rd_kafka_header_add(raw, name, -1, bytes.baseAddress, bytes.count) }
+    }
+
+    /// Hands the list to librdkafka (which frees it with the message) or to the caller.
+    consuming func take() -> OpaquePointer? {
+        let raw = self.raw
+        discard self
+        return raw
+    }
+
+    deinit {
+        if let raw { rd_kafka_headers_destroy(raw) }
+    }
+}
