@@ -59,7 +59,7 @@ public final class KafkaProducer: Sendable {
         self.handle = handle
         self.context = unmanaged
         self.bootstrapServers = configuration.bootstrapServers
-        self.poller = PollerThread(name: "kafka-producer-poll") {
+        self.poller = PollerThread(name: "kafka-producer-poll", wake: { rd_kafka_yield(handle.rk) }) {
             rd_kafka_poll(handle.rk, 100)
             context.flushDeliveries()
         }

@@ -71,7 +71,9 @@ enum Preflight {
             throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url, that the server runs, and pg_hba.conf.")
         }
         let producer = try KafkaProducer(configuration: kafka, logger: logger, onDelivery: { _ in })
-        defer { producer.close(timeout: .zero) }
+        // rd_kafka_destroy waits for librdkafka's threads (~100 ms): let it finish while the
+        // relay starts, instead of delaying the start.
+        defer { Thread.detachNewThread { producer.close(timeout: .zero) } }
         try await producer.checkConnectivity(timeout: .seconds(10))
     }
 }

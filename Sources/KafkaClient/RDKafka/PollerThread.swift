@@ -7,8 +7,13 @@ import Synchronization
 final class PollerThread: Sendable {
     private let running = Atomic<Bool>(true)
     private let finished = DispatchSemaphore(value: 0)
+    private let wake: @Sendable () -> Void
 
-    init(name: String, _ poll: @escaping @Sendable () -> Void) {
+    /// - Parameter wake: makes a blocked `poll` return now, so `stop()` does not wait out
+    ///   its timeout (a producer's close, and so the relay's start-up preflight, would
+    ///   otherwise take up to one poll timeout longer).
+    init(name: String, wake: @escaping @Sendable () -> Void = {}, _ poll: @escaping @Sendable () -> Void) {
+        self.wake = wake
         let thread = Thread { [self] in
             while running.load(ordering: .acquiring) { poll() }
             finished.signal()
@@ -19,6 +24,9 @@ final class PollerThread: Sendable {
 
     /// Stops the loop and waits for the current poll to return.
     func stop() {
-        if running.exchange(false, ordering: .acquiringAndReleasing) { finished.wait() }
+        if running.exchange(false, ordering: .acquiringAndReleasing) {
+            wake()
+            finished.wait()
+        }
     }
 }

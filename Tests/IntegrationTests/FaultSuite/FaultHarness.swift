@@ -11,10 +11,12 @@ import Testing
 /// PostgreSQL outages, slot-lag sampling, and the checker that runs after each scenario.
 ///
 /// `OUTBOX_FAULT_SOAK=1` lengthens every scenario (more load, more kills); CI runs the
-/// bounded default.
+/// bounded default. `OUTBOX_FAULT_KILLS=N` sets the number of relay kill -9 cycles alone
+/// (the 1,000-cycle loss check: `OUTBOX_FAULT_KILLS=1000 bash scripts/test --filter kill`).
 enum Fault {
     static let soak = ProcessInfo.processInfo.environment["OUTBOX_FAULT_SOAK"] == "1"
     static func scaled(_ ci: Int, soak soakValue: Int) -> Int { soak ? soakValue : ci }
+    static let relayKills = ProcessInfo.processInfo.environment["OUTBOX_FAULT_KILLS"].flatMap { Int($0) } ?? scaled(20, soak: 200)
 }
 
 /// Writes BOOK_SAVE rows whose payloads the consumers can apply, one small transaction at
@@ -131,10 +133,27 @@ func checkScenario(_ name: String, db: PGConnection, oracle: CommitOrderOracle, 
     return report
 }
 
-/// Collects every scenario's report so the suite can print one summary at the end.
+/// Collects every scenario's report. After each scenario it prints the running summary
+/// (`FAULT SUMMARY …`), so the last such line in the test output covers the whole suite
+/// whatever order the scenarios ran in.
 final class FaultLedger: @unchecked Sendable {
     static let shared = FaultLedger()
-    private let reports = Mutex<[String]>([])
-    func record(_ report: ScenarioReport) { reports.withLock { $0.append(report.description) } }
-    var all: [String] { reports.withLock { $0 } }
+    private let reports = Mutex<[ScenarioReport]>([])
+
+    func record(_ report: ScenarioReport) {
+        let all = reports.withLock { $0.append(report); return $0 }
+        print(Self.summary(all))
+    }
+
+    static func summary(_ all: [ScenarioReport]) -> String {
+        let rows = all.reduce(0) { $0 + $1.check.committed }
+        let duplicates = all.reduce(0) { $0 + $1.check.duplicates }
+        let missing = all.reduce(0) { $0 + $1.check.missing.count }
+        let order = all.reduce(0) { $0 + $1.check.orderViolations.count }
+        let effectsBroken = all.filter { $0.effectsExpected != nil && !$0.effectsOK }.count
+        let worst = all.compactMap { report in report.recovery.map { (report.name, $0) } }.max { $0.1 < $1.1 }
+        let worstText = worst.map { String(format: "%.2f s (%@)", Double($0.1.components.seconds) + Double($0.1.components.attoseconds) * 1e-18, $0.0) } ?? "-"
+        return "FAULT SUMMARY: \(all.count) scenarios, \(rows) rows checked, \(missing) missing, \(order) order violations, "
+            + "\(duplicates) duplicates, \(effectsBroken) scenarios with effects not exactly once, worst recovery \(worstText)"
+    }
 }

@@ -42,7 +42,7 @@ struct FaultSuiteTests {
         }
     }
 
-    @Test("relay process: kill -9 at random points under load, 20 times")
+    @Test("relay process: kill -9 at random points under load, 20 times (OUTBOX_FAULT_KILLS overrides)")
     func killNine() async throws {
         try await scenario { ctx, db, oracle in
             try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
@@ -50,7 +50,7 @@ struct FaultSuiteTests {
             let lag = SlotLagSampler(url: ctx.databaseURL, slot: ctx.slotName)
             let load = LoadGenerator(url: ctx.databaseURL)
             var worstRecovery = Duration.zero
-            for round in 0..<Fault.scaled(20, soak: 200) {
+            for round in 0..<Fault.relayKills {
                 let relay = try startRelayProcess(ctx, logName: "k\(round)")
                 let started = ContinuousClock.now
                 _ = await waitUntilStreaming(db, ctx.slotName, timeout: .seconds(10))
@@ -61,7 +61,7 @@ struct FaultSuiteTests {
             }
             await load.stop()
             let final = try startRelayProcess(ctx, logName: "final")
-            _ = try await checkScenario("relay kill -9 x\(Fault.scaled(20, soak: 200))", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+            _ = try await checkScenario("relay kill -9 x\(Fault.relayKills)", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                         consumers: true, recovery: worstRecovery, worstSlotLag: await lag.stop())
             #expect(await final.terminate() == 0, "exit after SIGTERM: \(final.output.suffix(1_500))")
             try await consumer.stop()

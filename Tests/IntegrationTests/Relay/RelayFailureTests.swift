@@ -87,8 +87,12 @@ struct RelayFailureTests {
             #expect(await eventually { relay.service.health.current.state == .streaming })
             try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 2)
             _ = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 10)
-            try await terminateRelayBackends(db)
-            try await db.query("SELECT pg_drop_replication_slot($1)", [.text(ctx.slotName)])
+            // pg_terminate_backend only signals: the walsender may still hold the slot for a
+            // moment, so terminate and drop until the drop goes through.
+            #expect(await eventually(timeout: .seconds(20)) {
+                try? await terminateRelayBackends(db)
+                return (try? await db.query("SELECT pg_drop_replication_slot($1)", [.text(ctx.slotName)])) != nil
+            })
             await expectHalt(relay, .slotMissing, mentioning: ["disappeared", ctx.slotName])
             #expect(try await slotConfirmedLSN(db, slot: ctx.slotName) == nil, "the relay must not recreate the slot")
         }
