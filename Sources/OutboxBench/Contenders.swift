@@ -24,6 +24,21 @@ enum Contenders {
         return Double(rows) / seconds(elapsed)
     }
 
+    /// Decoding with no client at all: the backend decodes the slot (pgoutput, binary) and
+    /// only counts the changes. A reference for how much of the budget the walsender
+    /// protocol itself takes; not the denominator (the issue defines that as pg_recvlogical).
+    static func serverSideDecode(_ env: BenchEnvironment, rows: Int, transactionRows: Int) async throws -> Double {
+        let slot = "bench_server_decode"
+        try await env.backlog(slot: slot, rows: rows, transactionRows: transactionRows)
+        let started = ContinuousClock.now
+        _ = try await env.db.query("""
+            SELECT count(*) AS n FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'outbox_pub')
+            """, [.text(slot)])
+        let elapsed = ContinuousClock.now - started
+        try await env.dropSlot(slot)
+        return Double(rows) / seconds(elapsed)
+    }
+
     struct RelayRun { var rowsPerSecond: Double; var peakRSS: Int }
 
     /// Our relay as a real process (release build), from process start to the last row

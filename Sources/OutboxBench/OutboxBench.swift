@@ -124,7 +124,9 @@ struct OutboxBench: AsyncParsableCommand {
             }
         }
 
-        var drain: [Contender] = [limit(rows)]
+        var drain: [Contender] = [limit(rows), Contender(label: "reference: server-side decode, SQL count of the slot's changes") {
+            (try await Contenders.serverSideDecode(env, rows: rows, transactionRows: 1_000), nil)
+        }]
         if sections.contains("drain") {
             drain.append(relay("outbox-relay, stream mode", rssLabel: "drain \(rows) rows, stream", .stream, rows: rows, transactionRows: 1_000))
         }
@@ -141,7 +143,7 @@ struct OutboxBench: AsyncParsableCommand {
                 await poller.stop()
                 return (Double(rows) / seconds(elapsed), nil)
             })
-            drain.append(Contender(label: "shell: pg_recvlogical | kcat") {
+            drain.append(Contender(label: "shell: pg_recvlogical piped into kcat") {
                 (try await Contenders.shellPipeline(env, rows: rows, transactionRows: 1_000), nil)
             })
         }

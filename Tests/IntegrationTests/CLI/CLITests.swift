@@ -61,6 +61,35 @@ struct CLITests {
         }
     }
 
+    @Test("relay and consume as processes carry bookings end to end; consume serves /metrics and stops on SIGTERM")
+    func relayAndConsumeProcesses() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            // The slot starts with the relay: rows written before it are the sweeper's job.
+            let relayPort = freeLoopbackPort()
+            let relay = try startRelayProcess(ctx, logName: "cli-e2e-relay", httpPort: relayPort)
+            #expect(await eventually { LoopbackHTTP.get(port: relayPort, path: "/readyz")?.status == 200 })
+            _ = try await bookSeats(db, count: 30)
+            let port = freeLoopbackPort()
+            let log = NSTemporaryDirectory() + "consume-\(ctx.databaseName).log"
+            let consume = try ChildProcess([try relayBinary(), "consume", "--database-url", urlWithPassword(ctx),
+                                            "--kafka-bootstrap-servers", ctx.bootstrapServers, "--http-port", String(port),
+                                            "--log-level", "notice", "--set", "kafka-properties=allow.auto.create.topics=true"],
+                                           outputPath: log)
+            #expect(await eventually(timeout: .seconds(60)) {
+                (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 30
+            }, "\(consume.output.suffix(2_000))")
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 30)
+            let metrics = LoopbackHTTP.get(port: port, path: "/metrics")?.body ?? ""
+            #expect(LoopbackHTTP.sample("outbox_consumer_applied_total", in: metrics) == 30, "\(metrics.prefix(2_000))")
+            #expect(LoopbackHTTP.get(port: port, path: "/healthz")?.status == 200)
+            let consumeStatus = await consume.terminate(timeout: .seconds(30))
+            #expect(consumeStatus == 0, "consume after SIGTERM: \(consume.output.suffix(1_500))")
+            #expect(!consume.output.contains(Self.password))
+            #expect(await relay.terminate() == 0)
+        }
+    }
+
     @Test("an HTTP port already in use is a clear start-up error, and the relay does not linger")
     func httpPortInUse() async throws {
         try await withTestContext { ctx in

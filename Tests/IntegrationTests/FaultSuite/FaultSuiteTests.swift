@@ -50,16 +50,26 @@ struct FaultSuiteTests {
             let lag = SlotLagSampler(url: ctx.databaseURL, slot: ctx.slotName)
             let load = LoadGenerator(url: ctx.databaseURL)
             var worstRecovery = Duration.zero
+            var killedWhilePublishing = 0
             for round in 0..<Fault.relayKills {
-                let relay = try startRelayProcess(ctx, logName: "k\(round)")
+                let port = freeLoopbackPort()
+                let relay = try startRelayProcess(ctx, logName: "k\(round)", httpPort: port)
                 let started = ContinuousClock.now
-                _ = await waitUntilStreaming(db, ctx.slotName, timeout: .seconds(10))
+                // Recovery = start to the first broker acknowledgement of this process; the
+                // kill then lands at a random point while it publishes (acknowledged rows
+                // whose LSN is not yet confirmed are the ones a crash sends again).
+                if await eventually(timeout: .seconds(15), every: .milliseconds(10), {
+                    (LoopbackHTTP.get(port: port, path: "/metrics").flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } ?? 0) > 0
+                }) {
+                    killedWhilePublishing += 1
+                }
                 worstRecovery = max(worstRecovery, ContinuousClock.now - started)
-                try await Task.sleep(for: .milliseconds(Int.random(in: 50...900)))
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...900)))
                 relay.signal(SIGKILL)
                 _ = await relay.waitForExit()
             }
             await load.stop()
+            #expect(killedWhilePublishing == Fault.relayKills, "only \(killedWhilePublishing) relays published before their kill")
             let final = try startRelayProcess(ctx, logName: "final")
             _ = try await checkScenario("relay kill -9 x\(Fault.relayKills)", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                         consumers: true, recovery: worstRecovery, worstSlotLag: await lag.stop())
