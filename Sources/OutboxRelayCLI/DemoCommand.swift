@@ -129,10 +129,10 @@ struct Demo: AsyncParsableCommand {
                                 do {
                                     _ = try await BookingFacade().pay(on: conn, bookingId: reservation.bookingId, userId: user.userId, token: user.token)
                                     traffic.paid()
-                                } catch is BookingError { traffic.refused() }
+                                } catch let error as BookingError { traffic.refused(error) }
                             }
-                        } catch is BookingError {
-                            traffic.refused()
+                        } catch let error as BookingError {
+                            traffic.refused(error)
                         }
                         next += perWriterInterval
                         let now = ContinuousClock.now
@@ -218,7 +218,7 @@ struct Demo: AsyncParsableCommand {
         say("""
 
             ── verification ─────────────────────────────────────────────
-            bookings \(traffic.bookedCount), payments \(traffic.paidCount), refused \(traffic.refusedCount) (seat taken / balance)
+            bookings \(traffic.bookedCount), payments \(traffic.paidCount), refused \(traffic.refusedCount) (\(traffic.refusalReasons))
             relay published \(relay.health.published) (includes any at-least-once redeliveries)
             consumers applied \(totals.applied), duplicates \(totals.duplicates), dead-lettered \(totals.deadLettered)
             """)
@@ -272,14 +272,32 @@ final class SeatQueue: Sendable {
 }
 
 final class TrafficStats: @unchecked Sendable {
-    private let counts = Mutex<(booked: Int, paid: Int, refused: Int)>((0, 0, 0))
+    private let counts = Mutex<(booked: Int, paid: Int, refused: [String: Int])>((0, 0, [:]))
     var replayed = 0
     func booked() { counts.withLock { $0.booked += 1 } }
     func paid() { counts.withLock { $0.paid += 1 } }
-    func refused() { counts.withLock { $0.refused += 1 } }
+    /// Refusals are part of the traffic: a paid booking expires the user's wait token (the
+    /// payment consumer's effect), so that user's later attempts are refused until they
+    /// queue again; seats run out; balances run dry.
+    func refused(_ error: BookingError) {
+        let reason: String
+        switch error {
+        case .tokenExpired: reason = "token expired after a payment"
+        case .tokenInvalid: reason = "token invalid"
+        case .seatTaken: reason = "seat taken"
+        case .insufficientBalance: reason = "insufficient balance"
+        case .unknownSeat, .unknownBooking, .bookingNotPayable: reason = "other"
+        }
+        counts.withLock { $0.refused[reason, default: 0] += 1 }
+    }
     var bookedCount: Int { counts.withLock { $0.booked } }
     var paidCount: Int { counts.withLock { $0.paid } }
-    var refusedCount: Int { counts.withLock { $0.refused } }
+    var refusedCount: Int { counts.withLock { $0.refused.values.reduce(0, +) } }
+    var refusalReasons: String {
+        let reasons = counts.withLock { $0.refused }
+        guard !reasons.isEmpty else { return "none" }
+        return reasons.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
 }
 
 /// Ctrl-C / SIGTERM end the demo early but still clean up (the servers are child processes).
