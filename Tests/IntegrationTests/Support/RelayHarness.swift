@@ -19,6 +19,11 @@ struct RunningRelay: Sendable {
         configuration.slotName = slot ?? ctx.slotName
         configuration.capture = capture
         configuration.spillDirectory = NSTemporaryDirectory()
+        // Debugging aid: RELAY_TEST_KAFKA="debug=eos,msg" passes librdkafka properties through.
+        for pair in (ProcessInfo.processInfo.environment["RELAY_TEST_KAFKA"] ?? "").split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { configuration.kafka.properties[parts[0]] = parts[1] }
+        }
         configure(&configuration)
         var logger = Logger(label: "relay-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
