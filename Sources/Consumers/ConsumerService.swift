@@ -36,6 +36,10 @@ public final class ConsumerService: @unchecked Sendable {
         self.metrics = metrics
     }
 
+    /// Batches rolled back and retried because an outbox row was not visible yet.
+    public var visibilityRetries: Int { visibilityRetryCount.load(ordering: .relaxed) }
+    private let visibilityRetryCount = Atomic<Int>(0)
+
     /// Totals since start, for the demo's summary and tests.
     public var totals: (applied: Int, duplicates: Int, deadLettered: Int) { counters.withLock { $0 } }
 
@@ -114,29 +118,58 @@ public final class ConsumerService: @unchecked Sendable {
         }
     }
 
+    /// Waits before a missing outbox row counts as poison: 20, 40, … 640 ms, ~1.3 s in all.
+    static let visibilityRetryDelays: [Double] = [0.02, 0.04, 0.08, 0.16, 0.32, 0.64]
+
     private func applyBatch(_ batch: [KafkaMessage], consumer: KafkaConsumer) throws {
         if connection == nil || connection?.isHealthy == false {
             connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
         }
         let conn = connection!
-        var outcomes: [ApplyOutcome]
+        // A message can arrive before its row is visible: the walsender sends a commit as
+        // soon as its WAL is flushed, a moment before the committing backend makes it
+        // visible to other sessions, and under load the relay, the broker and this consumer
+        // can all act inside that moment. So a missing row rolls the batch back and retries
+        // it a few times before it counts as poison.
+        var outcomes: [ApplyOutcome] = []
+        for (attempt, delay) in (Self.visibilityRetryDelays + [nil]).enumerated() {
+            do {
+                outcomes = try applyInTransaction(batch, on: conn, acceptMissingRows: delay == nil)
+                break
+            } catch is RowsNotYetVisible {
+                if attempt == 0 { logger.info("an outbox row is not visible yet; retrying the batch", metadata: ["messages": "\(batch.count)"]) }
+                metrics.transactionRetries.increment()
+                visibilityRetryCount.add(1, ordering: .relaxed)
+                Thread.sleep(forTimeInterval: delay ?? 0)
+            }
+        }
+        try afterDatabaseCommit?()
+        try finish(batch, outcomes: outcomes, consumer: consumer)
+    }
+
+    /// One attempt: set-based, or, when the database refuses the batch's data, one message
+    /// per savepoint. Throws `RowsNotYetVisible` (rolling back) unless `acceptMissingRows`.
+    private func applyInTransaction(_ batch: [KafkaMessage], on conn: PGConnection, acceptMissingRows: Bool) throws -> [ApplyOutcome] {
+        func check(_ outcomes: [ApplyOutcome]) throws -> [ApplyOutcome] {
+            if !acceptMissingRows, outcomes.contains(where: \.isMissingRow) { throw RowsNotYetVisible() }
+            return outcomes
+        }
         do {
-            outcomes = try conn.transactionBlocking { conn in try applier.applyBatch(batch, on: conn) }
+            return try conn.transactionBlocking { conn in try check(applier.applyBatch(batch, on: conn)) }
         } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
             // The database refused some message's data (constraint, type, invalid JSON):
             // nothing of the batch was kept. Redo it one message per savepoint, so only the
             // message at fault is poisoned and the others are applied.
             logger.notice("batch refused by the database; applying it message by message",
                           metadata: ["error": "\(error.sqlState ?? "") \(error.message)", "messages": "\(batch.count)"])
-            outcomes = try applyOneByOne(batch, on: conn)
+            return try applyOneByOne(batch, on: conn, check: check)
         }
-        try afterDatabaseCommit?()
-        try finish(batch, outcomes: outcomes, consumer: consumer)
     }
 
-    private func applyOneByOne(_ batch: [KafkaMessage], on conn: PGConnection) throws -> [ApplyOutcome] {
-        var outcomes: [ApplyOutcome] = []
+    private func applyOneByOne(_ batch: [KafkaMessage], on conn: PGConnection,
+                               check: ([ApplyOutcome]) throws -> [ApplyOutcome]) throws -> [ApplyOutcome] {
         try conn.transactionBlocking { conn in
+            var outcomes: [ApplyOutcome] = []
             for message in batch {
                 try conn.queryBlocking("SAVEPOINT message")
                 do {
@@ -149,8 +182,8 @@ public final class ConsumerService: @unchecked Sendable {
                 }
                 try conn.queryBlocking("RELEASE SAVEPOINT message")
             }
+            return try check(outcomes)
         }
-        return outcomes
     }
 
     private func finish(_ batch: [KafkaMessage], outcomes: [ApplyOutcome], consumer: KafkaConsumer) throws {
@@ -213,6 +246,9 @@ public final class ConsumerService: @unchecked Sendable {
         return state.hasPrefix("08") || state == "40001" || state == "40P01" || state.hasPrefix("57") || state.hasPrefix("53")
     }
 }
+
+/// A batch referred to an outbox row this transaction could not see (yet); rolled back.
+struct RowsNotYetVisible: Error {}
 
 /// Thrown by `afterDatabaseCommit` hooks in tests to simulate a crash.
 public struct SimulatedCrash: Error {

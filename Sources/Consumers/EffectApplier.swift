@@ -10,6 +10,11 @@ enum ApplyOutcome: Equatable {
     case duplicate
     /// The message cannot be applied, ever; it goes to the dead-letter topic.
     case poison(reason: String, detail: String)
+
+    var isMissingRow: Bool {
+        if case .poison("missing_outbox_row", _) = self { return true }
+        return false
+    }
 }
 
 /// One message, decoded: the effect it asks for, or why it can never be applied.

@@ -132,4 +132,33 @@ struct ConsumerTests {
             #expect(dead.first?.headerString("outbox-id") == String(badID))
         }
     }
+
+    @Test("a message that arrives before its outbox row is visible waits for it instead of being dead-lettered")
+    func rowNotYetVisible() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            // The row is inserted in a transaction kept open while the consumer already holds
+            // its message: what a consumer sees when the walsender sent the commit a moment
+            // before the committing backend made it visible.
+            let writer = try await ctx.connect()
+            try await writer.query("BEGIN")
+            let id = try await writer.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:late', 'BOOK_SAVE', '{}') RETURNING outbox_id
+                """).single().int64("outbox_id")
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            let payload = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"# +
+                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(id)}"#
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:late".utf8), value: Array(payload.utf8),
+                                        headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            producer.close()
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            #expect(await eventually { consumer.service.visibilityRetries > 0 }, "the consumer never met the invisible row")
+            try await writer.query("COMMIT")
+            #expect(await eventually { consumer.service.totals.applied == 1 })
+            try await consumer.stop()
+            #expect(consumer.service.totals.deadLettered == 0)
+            #expect(try await db.query("SELECT status FROM outbox WHERE outbox_id = $1", [.int(id)]).single().string("status") == "COMPLETE")
+        }
+    }
 }
