@@ -36,7 +36,7 @@ final class LoadGenerator: @unchecked Sendable {
                     if connection == nil { connection = try await PGConnection.connect(url) }
                     n += 1
                     try await insertBookEvents(connection!, rows: Int.random(in: rowsPerTransaction), keys: keys, seed: n)
-                    if pauseMicros > 0 { usleep(pauseMicros) }
+                    if pauseMicros > 0 { try await Task.sleep(for: .microseconds(Int(pauseMicros))) }
                 } catch {
                     failures.add(1, ordering: .relaxed)
                     connection = nil
