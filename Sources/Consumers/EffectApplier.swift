@@ -37,6 +37,12 @@ enum ParsedMessage {
         case .poison: ""
         }
     }
+
+    /// The outcome of a message that can never be applied; nil for an effect.
+    var poisonOutcome: ApplyOutcome? {
+        if case .poison(let reason, let detail) = self { return .poison(reason: reason, detail: detail) }
+        return nil
+    }
 }
 
 /// Applies effects inside the caller's transaction: status guard, PUBLISHED, effect,
@@ -72,10 +78,8 @@ struct EffectApplier {
 
     func apply(_ message: KafkaMessage, on connection: PGConnection) throws -> ApplyOutcome {
         let parsed = parse(message)
-        guard let outboxID = parsed.outboxID else {
-            guard case .poison(let reason, let detail) = parsed else { preconditionFailure("a parsed effect without an id") }
-            return .poison(reason: reason, detail: detail)
-        }
+        if let poison = parsed.poisonOutcome { return poison }
+        guard let outboxID = parsed.outboxID else { preconditionFailure("an effect without an outbox id") }
         let row = try connection.queryBlocking("SELECT status FROM outbox WHERE outbox_id = $1 FOR UPDATE", [.int(outboxID)])
         guard let status = try row.rows.first?.string("status") else {
             return .poison(reason: "missing_outbox_row", detail: "outbox row \(outboxID) does not exist")
@@ -127,11 +131,11 @@ struct EffectApplier {
         var applying: [Int64] = [], bookings: [(Int64, BookEvent, [UInt8])] = [], payments: [(Int64, PaymentEvent)] = []
         var seen = Set<Int64>()
         for message in parsed {
-            guard let id = message.outboxID else {
-                guard case .poison(let reason, let detail) = message else { preconditionFailure("a parsed effect without an id") }
-                outcomes.append(.poison(reason: reason, detail: detail))
+            if let poison = message.poisonOutcome {
+                outcomes.append(poison)
                 continue
             }
+            guard let id = message.outboxID else { preconditionFailure("an effect without an outbox id") }
             guard let current = status[id] else {
                 outcomes.append(.poison(reason: "missing_outbox_row", detail: "outbox row \(id) does not exist"))
                 continue
@@ -184,23 +188,21 @@ struct EffectApplier {
     /// One JSON array for `jsonb_to_recordset`. The payload goes in as the JSON it already
     /// is (the decoder accepted it), so it is stored byte for byte as the relay sent it.
     static func bookingRecords(_ rows: [(Int64, BookEvent, [UInt8])]) -> String {
-        var out = "["
-        for (index, (id, event, payload)) in rows.enumerated() {
-            if index > 0 { out += "," }
-            out += #"{"id":\#(id),"booking_id":\#(event.book.bookingId),"seat_id":\#(event.book.seatId),"#
-                + #""user_id":\#(event.book.userId),"payload":"# + String(decoding: payload, as: UTF8.self) + "}"
+        jsonArray(rows) { id, event, payload in
+            #"{"id":\#(id),"booking_id":\#(event.book.bookingId),"seat_id":\#(event.book.seatId),"user_id":\#(event.book.userId),"payload":"#
+                + String(decoding: payload, as: UTF8.self) + "}"
         }
-        return out + "]"
     }
 
     static func ledgerRecords(_ rows: [(Int64, PaymentEvent)]) -> String {
-        var out = "["
-        for (index, (id, event)) in rows.enumerated() {
-            if index > 0 { out += "," }
-            out += #"{"id":\#(id),"payment_id":\#(event.payment.paymentId),"booking_id":\#(event.payment.bookingId),"#
-                + #""user_id":\#(event.payment.userId),"amount":\#(event.payment.amount)}"#
+        jsonArray(rows) { id, event in
+            let p = event.payment
+            return #"{"id":\#(id),"payment_id":\#(p.paymentId),"booking_id":\#(p.bookingId),"user_id":\#(p.userId),"amount":\#(p.amount)}"#
         }
-        return out + "]"
+    }
+
+    private static func jsonArray<Row>(_ rows: [Row], _ object: (Row) -> String) -> String {
+        "[" + rows.map(object).joined(separator: ",") + "]"
     }
 
     private func headerID(_ message: KafkaMessage) -> Int64? {

@@ -3,8 +3,8 @@ import Glibc
 #endif
 
 /// A minimal HTTP/1.0 GET against 127.0.0.1, for tests and the bench to read a relay's
-/// /metrics, /healthz and /readyz without pulling an HTTP client into them. Blocking, with
-/// a receive timeout; call it off the cooperative pool in hot loops.
+/// /metrics, /healthz and /readyz without pulling an HTTP client into them. The socket
+/// calls block, so they run on a thread of their own, never on the cooperative pool.
 public enum LoopbackHTTP {
     public struct Response: Sendable {
         public var status: Int
@@ -12,7 +12,11 @@ public enum LoopbackHTTP {
     }
 
     /// nil when nothing answers on the port, or the answer is not HTTP.
-    public static func get(port: Int, path: String, timeoutSeconds: Int = 5) -> Response? {
+    public static func get(port: Int, path: String, timeoutSeconds: Int = 5) async -> Response? {
+        (try? await offPool { getBlocking(port: port, path: path, timeoutSeconds: timeoutSeconds) }) ?? nil
+    }
+
+    static func getBlocking(port: Int, path: String, timeoutSeconds: Int) -> Response? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -60,7 +60,7 @@ enum Contenders {
         while published < rows {
             guard ContinuousClock.now < deadline else { process.signal(SIGKILL); throw BenchError("relay did not drain within 600 s (\(published) of \(rows))") }
             try await Task.sleep(for: .milliseconds(10))
-            published = scrapeCounter(port: port, name: "outbox_relay_events_published_total") ?? published
+            published = await scrapeCounter(port: port, name: "outbox_relay_events_published_total") ?? published
         }
         let elapsed = ContinuousClock.now - started
         let rss = peakRSS(pid: process.pid) ?? 0
@@ -162,6 +162,6 @@ struct BenchError: Error, CustomStringConvertible {
 func tempPath(_ name: String) -> String { NSTemporaryDirectory() + "outbox-bench-" + name }
 
 /// Reads one counter from the relay's Prometheus endpoint.
-func scrapeCounter(port: Int, name: String) -> Int? {
-    LoopbackHTTP.get(port: port, path: "/metrics").flatMap { LoopbackHTTP.sample(name, in: $0.body) }.map { Int($0) }
+func scrapeCounter(port: Int, name: String) async -> Int? {
+    await LoopbackHTTP.get(port: port, path: "/metrics").flatMap { LoopbackHTTP.sample(name, in: $0.body) }.map { Int($0) }
 }

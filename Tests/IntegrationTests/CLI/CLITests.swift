@@ -23,21 +23,21 @@ struct CLITests {
             let port = freeLoopbackPort()
             let relay = try startRelayProcess(ctx, extra: ["--database-url", urlWithPassword(ctx), "--set", "sweeper=true"],
                                               logName: "cli-endpoints", httpPort: port)
-            #expect(await eventually { LoopbackHTTP.get(port: port, path: "/readyz")?.status == 200 },
+            #expect(await eventually { (await LoopbackHTTP.get(port: port, path: "/readyz"))?.status == 200 },
                     "readyz never turned 200: \(relay.output.suffix(2_000))")
-            let health = LoopbackHTTP.get(port: port, path: "/healthz")
+            let health = await LoopbackHTTP.get(port: port, path: "/healthz")
             #expect(health?.status == 200)
             #expect(health?.body.hasPrefix("streaming") == true, "\(health?.body ?? "-")")
 
             try await insertOutboxRows(db, transactions: 20, rowsPerTransaction: 10)
             #expect(await eventually {
-                LoopbackHTTP.get(port: port, path: "/metrics").flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } == 200
+                (await LoopbackHTTP.get(port: port, path: "/metrics")).flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } == 200
             })
             // The slot-lag gauge is sampled every 5 s.
             #expect(await eventually(timeout: .seconds(15)) {
-                LoopbackHTTP.get(port: port, path: "/metrics")?.body.contains("outbox_relay_slot_lag_bytes ") == true
+                (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body.contains("outbox_relay_slot_lag_bytes ") == true
             })
-            let metrics = try #require(LoopbackHTTP.get(port: port, path: "/metrics")).body
+            let metrics = try #require(await LoopbackHTTP.get(port: port, path: "/metrics")).body
             for name in ["outbox_relay_commit_to_ack_seconds_bucket", "outbox_relay_commit_to_ack_seconds_count",
                          "outbox_relay_events_in_flight", "outbox_relay_confirmed_flush_lsn", "outbox_relay_streaming"] {
                 #expect(metrics.contains(name), "metric \(name) missing")
@@ -68,7 +68,7 @@ struct CLITests {
             // The slot starts with the relay: rows written before it are the sweeper's job.
             let relayPort = freeLoopbackPort()
             let relay = try startRelayProcess(ctx, logName: "cli-e2e-relay", httpPort: relayPort)
-            #expect(await eventually { LoopbackHTTP.get(port: relayPort, path: "/readyz")?.status == 200 })
+            #expect(await eventually { (await LoopbackHTTP.get(port: relayPort, path: "/readyz"))?.status == 200 })
             _ = try await bookSeats(db, count: 30)
             let port = freeLoopbackPort()
             let log = NSTemporaryDirectory() + "consume-\(ctx.databaseName).log"
@@ -80,9 +80,9 @@ struct CLITests {
                 (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 30
             }, "\(consume.output.suffix(2_000))")
             #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 30)
-            let metrics = LoopbackHTTP.get(port: port, path: "/metrics")?.body ?? ""
+            let metrics = (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body ?? ""
             #expect(LoopbackHTTP.sample("outbox_consumer_applied_total", in: metrics) == 30, "\(metrics.prefix(2_000))")
-            #expect(LoopbackHTTP.get(port: port, path: "/healthz")?.status == 200)
+            #expect((await LoopbackHTTP.get(port: port, path: "/healthz"))?.status == 200)
             let consumeStatus = await consume.terminate(timeout: .seconds(30))
             #expect(consumeStatus == 0, "consume after SIGTERM: \(consume.output.suffix(1_500))")
             #expect(!consume.output.contains(Self.password))
@@ -97,7 +97,7 @@ struct CLITests {
             let first = try startRelayProcess(ctx, logName: "cli-port-a")
             let port = freeLoopbackPort()
             let holder = try startRelayProcess(ctx, extra: ["--slot", ctx.slotName + "_b"], logName: "cli-port-holder", httpPort: port)
-            #expect(await eventually { LoopbackHTTP.get(port: port, path: "/healthz") != nil })
+            #expect(await eventually { (await LoopbackHTTP.get(port: port, path: "/healthz")) != nil })
             let second = try startRelayProcess(ctx, extra: ["--slot", ctx.slotName + "_c"], logName: "cli-port-b", httpPort: port)
             let status = await second.waitForExit(timeout: .seconds(60))
             #expect(status != nil && status != 0, "a relay that cannot serve its endpoints must exit non-zero")

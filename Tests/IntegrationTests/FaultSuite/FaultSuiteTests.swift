@@ -61,7 +61,7 @@ struct FaultSuiteTests {
                 // kill then lands at a random point while it publishes (acknowledged rows
                 // whose LSN is not yet confirmed are the ones a crash sends again).
                 if await eventually(timeout: .seconds(15), every: .milliseconds(10), {
-                    (LoopbackHTTP.get(port: port, path: "/metrics").flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } ?? 0) > 0
+                    ((await LoopbackHTTP.get(port: port, path: "/metrics")).flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } ?? 0) > 0
                 }) {
                     killedWhilePublishing += 1
                 }
