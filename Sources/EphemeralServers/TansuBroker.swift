@@ -63,6 +63,12 @@ public final class TansuBroker: Sendable {
         return String(text.suffix(maxBytes))
     }
 
+    /// `stop` for async code: waiting for the process to exit blocks, so it runs off the pool.
+    public func stop() async {
+        _ = try? await offPool { [self] in stop() }
+    }
+
+    /// Terminates the broker and waits for it to exit. Blocks.
     public func stop() {
         kill(pid, SIGCONT)
         if kill(pid, SIGTERM) == 0 {

@@ -215,7 +215,18 @@ public final class KafkaProducer: Sendable {
 
     private let closed = Atomic<Bool>(false)
 
-    /// Flushes for up to `timeout`, stops the poller and destroys the producer.
+    /// `close` for async code: flushing and rd_kafka_destroy block (destroy alone joins
+    /// librdkafka's threads), so they run on a thread of their own, not the cooperative pool.
+    public func close(timeout: Duration = .seconds(5)) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                close(timeout: timeout)
+                continuation.resume()
+            }
+        }
+    }
+
+    /// Flushes for up to `timeout`, stops the poller and destroys the producer. Blocks.
     public func close(timeout: Duration = .seconds(5)) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = flushBlocking(timeout: timeout)

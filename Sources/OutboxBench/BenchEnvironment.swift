@@ -41,14 +41,14 @@ struct BenchEnvironment {
     private static func warmUp(topics: [String], bootstrapServers: String) async throws {
         let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "bench-warm-up"),
                                          logger: Logger(label: "bench-warm-up"), onDelivery: { _ in })
-        defer { producer.close() }
         for topic in topics {
             _ = try await producer.send(topic: topic, key: Array("warm-up".utf8), value: Array("{}".utf8))
         }
+        await producer.close()
     }
 
     func stop() async {
-        broker.stop()
+        await broker.stop()
         await cluster.stop()
     }
 

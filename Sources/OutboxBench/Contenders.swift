@@ -150,7 +150,7 @@ final class PollingRelay: @unchecked Sendable {
         running.store(false, ordering: .relaxed)
         task?.cancel()
         _ = try? await task?.value
-        producer.close()
+        await producer.close()
     }
 }
 

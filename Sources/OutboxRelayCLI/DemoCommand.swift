@@ -53,7 +53,7 @@ struct Demo: AsyncParsableCommand {
             outcome = .failure(error)
         }
         say("stopping the broker and PostgreSQL; removing their data …")
-        broker.stop()
+        await broker.stop()
         await cluster.stop()
         switch outcome {
         case .success(let verified): if !verified { throw ExitCode(1) }
@@ -81,7 +81,7 @@ struct Demo: AsyncParsableCommand {
         let topicMaker = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: broker.bootstrapServers, clientID: "demo-setup"),
                                            logger: Logger(label: "demo-setup"), onDelivery: { _ in })
         await topicMaker.requestTopicMetadata([EventType.bookSave, EventType.paymentSave, "outbox.dlq", "outbox.consumer.dlq"])
-        topicMaker.close()
+        await topicMaker.close()
         let relayTask = Task { try await relay.run() }
         let consumerTask = Task { try await consumer.run() }
         var httpTask: Task<Void, any Error>?
@@ -183,7 +183,6 @@ struct Demo: AsyncParsableCommand {
         guard !rows.isEmpty else { return 0 }
         let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "demo-replayer"),
                                          logger: Logger(label: "replayer"), onDelivery: { _ in })
-        defer { producer.close() }
         for row in rows {
             _ = try await producer.send(topic: try row.string("topic"), key: Array(try row.string("mq_key").utf8),
                                         value: Array(try row.string("payload").utf8), headers: [
@@ -192,6 +191,7 @@ struct Demo: AsyncParsableCommand {
                                             ("outbox-created-at", Array(try row.string("created").utf8)),
                                         ])
         }
+        await producer.close()
         say("\nreplayed \(rows.count) already-delivered messages (as a relay crash or a sweeper resend would) to show deduplication")
         return rows.count
     }

@@ -67,10 +67,13 @@ struct Status: AsyncParsableCommand {
 
         let consumerConfiguration = try resolved.consumer()
         do {
-            let consumer = try KafkaConsumer(configuration: consumerConfiguration.kafka, groupID: consumerConfiguration.groupID,
-                                             logger: Logger(label: "status"))
-            defer { consumer.close() }
-            let lag = try consumer.groupLag(topics: consumerConfiguration.topics)
+            // librdkafka's calls block: off the cooperative pool.
+            let lag = try await runBlocking {
+                let consumer = try KafkaConsumer(configuration: consumerConfiguration.kafka, groupID: consumerConfiguration.groupID,
+                                                 logger: Logger(label: "status"))
+                defer { consumer.close() }
+                return try consumer.groupLag(topics: consumerConfiguration.topics)
+            }
             print("consumer group \(consumerConfiguration.groupID): lag \(lag) messages")
             if let maxConsumerLag, lag > maxConsumerLag { breaches.append("consumer lag \(lag) > \(maxConsumerLag)") }
         } catch {

@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import PGOutput
+import PostgresClient
 import RelayCore
 import Synchronization
 
@@ -76,6 +77,12 @@ final class Publisher: @unchecked Sendable {
         metrics.inFlight.record(0)
     }
 
+    /// `close` for async code: it stops a thread and flushes the producer, which block.
+    func close() async {
+        await runBlocking { [self] in close() }
+    }
+
+    /// Stops the dead-letter worker and flushes and destroys the producer. Blocks.
     func close() {
         deadLetters.stop()
         condition.lock()

@@ -57,7 +57,7 @@ public final class RelayService: Sendable {
         sweepTask?.cancel()
         monitorTask.cancel()
         await sweepTask?.value
-        publisher.close()
+        await publisher.close()
         health.set(health.current.state == .halted ? .halted : .stopped)
         try outcome.get()
     }

@@ -85,7 +85,7 @@ struct ConsumerTests {
             _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:z".utf8),
                                         value: Array(#"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":424242}"#.utf8),
                                         headers: [("outbox-type", Array("BOOK_SAVE".utf8))])
-            producer.close()
+            await producer.close()
             _ = try await produceOutboxRows(ctx, db)
             let consumer = try RunningConsumer.start(ctx, batchSize: 8)
             #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 1 })
@@ -116,7 +116,7 @@ struct ConsumerTests {
                 #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
             _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:bad".utf8), value: Array(bad.utf8),
                                         headers: [("outbox-id", Array(String(badID).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            producer.close()
+            await producer.close()
 
             let consumer = try RunningConsumer.start(ctx, batchSize: 64)
             #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.duplicates + consumer.service.totals.deadLettered == 21 })
@@ -151,7 +151,7 @@ struct ConsumerTests {
                 #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(id)}"#
             _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:late".utf8), value: Array(payload.utf8),
                                         headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            producer.close()
+            await producer.close()
             let consumer = try RunningConsumer.start(ctx, batchSize: 8)
             #expect(await eventually { consumer.service.visibilityRetries > 0 }, "the consumer never met the invisible row")
             try await writer.query("COMMIT")

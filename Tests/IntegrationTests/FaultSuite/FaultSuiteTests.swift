@@ -28,9 +28,9 @@ struct FaultSuiteTests {
                 try await body(ctx, db, oracle)
             } catch {
                 print("--- postgres log ---\n\(cluster.logTail(maxBytes: 4000))")
-                broker.stop(); await cluster.stop(); throw error
+                await broker.stop(); await cluster.stop(); throw error
             }
-            broker.stop()
+            await broker.stop()
             await cluster.stop()
         } else {
             try await withTestContext { ctx in

@@ -24,7 +24,7 @@ struct KafkaRoundTripTests {
             let delivered = reports.withLock { $0 }
             #expect(delivered.count == 1_000)
             #expect(delivered.values.allSatisfy { $0.error == nil && $0.offset >= 0 })
-            producer.close()
+            await producer.close()
 
             let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: [topic], count: 1_000)
             #expect(messages.count == 1_000)
@@ -52,7 +52,6 @@ struct KafkaRoundTripTests {
                 "sasl.username": "relay", "sasl.password": "hunter2-secret",
             ]),
             logger: Logger(label: "test-producer"), onDelivery: { _ in })
-        defer { producer.close(timeout: .zero) }
         let started = ContinuousClock.now
         let error = await #expect(throws: KafkaError.self) { try await producer.checkConnectivity(timeout: .seconds(2)) }
         #expect(ContinuousClock.now - started < .seconds(5))
@@ -60,6 +59,7 @@ struct KafkaRoundTripTests {
         #expect(text.contains("127.0.0.1:\(port)"))
         #expect(!text.contains("hunter2"))
         #expect(error?.isRetriable == true)
+        await producer.close(timeout: .zero)
     }
 
     @Test("the configuration's description redacts secrets")
@@ -89,9 +89,9 @@ struct KafkaRoundTripTests {
         mock.pushRequestErrors(.produce, [6, 7, 6])  // NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT
         let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: mock.bootstrapServers),
                                          logger: Logger(label: "t"), onDelivery: { _ in })
-        defer { producer.close() }
         let report = try await producer.send(topic: "mock.retry", key: Array("k".utf8), value: Array("v".utf8))
         #expect(report.error == nil)
+        await producer.close()
     }
 
     @Test("mock cluster: MSG_SIZE_TOO_LARGE is a permanent per-message error")
@@ -101,11 +101,11 @@ struct KafkaRoundTripTests {
         mock.pushRequestErrors(.produce, [10])
         let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: mock.bootstrapServers),
                                          logger: Logger(label: "t"), onDelivery: { _ in })
-        defer { producer.close() }
         let error = await #expect(throws: KafkaError.self) {
             _ = try await producer.send(topic: "mock.big", key: Array("k".utf8), value: Array("v".utf8))
         }
         #expect(error?.name == "MSG_SIZE_TOO_LARGE")
         #expect(error?.isRetriable == false)
+        await producer.close()
     }
 }

@@ -75,7 +75,7 @@ struct RelayFailureTests {
         #expect(lost, "could not get PostgreSQL to invalidate the slot")
         let relay = try RunningRelay.start(ctx)
         await expectHalt(relay, .slotInvalidated, mentioning: ["wal_status = lost", "max_slot_wal_keep_size"])
-        broker.stop()
+        await broker.stop()
         await cluster.stop()
     }
 

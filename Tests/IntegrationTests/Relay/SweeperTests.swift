@@ -51,7 +51,6 @@ struct SweeperTests {
                 FROM generate_series(1, 200) g
                 """)
             let (publisher, configuration) = try makePublisher(ctx)
-            defer { publisher.close() }
             let sweeper = Sweeper(policy: Self.fast, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics())
             let result = try await sweeper.sweep(on: db, publisher: publisher)
             #expect(result.resent.isEmpty && result.dead.isEmpty)
@@ -59,6 +58,7 @@ struct SweeperTests {
             let plan = try await sweeper.explain(on: db)
             print("sweeper claim plan:\n\(plan)")
             #expect(plan.contains("outbox_init_created_at"), "\(plan)")
+            await publisher.close()
         }
     }
 
@@ -72,7 +72,6 @@ struct SweeperTests {
                 FROM generate_series(1, 1000) g
                 """)
             let (publisher, configuration) = try makePublisher(ctx)
-            defer { publisher.close() }
             var policy = Self.fast
             policy.batchSize = 50
             // Production backoff: with the fast policy's 2 s cap, a row another sweeper sent
@@ -91,6 +90,7 @@ struct SweeperTests {
             #expect(a.count + b.count == 1_000)
             #expect(!a.isEmpty && !b.isEmpty, "both sweepers took part: \(a.count) / \(b.count)")
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE attempts = 1") == 1_000)
+            await publisher.close()
         }
     }
 
@@ -105,12 +105,12 @@ struct SweeperTests {
                 FROM generate_series(1, 3000) g
                 """)
             let (publisher, configuration) = try makePublisher(ctx)
-            defer { publisher.close() }
             let sweeper = Sweeper(policy: Self.fast, retention: .seconds(7 * 86_400), retentionBatch: 300, configuration: configuration,
                                   logger: Logger(label: "t"), metrics: RelayMetrics())
             #expect(try await sweeper.deleteExpired(on: db, olderThan: .seconds(7 * 86_400)) == 2_000)
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 500)
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT'") == 500)
+            await publisher.close()
         }
     }
 }

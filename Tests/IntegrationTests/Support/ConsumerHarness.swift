@@ -11,7 +11,6 @@ func produceOutboxRows(_ ctx: TestContext, _ connection: PGConnection, times: In
     let rows = try await connection.query("SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created FROM outbox ORDER BY outbox_id")
     let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
                                      logger: Logger(label: "test-producer"), onDelivery: { _ in })
-    defer { producer.close() }
     for _ in 0..<times {
         for row in rows.rows {
             _ = try await producer.send(topic: try row.string("topic"), key: Array(try row.string("mq_key").utf8),
@@ -22,6 +21,7 @@ func produceOutboxRows(_ ctx: TestContext, _ connection: PGConnection, times: In
                                         ])
         }
     }
+    await producer.close()
     return rows.rows.count
 }
 

@@ -44,13 +44,13 @@ func withTestContext<T: Sendable>(broker needsBroker: Bool = true, dedicatedClus
     let context = TestContext(postgres: cluster, databaseName: database.name, databaseURL: database.url, broker: broker)
     do {
         let result = try await body(context)
-        broker?.stop()
+        await broker?.stop()
         if dedicatedCluster { await cluster.stop() } else { try? await cluster.dropDatabase(database.name) }
         return result
     } catch {
         print("--- test failed: \(error)\n--- postgres log (tail) ---\n\(cluster.logTail(maxBytes: 6000))")
         if let broker { print("--- tansu log (tail) ---\n\(broker.logTail(maxBytes: 3000))") }
-        broker?.stop()
+        await broker?.stop()
         if dedicatedCluster { await cluster.stop() } else { try? await cluster.dropDatabase(database.name) }
         throw error
     }
