@@ -66,6 +66,7 @@ public struct RelayConfiguration: Sendable {
             try fail("status-interval", "must be between 10 ms and 30 s", "use the default 1 s; PostgreSQL's wal_sender_timeout is 60 s")
         }
         if notifyChannel.isEmpty || notifyChannel.utf8.count > 63 { try fail("notify-channel", "must be 1-63 characters", "use the default outbox_relay") }
+        if let refused = ProducerGuarantees.check(kafka.properties) { throw RelayError(.invalidConfiguration, refused.message, fix: refused.fix) }
     }
 
     /// PostgreSQL's rule for slot names: lower-case letters, digits and underscores, ≤ 63.

@@ -186,6 +186,18 @@ struct CLITests {
         #expect(unreachable.output.contains("Fix"), "\(unreachable.output)")
         #expect(!unreachable.output.contains(Self.password), "\(unreachable.output)")
     }
+
+    @Test("run refuses --kafka-properties that switch off a delivery guarantee, naming the property, before connecting")
+    func guaranteeBearingKafkaPropertyRefused() async throws {
+        // Nothing listens on this port: a refusal that came from connecting would name it.
+        let port = freeLoopbackPort()
+        let result = try await runCLI(["run", "--database-url", "postgres://relay@127.0.0.1:\(port)/app", "--http-port", "0",
+                                       "--kafka-properties", "linger.ms=2,enable.idempotence=false"])
+        #expect(result.status != 0, "\(result.output)")
+        #expect(result.output.contains("enable.idempotence=false"), "\(result.output)")
+        #expect(result.output.contains("enable.idempotence=true"), "the fix names the required value: \(result.output)")
+        #expect(!result.output.contains(String(port)), "it tried to connect first: \(result.output)")
+    }
 }
 
 /// Runs `outbox-relay` to completion (at most 60 s) and returns its exit status and output.
