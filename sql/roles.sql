@@ -16,6 +16,8 @@ GRANT USAGE ON SCHEMA public TO :"relay_role", :"consumer_role";
 GRANT SELECT ON outbox TO :"relay_role";
 GRANT UPDATE (status, attempts, last_sent_at, last_error) ON outbox TO :"relay_role";
 GRANT DELETE ON outbox TO :"relay_role";
+-- The slot record (identity and last confirmed LSN), written by every relay of a slot.
+GRANT SELECT, INSERT, UPDATE ON outbox_relay_slot TO :"relay_role";
 
 -- Consumers: flip status, write their effect tables, expire wait tokens on payment.
 GRANT SELECT ON outbox TO :"consumer_role";

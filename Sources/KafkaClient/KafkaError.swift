@@ -58,6 +58,12 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A call reached a producer that was closed (or is being replaced): nothing was sent.
+    /// Retrying with the current producer is safe.
+    public static var producerClosed: KafkaError {
+        KafkaError(code: .closed, name: "_PRODUCER_CLOSED", message: "the Kafka producer was closed (or is being recreated) before the record was reported", isRetriable: true)
+    }
+
     public var description: String {
         "Kafka \(code)" + (name.isEmpty ? "" : " \(name)") + ": \(message)"
     }

@@ -22,6 +22,11 @@ public struct KafkaHeaders: ~Copyable {
         }
     }
 
+    /// Native Swift strings are null-terminated in place, so this costs no copy of `name`.
+    public mutating func add(_ name: String, _ value: UnsafeRawBufferPointer) {
+        _ = rd_kafka_header_add(raw, name, -1, value.baseAddress, value.count)
+    }
+
     public mutating func add(_ name: String, _ value: [UInt8]) {
         value.withUnsafeBytes { bytes in _ = rd_kafka_header_add(raw, name, -1, bytes.baseAddress, bytes.count) }
     }

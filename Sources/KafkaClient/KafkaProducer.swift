@@ -26,6 +26,9 @@ public final class KafkaProducer: Sendable {
 
     private let handle: RDKafkaHandle
     private let context: Unmanaged<ProducerContext>
+    /// The same context, held strongly: librdkafka's reference ends at `close`, but a
+    /// late `send` on a closed producer still registers and resolves its promise here.
+    private let tracked: ProducerContext
     private let poller: PollerThread
     private let bootstrapServers: String
     private let sendTokens = Atomic<UInt64>(1)
@@ -58,6 +61,7 @@ public final class KafkaProducer: Sendable {
         context.handle = handle
         self.handle = handle
         self.context = unmanaged
+        self.tracked = context
         self.bootstrapServers = configuration.bootstrapServers
         self.poller = PollerThread(name: "kafka-producer-poll", wake: { rd_kafka_yield(handle.rk) }) {
             rd_kafka_poll(handle.rk, 100)
@@ -90,46 +94,76 @@ public final class KafkaProducer: Sendable {
 
     /// Produces one message and waits for its delivery report (dead letters, tests).
     public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) async throws -> DeliveryReport {
-        let token = sendTokens.add(1, ordering: .relaxed).oldValue | ProducerContext.sendTokenBit
-        let context = self.context.takeUnretainedValue()
-        let report: DeliveryReport = try await withCheckedThrowingContinuation { continuation in
-            context.pending.withLock { $0[token] = continuation }
-            var failure: KafkaError?
-            (key ?? []).withUnsafeBytes { k in
-                value.withUnsafeBytes { v in
-                    do throws(KafkaError) {
-                        try enqueue(topic: topic, key: key == nil ? UnsafeRawBufferPointer(start: nil, count: 0) : k,
-                                    value: v, headers: headers.isEmpty ? nil : KafkaHeaders(headers).take(), opaque: token)
-                    } catch { failure = error }
+        try await sendInOrder([OutgoingRecord(topic: topic, key: key, value: value, headers: headers)])[0].get()
+    }
+
+    /// Produces `records` in the given order (so records with the same key reach their
+    /// partition in that order, which the idempotent producer keeps), then waits for all
+    /// their delivery reports. Element i of the result is record i's outcome. A producer
+    /// closed meanwhile fails the records it had not reported with `closed`.
+    public func sendInOrder(_ records: [OutgoingRecord]) async -> [Result<DeliveryReport, KafkaError>] {
+        let tokens = records.map { enqueueTracked($0) }
+        var results: [Result<DeliveryReport, KafkaError>] = []
+        results.reserveCapacity(records.count)
+        let context = self.tracked
+        for token in tokens {
+            switch token {
+            case .failure(let error): results.append(.failure(error))
+            case .success(let token):
+                let report: DeliveryReport = await withCheckedContinuation { continuation in
+                    context.awaitReport(token) { continuation.resume(returning: $0) }
                 }
-            }
-            if let failure, let pending = context.pending.withLock({ $0.removeValue(forKey: token) }) {
-                pending.resume(throwing: failure)
+                results.append(report.error.map { .failure($0) } ?? .success(report))
             }
         }
-        if let error = report.error { throw error }
-        return report
+        return results
     }
 
     /// Blocking form of `send`, for dedicated threads (dead letters from a consumer or the
     /// relay's dead-letter worker). Never call it on the cooperative pool.
     public func sendBlocking(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) throws -> DeliveryReport {
+        let token = try enqueueTracked(OutgoingRecord(topic: topic, key: key, value: value, headers: headers)).get()
         let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<DeliveryReport, any Error>?>(nil)
-        Task {
-            let result: Result<DeliveryReport, any Error>
-            do { result = .success(try await send(topic: topic, key: key, value: value, headers: headers)) }
-            catch { result = .failure(error) }
-            outcome.withLock { $0 = result }
+        let outcome = Mutex<DeliveryReport?>(nil)
+        tracked.awaitReport(token) { report in
+            outcome.withLock { $0 = report }
             done.signal()
         }
         done.wait()
-        return try outcome.withLock { $0! }.get()
+        let report = outcome.withLock { $0! }
+        if let error = report.error { throw error }
+        return report
+    }
+
+    /// Enqueues a record whose report goes to `ProducerContext.awaitReport` instead of
+    /// `onDelivery`. The promise exists before the record does, so no report is missed.
+    private func enqueueTracked(_ record: OutgoingRecord) -> Result<UInt64, KafkaError> {
+        let token = sendTokens.add(1, ordering: .relaxed).oldValue | ProducerContext.sendTokenBit
+        tracked.expectReport(token)
+        var failure: KafkaError?
+        (record.key ?? []).withUnsafeBytes { k in
+            record.value.withUnsafeBytes { v in
+                do throws(KafkaError) {
+                    try enqueue(topic: record.topic, key: record.key == nil ? UnsafeRawBufferPointer(start: nil, count: 0) : k,
+                                value: v, headers: record.headers.isEmpty ? nil : KafkaHeaders(record.headers).take(), opaque: token)
+                } catch { failure = error }
+            }
+        }
+        if let failure {
+            tracked.forgetReport(token)
+            return .failure(failure)
+        }
+        return .success(token)
     }
 
     /// `rdHeaders` belongs to the message once produced, and is freed here otherwise.
     private func enqueue(topic: String, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                          headers rdHeaders: OpaquePointer?, opaque: UInt64) throws(KafkaError) {
+        guard gate.enter() else {
+            if let rdHeaders { rd_kafka_headers_destroy(rdHeaders) }
+            throw KafkaError.producerClosed
+        }
+        defer { gate.leave() }
         let err = outbox_rd_kafka_produce(handle.rk, topic, RD_KAFKA_PARTITION_UA,
                                           key.baseAddress, key.count, value.baseAddress, value.count,
                                           rdHeaders, UnsafeMutableRawPointer(bitPattern: UInt(opaque)))
@@ -141,7 +175,11 @@ public final class KafkaProducer: Sendable {
     }
 
     /// Messages queued or in flight in librdkafka.
-    public var outstanding: Int { Int(rd_kafka_outq_len(handle.rk)) }
+    public var outstanding: Int {
+        guard gate.enter() else { return 0 }
+        defer { gate.leave() }
+        return Int(rd_kafka_outq_len(handle.rk))
+    }
 
     /// Waits (off the cooperative pool) until every queued message has a delivery report,
     /// or the timeout passes. Returns true when all were reported.
@@ -149,8 +187,11 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let context = self.context.takeUnretainedValue()
+        let gate = self.gate
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
+                guard gate.enter() else { return continuation.resume(returning: false) }
+                defer { gate.leave() }
                 let flushed = rd_kafka_flush(handle.rk, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
                 context.flushDeliveries()
                 continuation.resume(returning: flushed)
@@ -160,6 +201,12 @@ public final class KafkaProducer: Sendable {
 
     /// Blocking flush for callers on a dedicated thread.
     public func flushBlocking(timeout: Duration) -> Bool {
+        guard gate.enter() else { return false }
+        defer { gate.leave() }
+        return flushUnguarded(timeout: timeout)
+    }
+
+    private func flushUnguarded(timeout: Duration) -> Bool {
         let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let flushed = rd_kafka_flush(handle.rk, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
         context.takeUnretainedValue().flushDeliveries()  // flush served reports on this thread
@@ -169,16 +216,20 @@ public final class KafkaProducer: Sendable {
     /// Drops everything still queued (after a fatal error, before recreating the producer).
     /// Their delivery reports arrive with a purge error.
     public func purge() {
+        guard gate.enter() else { return }
+        defer { gate.leave() }
         _ = rd_kafka_purge(handle.rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
     }
 
     /// Fetches cluster metadata to prove the brokers are reachable. The error names the
     /// bootstrap servers and the fix; it never contains a credential.
     public func checkConnectivity(timeout: Duration) async throws {
-        let handle = self.handle, servers = bootstrapServers
+        let handle = self.handle, servers = bootstrapServers, gate = self.gate
         let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread.detachNewThread {
+                guard gate.enter() else { return continuation.resume(throwing: KafkaError.producerClosed) }
+                defer { gate.leave() }
                 var metadata: UnsafePointer<rd_kafka_metadata>?
                 let err = rd_kafka_metadata(handle.rk, 0, nil, &metadata, ms)
                 if let metadata { rd_kafka_metadata_destroy(metadata) }
@@ -197,10 +248,12 @@ public final class KafkaProducer: Sendable {
     /// Asks for metadata of `topics`, which makes brokers with auto-creation enabled create
     /// them now instead of at the first message (so consumers can join right away).
     public func requestTopicMetadata(_ topics: [String], timeout: Duration = .seconds(5)) async {
-        let handle = self.handle
+        let handle = self.handle, gate = self.gate
         let ms = Int32(clamping: timeout.components.seconds * 1000)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {
+                guard gate.enter() else { return continuation.resume() }
+                defer { gate.leave() }
                 for topic in topics {
                     let rkt = rd_kafka_topic_new(handle.rk, topic, nil)
                     var metadata: UnsafePointer<rd_kafka_metadata>?
@@ -213,7 +266,10 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    private let closed = Atomic<Bool>(false)
+    /// Every call that touches the librdkafka handle passes this gate, and `close` shuts
+    /// it (waiting for calls already inside) before destroying the handle: a call that
+    /// comes late gets `KafkaError.producerClosed`, never a destroyed producer.
+    private let gate = UseGate()
 
     /// `close` for async code: flushing and rd_kafka_destroy block (destroy alone joins
     /// librdkafka's threads), so they run on a thread of their own, not the cooperative pool.
@@ -228,15 +284,53 @@ public final class KafkaProducer: Sendable {
 
     /// Flushes for up to `timeout`, stops the poller and destroys the producer. Blocks.
     public func close(timeout: Duration = .seconds(5)) {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        _ = flushBlocking(timeout: timeout)
+        guard gate.close() else { return }
+        _ = flushUnguarded(timeout: timeout)
         poller.stop()
-        purge()
+        _ = rd_kafka_purge(handle.rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
         rd_kafka_poll(handle.rk, 0)  // deliver purge reports before the context goes away
         context.takeUnretainedValue().flushDeliveries()
         rd_kafka_destroy(handle.rk)
         context.takeUnretainedValue().failPending()
         context.release()
+    }
+}
+
+/// A record for `sendInOrder`: copied into librdkafka when produced.
+public struct OutgoingRecord: Sendable {
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [(String, [UInt8])]
+    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) {
+        self.topic = topic; self.key = key; self.value = value; self.headers = headers
+    }
+}
+
+/// Admits calls while open; `close` shuts it and waits until the calls inside have left.
+/// The calls it guards never block (produce, queue length, purge), so the wait is short;
+/// flush and metadata calls are bounded by their own timeouts.
+final class UseGate: Sendable {
+    private let state = Mutex<(closed: Bool, users: Int)>((false, 0))
+
+    func enter() -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.users += 1
+            return true
+        }
+    }
+
+    func leave() { state.withLock { $0.users -= 1 } }
+
+    /// Returns false when it was already closed.
+    func close() -> Bool {
+        guard state.withLock({ state -> Bool in
+            defer { state.closed = true }
+            return !state.closed
+        }) else { return false }
+        while state.withLock({ $0.users }) > 0 { usleep(200) }
+        return true
     }
 }
 
@@ -261,7 +355,13 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     private let collected = Mutex<[DeliveryReport]>([])
     let onError: @Sendable (KafkaError) -> Void
     let onFatalError: @Sendable (KafkaError) -> Void
-    let pending = Mutex<[UInt64: CheckedContinuation<DeliveryReport, any Error>]>([:])
+    /// Reports of tracked sends: registered before the record is enqueued; the report and
+    /// the waiter may come in either order.
+    private let pending = Mutex<[UInt64: Promise]>([:])
+    private enum Promise {
+        case waiting((@Sendable (DeliveryReport) -> Void)?)
+        case done(DeliveryReport)
+    }
     weak var handle: RDKafkaHandle?
     private let fatalReported = Atomic<Bool>(false)
 
@@ -271,11 +371,34 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         super.init(logger: logger)
     }
 
+    func expectReport(_ token: UInt64) { pending.withLock { $0[token] = .waiting(nil) } }
+    func forgetReport(_ token: UInt64) { _ = pending.withLock { $0.removeValue(forKey: token) } }
+
+    /// Calls `done` with the report of `token` once it is there (at once if it already is).
+    func awaitReport(_ token: UInt64, _ done: @escaping @Sendable (DeliveryReport) -> Void) {
+        let ready: DeliveryReport? = pending.withLock { pending in
+            switch pending[token] {
+            case .done(let report)?:
+                pending[token] = nil
+                return report
+            case .waiting?:
+                pending[token] = .waiting(done)
+                return nil
+            case nil:
+                return DeliveryReport(token: token, partition: -1, offset: -1, size: 0, error: .producerClosed, failed: nil)
+            }
+        }
+        if let ready { done(ready) }
+    }
+
     func deliver(_ report: DeliveryReport) {
         if report.token & ProducerContext.sendTokenBit != 0 {
-            if let continuation = pending.withLock({ $0.removeValue(forKey: report.token) }) {
-                continuation.resume(returning: report)
+            let waiter: (@Sendable (DeliveryReport) -> Void)? = pending.withLock { pending in
+                guard case .waiting(let waiter)? = pending[report.token] else { return nil }
+                if waiter == nil { pending[report.token] = .done(report) } else { pending[report.token] = nil }
+                return waiter
             }
+            waiter?(report)
         } else {
             collected.withLock { $0.append(report) }
         }
@@ -297,8 +420,10 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
 
     func failPending() {
         let all = pending.withLock { p in defer { p.removeAll() }; return p }
-        for (_, continuation) in all {
-            continuation.resume(throwing: KafkaError(code: .closed, message: "the producer was closed before delivery"))
+        for (token, promise) in all {
+            if case .waiting(let waiter?) = promise {
+                waiter(DeliveryReport(token: token, partition: -1, offset: -1, size: 0, error: .producerClosed, failed: nil))
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ public struct RelayError: Error, Sendable, CustomStringConvertible {
         public static let publicationMisconfigured = Code("publication_misconfigured")
         /// Another relay is streaming from the slot; this one waits as a standby.
         public static let slotInUse = Code("slot_in_use")
+        /// A table the relay needs is missing: run `outbox-relay migrate`.
+        public static let schemaOutdated = Code("schema_outdated")
         /// The configuration is invalid.
         public static let invalidConfiguration = Code("invalid_configuration")
         /// The replication stream sent something this relay cannot decode.

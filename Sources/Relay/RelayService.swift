@@ -3,22 +3,41 @@ public import Logging
 import PGOutput
 import PostgresClient
 public import RelayCore
+public import ServiceLifecycle
 import Synchronization
 
 /// The relay: runs the configured capture mode on a dedicated thread, reconnecting with
 /// backoff after failures, waiting as a standby while another relay holds the slot, and
-/// stopping gracefully (drain, confirm) on `stop()`. Halting errors end `run()` by
-/// throwing: they need an operator, and retrying could skip rows.
-public final class RelayService: Sendable {
+/// stopping gracefully on `stop()`, on graceful shutdown or on cancellation: it finishes
+/// the transaction in hand, waits for deliveries and confirms, all within `drainTimeout`.
+/// Halting errors end `run()` by throwing: they need an operator, and retrying could
+/// skip rows.
+///
+/// `init` starts nothing; `run()` owns every task and thread it starts and ends them
+/// before it returns.
+public final class RelayService: Service, Sendable {
     public let configuration: RelayConfiguration
     public let health = RelayHealth()
     public let metrics: RelayMetrics
     private let logger: Logger
-    private let stopFlag = Atomic<Bool>(false)
-    private let wakeHook = Mutex<(@Sendable () -> Void)?>(nil)
-
     /// Present when the sweeper runs alongside the capture.
     public let sweeper: Sweeper?
+
+    private struct Running {
+        var stopDeadline: ContinuousClock.Instant?
+        var publisher: Publisher?
+        var wake: (@Sendable () -> Void)?
+        var stopSummary: StopSummary?
+    }
+    private let running = Mutex(Running())
+
+    /// How a stop ended. Exit codes: 0 when everything was confirmed; the CLI exits 75
+    /// (EX_TEMPFAIL) when `unacknowledged > 0`.
+    public struct StopSummary: Sendable, Equatable {
+        /// Events published but not acknowledged when `drainTimeout` ran out: they were
+        /// not confirmed, so the next start reads and publishes them again.
+        public var unacknowledged: Int
+    }
 
     public init(configuration: RelayConfiguration, sweeper policy: SweeperPolicy? = SweeperPolicy(), retention: Duration? = nil,
                 logger: Logger, metrics: RelayMetrics = RelayMetrics()) throws(RelayError) {
@@ -34,30 +53,55 @@ public final class RelayService: Sendable {
         self.sweeper = policy.map { Sweeper(policy: $0, retention: retention, configuration: configuration, logger: logger, metrics: metrics) }
     }
 
-    /// Asks the relay to finish the transaction in hand, wait for its deliveries, confirm
-    /// the LSN and return from `run()`. Safe from any thread (signal handlers included).
+    /// Asks the relay to stop: finish the transaction in hand, wait for its deliveries,
+    /// confirm the LSN and return from `run()`, all within `drainTimeout` of the first
+    /// request. Safe from any thread (signal handlers included).
     public func stop() {
-        stopFlag.store(true, ordering: .releasing)
-        wakeHook.withLock { $0 }?()
+        let (publisher, deadline, wake) = running.withLock { running in
+            if running.stopDeadline == nil { running.stopDeadline = .now + configuration.drainTimeout }
+            return (running.publisher, running.stopDeadline!, running.wake)
+        }
+        publisher?.line.requestStop(deadline: deadline)
+        wake?()
     }
 
-    public var isStopping: Bool { stopFlag.load(ordering: .acquiring) }
+    public var isStopping: Bool { running.withLock { $0.stopDeadline != nil } }
 
-    /// Runs until `stop()` (returns) or a halting error (throws). The sweeper, when
+    /// How the last stop ended; nil until `run()` returned after a stop.
+    public var stopSummary: StopSummary? { running.withLock { $0.stopSummary } }
+
+    /// Runs until stopped (returns) or a halting error (throws). The sweeper, when
     /// configured, runs alongside and shares the producer.
     public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler { try await runRelay() } onGracefulShutdown: { self.stop() }
+        } onCancel: { self.stop() }
+    }
+
+    private func runRelay() async throws {
         let publisher = try Publisher(configuration: configuration, logger: logger, metrics: metrics, health: health)
-        let sweepTask = sweeper.map { sweeper in Task { await sweeper.run(publisher: publisher) } }
-        let monitorTask = Task { await monitorSlotLag() }
-        let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
-            BlockingThread { [self] in
-                continuation.resume(returning: Result { try runCapture(publisher: publisher) })
-            }.start()
+        let stopDeadline = running.withLock { running in
+            running.publisher = publisher
+            return running.stopDeadline
         }
-        sweepTask?.cancel()
-        monitorTask.cancel()
-        await sweepTask?.value
-        await publisher.close()
+        if let stopDeadline { publisher.line.requestStop(deadline: stopDeadline) }
+        publisher.start()
+        let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+            if let sweeper {
+                let health = self.health, line = publisher.line
+                group.addTask {
+                    await sweeper.run(producers: publisher.producers, isActive: { health.current.state == .streaming },
+                                      confirmed: { line.confirmableLSN })
+                }
+            }
+            group.addTask { await self.monitorSlotLag() }
+            let outcome = await runBlocking { [self] in Result { try runCapture(publisher: publisher) } }
+            group.cancelAll()
+            // Closing the producer fails the sweeper's pending sends, so its task ends too.
+            await publisher.close(deadline: running.withLock { $0.stopDeadline } ?? .now + .seconds(5))
+            return outcome
+        }
+        running.withLock { $0.publisher = nil; $0.wake = nil }
         health.set(health.current.state == .halted ? .halted : .stopped)
         try outcome.get()
     }
@@ -65,14 +109,12 @@ public final class RelayService: Sendable {
     private func runCapture(publisher: Publisher) throws {
         switch configuration.capture {
         case .stream:
-            let capture = StreamCapture(configuration: configuration, publisher: publisher, logger: logger, metrics: metrics,
-                                        health: health, stopRequested: { [self] in isStopping })
-            wakeHook.withLock { $0 = { capture.current.withLock { $0 }?.wake() } }
+            let capture = StreamCapture(configuration: configuration, publisher: publisher, logger: logger, metrics: metrics, health: health)
+            running.withLock { $0.wake = { capture.wake() } }
             try superviseSessions(publisher: publisher) { try capture.runSession() }
         case .notify:
-            let capture = NotifyCapture(configuration: configuration, publisher: publisher, logger: logger, metrics: metrics,
-                                        health: health, stopRequested: { [self] in isStopping })
-            wakeHook.withLock { $0 = { capture.wake() } }
+            let capture = NotifyCapture(configuration: configuration, publisher: publisher, logger: logger, metrics: metrics, health: health)
+            running.withLock { $0.wake = { capture.wake() } }
             try superviseSessions(publisher: publisher) { try capture.runSession() }
         }
     }
@@ -94,15 +136,21 @@ public final class RelayService: Sendable {
         }
     }
 
-    /// Runs sessions until one returns because of `stop()`. Non-halting failures reconnect
+    /// A session that streamed at least this long resets the reconnect backoff.
+    static let healthySessionLength: Duration = .seconds(30)
+
+    /// Runs sessions until one returns because of a stop. Non-halting failures reconnect
     /// with backoff; a busy slot means waiting as a standby.
     private func superviseSessions(publisher: Publisher, _ session: () throws -> Void) throws {
         var attempt = 0
         while !isStopping {
+            let started = ContinuousClock.now
             do {
                 try session()
-                if isStopping { return }
+                if isStopping { return finishStop(unacknowledged: 0) }
                 attempt = 0
+            } catch let error as StopDeadlinePassed {
+                return finishStop(unacknowledged: error.unacknowledged)
             } catch let error as RelayError where error.isHalting {
                 health.set(.halted, error.description)
                 logger.critical("relay halted", metadata: ["code": "\(error.code)", "error": "\(error.message)", "fix": "\(error.fix ?? "")"])
@@ -114,17 +162,17 @@ public final class RelayService: Sendable {
                 health.set(.standby, error.message)
                 attempt = 0
                 sleep(configuration.standbyPollInterval)
-                continue
             } catch {
-                if isStopping { return }
+                if isStopping { return finishStop(unacknowledged: publisher.line.inFlightEvents) }
+                if ContinuousClock.now - started >= Self.healthySessionLength { attempt = 0 }
                 let delay = configuration.reconnectBackoff.delay(attempt: attempt)
                 attempt += 1
                 metrics.reconnects.increment()
                 health.set(.reconnecting, "\(error)")
                 logger.error("capture session ended; resuming from the slot", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(attempt)"])
-                if error is SessionRestart || publisher.pendingRestart != nil {
+                if error is SessionRestart || publisher.line.pendingRestart != nil {
                     do {
-                        try publisher.recreateProducer()
+                        try publisher.producers.recreate()
                         metrics.producerRecreated.increment()
                     } catch {
                         logger.error("could not recreate the Kafka producer", metadata: ["error": "\(error)"])
@@ -132,6 +180,15 @@ public final class RelayService: Sendable {
                 }
                 sleep(delay)
             }
+        }
+        finishStop(unacknowledged: 0)
+    }
+
+    private func finishStop(unacknowledged: Int) {
+        running.withLock { $0.stopSummary = StopSummary(unacknowledged: unacknowledged) }
+        if unacknowledged > 0 {
+            logger.warning("stopped at drain-timeout with events unacknowledged; they were not confirmed and are published again at the next start",
+                           metadata: ["unacknowledged": "\(unacknowledged)", "drain_timeout": "\(configuration.drainTimeout)"])
         }
     }
 

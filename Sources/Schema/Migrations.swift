@@ -22,6 +22,7 @@ extension Migration {
         Migration(version: 1, name: "0001_outbox.sql", sql: text(PackageResources._001_outbox_sql)),
         Migration(version: 2, name: "0002_booking_domain.sql", sql: text(PackageResources._002_booking_domain_sql)),
         Migration(version: 3, name: "0003_consumer_effects.sql", sql: text(PackageResources._003_consumer_effects_sql)),
+        Migration(version: 4, name: "0004_relay_slots.sql", sql: text(PackageResources._004_relay_slots_sql)),
     ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -18,6 +18,12 @@ public struct RelayMetrics: Sendable {
 
     public init() {}
 
+    /// 1 while publishing to `topic` is paused by an operator problem (`problem`:
+    /// authorization, unknown_topic, broker_policy, broker_size_limit), 0 once resumed.
+    public func paused(topic: String, problem: String) -> Gauge {
+        Gauge(label: "outbox_relay_publishing_paused", dimensions: [("topic", topic), ("problem", problem)])
+    }
+
     /// Rows marked DEAD and copied to the dead-letter topic, by reason.
     public func deadLettered(_ reason: String) -> Counter {
         Counter(label: "outbox_dead_letters_total", dimensions: [("reason", reason)])

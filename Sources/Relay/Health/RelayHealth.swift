@@ -13,6 +13,8 @@ public final class RelayHealth: Sendable {
     private let lastProgressNanos = Atomic<Int64>(0)
     private let inFlight = Atomic<Int>(0)
     private let publishedTotal = Atomic<Int>(0)
+    /// Set while publishing is paused by an operator problem (a missing ACL or topic).
+    private let pause = Mutex<String?>(nil)
 
     /// Rows acknowledged by the broker since start (the demo's progress line reads it).
     public var published: Int { publishedTotal.load(ordering: .relaxed) }
@@ -23,6 +25,11 @@ public final class RelayHealth: Sendable {
 
     public func set(_ newState: State, _ detail: String = "") { state.withLock { $0 = (newState, detail) } }
     public var current: (state: State, detail: String) { state.withLock { $0 } }
+
+    /// Publishing paused (`detail` names the topic, the problem and the fix) or resumed (nil).
+    func setPause(_ detail: String?) { pause.withLock { $0 = detail } }
+    /// Why publishing is paused, when it is: /readyz reports it.
+    public var pausedBecause: String? { pause.withLock { $0 } }
 
     func noteAck() { lastAckNanos.store(Self.now(), ordering: .relaxed) }
     /// The capture loop is alive (read a message, a keepalive or timed out waiting).
@@ -36,8 +43,9 @@ public final class RelayHealth: Sendable {
 
     /// Ready when streaming and acknowledging: the loop made progress recently, and when
     /// events are in flight, some delivery was acknowledged recently too.
+    /// Not ready while publishing is paused for an operator problem.
     public func isReady(staleAfter: Duration = .seconds(15)) -> Bool {
-        guard current.state == .streaming else { return false }
+        guard current.state == .streaming, pausedBecause == nil else { return false }
         let now = Self.now(), limit = Int64(staleAfter.components.seconds) * 1_000_000_000
         guard now - lastProgressNanos.load(ordering: .relaxed) < limit else { return false }
         if inFlight.load(ordering: .relaxed) > 0 {

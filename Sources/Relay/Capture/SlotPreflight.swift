@@ -1,4 +1,5 @@
 import PGOutput
+import RelayCore
 import PostgresClient
 
 /// Checks (and, when allowed, creates) what stream and notify capture need before reading
@@ -16,11 +17,12 @@ struct SlotPreflight {
         var created: Bool
     }
 
-    /// Runs the checks through `execute` (a replication or ordinary connection).
-    /// `lastConfirmed` is what this process last confirmed to the slot, nil on first start;
-    /// a slot that is missing or ahead of it means someone else dropped or advanced it.
-    func run(lastConfirmed: LSN?, execute: (String) throws -> PGResult,
-             createSlot: () throws -> Void) throws -> SlotState {
+    /// Runs the checks through `execute` (a replication or ordinary connection). The slot
+    /// must match its record in `outbox_relay_slot` (`SlotIdentityCheck`): a slot that is
+    /// missing, or confirmed past what any relay recorded, stops the relay with the fix.
+    /// `createSlot` creates it and returns its confirmed LSN; it runs on the very first
+    /// start only (no slot, no record).
+    func run(execute: (String) throws -> PGResult, createSlot: () throws -> LSN) throws -> SlotState {
         let walLevel = try execute("SHOW wal_level").single().string("wal_level")
         guard walLevel == "logical" else {
             throw RelayError(.walLevelNotLogical,
@@ -28,26 +30,49 @@ struct SlotPreflight {
                              fix: "set wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL.")
         }
         try checkPublication(execute)
+        let store = SlotRecordStore(slot: slot)
+        let recorded = try store.read(execute)
         let rows = try execute("""
             SELECT plugin, slot_type, database, wal_status, confirmed_flush_lsn::text AS confirmed,
                    active_pid, current_database() AS here
             FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(slot))
             """).rows
-        guard let row = rows.first else {
-            if let lastConfirmed {
-                throw RelayError(.slotMissing,
-                                 "Replication slot \"\(slot)\" disappeared while the relay was using it (last confirmed \(lastConfirmed)). Recreating it would silently skip every row committed in between, so the relay stops.",
-                                 fix: "find out who dropped the slot; to start over deliberately, restart the relay (it creates a new slot), then re-drive rows still INIT with the sweeper.")
-            }
-            guard createIfMissing else {
-                throw RelayError(.slotMissing, "Replication slot \"\(slot)\" does not exist.",
-                                 fix: "create it with SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput'), or allow the relay to create it (--create-slot true).")
-            }
-            try createSlot()
-            let confirmed = try execute("SELECT confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(slot))")
-                .single().lsn("confirmed")
-            return SlotState(confirmedFlush: confirmed, activePID: nil, created: true)
+        var confirmed: LSN?
+        var active: Int32?
+        if let row = rows.first {
+            try checkSlot(row)
+            confirmed = try row.optionalLSN("confirmed") ?? .invalid
+            active = try row.optionalString("active_pid").flatMap { Int32($0) }
         }
+        switch SlotIdentityCheck.decide(slot: confirmed, recorded: recorded, createIfMissing: createIfMissing) {
+        case .create:
+            let lsn = try createSlot()
+            try store.record(createdAt: lsn, change: "created", replace: false, execute)
+            return SlotState(confirmedFlush: lsn, activePID: nil, created: true)
+        case .adopt(let lsn):
+            try store.record(createdAt: lsn, change: "adopted", replace: false, execute)
+            return SlotState(confirmedFlush: lsn, activePID: active, created: false)
+        case .proceed(let lsn):
+            return SlotState(confirmedFlush: lsn, activePID: active, created: false)
+        case .refuse(.missingNeverCreated):
+            throw RelayError(.slotMissing, "Replication slot \"\(slot)\" does not exist.",
+                             fix: "create it with `outbox-relay slot reset --slot \(slot)`, or allow the relay to create it on its very first start (--create-slot true).")
+        case .refuse(.lost(let recorded)):
+            throw RelayError(.slotMissing,
+                             "Replication slot \"\(slot)\" is missing, but relays confirmed it up to \(recorded) (table outbox_relay_slot): it disappeared, dropped by someone. Recreating it would silently skip every row committed since, so the relay does not start.",
+                             fix: Self.resetFix(slot))
+        case .refuse(.movedAhead(let at, let recorded)):
+            throw RelayError(.slotMovedAhead,
+                             "Replication slot \"\(slot)\" is confirmed at \(at), ahead of \(recorded), the furthest any relay recorded confirming (table outbox_relay_slot): someone advanced or recreated it, and rows in between may never be published.",
+                             fix: Self.resetFix(slot))
+        }
+    }
+
+    static func resetFix(_ slot: String) -> String {
+        "find out who dropped or moved the slot; then run `outbox-relay slot reset --slot \(slot)`, which recreates it and re-sends, in commit order, every outbox row still INIT, and start the relay again."
+    }
+
+    private func checkSlot(_ row: PGRow) throws {
         let plugin = try row.string("plugin"), type = try row.string("slot_type")
         guard type == "logical", plugin == "pgoutput" else {
             throw RelayError(.slotMisconfigured,
@@ -63,16 +88,8 @@ struct SlotPreflight {
         if try row.optionalString("wal_status") == "lost" {
             throw RelayError(.slotInvalidated,
                              "Replication slot \"\(slot)\" was invalidated by PostgreSQL (wal_status = lost): WAL it still needed was removed, typically because max_slot_wal_keep_size was exceeded.",
-                             fix: "drop and recreate the slot, then let the sweeper re-send rows still INIT; raise max_slot_wal_keep_size or fix the relay outage that let lag grow.")
+                             fix: "run `outbox-relay slot reset --slot \(slot)` (it recreates the slot and re-sends every row still INIT, in order); raise max_slot_wal_keep_size or fix the relay outage that let lag grow.")
         }
-        let confirmed = try row.optionalLSN("confirmed") ?? .invalid
-        if let lastConfirmed, confirmed > lastConfirmed {
-            throw RelayError(.slotMovedAhead,
-                             "Replication slot \"\(slot)\" is confirmed at \(confirmed), ahead of the \(lastConfirmed) this relay confirmed: someone advanced or recreated it, and rows in between may never be published.",
-                             fix: "find who moved the slot; re-drive rows still INIT with the sweeper; restart the relay to accept the new position.")
-        }
-        let active = try row.optionalString("active_pid").flatMap { Int32($0) }
-        return SlotState(confirmedFlush: confirmed, activePID: active, created: false)
     }
 
     private func checkPublication(_ execute: (String) throws -> PGResult) throws {

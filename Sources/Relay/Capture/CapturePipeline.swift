@@ -1,0 +1,91 @@
+import Logging
+import PGOutput
+import RelayCore
+
+/// The part of capture both modes share: pgoutput message → decoder → outbox row →
+/// publisher, with transaction boundaries fed to the delivery line. A mode owns only its
+/// transport (how messages arrive) and its acknowledgement (how the slot moves).
+///
+/// Non-streamed transactions are published as their Inserts arrive and closed at Commit.
+/// Streamed (in-progress, protocol v2) transactions are buffered under a memory bound,
+/// spilled beyond it, published at Stream Commit and dropped at Stream Abort (invariant 4).
+/// Used by one capture thread only.
+final class CapturePipeline {
+    private let publisher: Publisher
+    private let logger: Logger
+    private let metrics: RelayMetrics
+    private let buffer: StreamedTransactionBuffer?
+    private var decoder = PGOutputDecoder()
+    private var extractor = OutboxRowExtractor()
+    private var streamXid: UInt32 = 0
+    /// Between Begin (or Stream Commit) and Commit: a stop waits for the boundary.
+    private(set) var insideTransaction = false
+
+    /// `buffer` is needed for protocol v2 streaming (stream mode); notify mode reads
+    /// committed changes only and passes nil.
+    init(publisher: Publisher, logger: Logger, metrics: RelayMetrics, buffer: StreamedTransactionBuffer?) {
+        self.publisher = publisher
+        self.logger = logger
+        self.metrics = metrics
+        self.buffer = buffer
+    }
+
+    /// Handles one pgoutput message. `whileBlocked` runs while the window is full.
+    func handle(_ bytes: UnsafeRawBufferPointer, whileBlocked: () throws -> Void) throws {
+        let line = publisher.line
+        switch try decoder.decode(bytes) {
+        case .begin(let begin):
+            line.beginTransaction(commitTime: begin.commitTime)
+            insideTransaction = true
+        case .insert(let relationID, let xid):
+            let relation = try relation(relationID)
+            guard extractor.isOutbox(relation) else { return }
+            if decoder.inStreamBlock {
+                guard let buffer else { throw PGOutputError(.outOfOrder, "a streamed Insert outside stream mode") }
+                try buffer.append(xid: streamXid, subxid: xid ?? streamXid, message: bytes)
+                return
+            }
+            try publishInsert(relation: relation, bytes: bytes, whileBlocked: whileBlocked)
+        case .commit(let commit):
+            line.commitTransaction(endLSN: commit.endLSN)
+            insideTransaction = false
+        case .streamStart(let xid, _):
+            streamXid = xid
+        case .streamCommit(let xid, let commit):
+            guard let buffer else { throw PGOutputError(.outOfOrder, "Stream Commit outside stream mode") }
+            line.beginTransaction(commitTime: commit.commitTime)
+            insideTransaction = true
+            let spilledBefore = buffer.bytesSpilled
+            try buffer.commit(xid: xid) { message in
+                guard case .insert(let relationID, _) = try decoder.decode(message, streamed: true) else { return }
+                try publishInsert(relation: try relation(relationID), bytes: message, whileBlocked: whileBlocked)
+            }
+            if buffer.bytesSpilled > spilledBefore { metrics.spilledBytes.increment(by: buffer.bytesSpilled - spilledBefore) }
+            line.commitTransaction(endLSN: commit.endLSN)
+            insideTransaction = false
+        case .streamAbort(let xid, let subxid):
+            try buffer?.abort(xid: xid, subxid: subxid)
+        case .relation, .update, .delete, .truncate, .type, .origin, .logicalMessage, .streamStop:
+            break  // the publication sends inserts only; the rest needs no action
+        }
+    }
+
+    private func relation(_ id: UInt32) throws -> Relation {
+        guard let relation = decoder.relations[id] else {
+            throw PGOutputError(.unknownRelation, "Insert for relation \(id) before its Relation message")
+        }
+        return relation
+    }
+
+    private func publishInsert(relation: Relation, bytes: UnsafeRawBufferPointer, whileBlocked: () throws -> Void) throws {
+        let row: OutboxRowView
+        do {
+            row = try extractor.view(relation: relation, tuple: decoder.newTuple, bytes: bytes)
+        } catch {
+            logger.error("malformed outbox row; dead-lettering it", metadata: ["error": "\(error)"])
+            try publisher.publishMalformed(error, whileBlocked: whileBlocked)
+            return
+        }
+        try publisher.publish(row, whileBlocked: whileBlocked)
+    }
+}

@@ -1,0 +1,41 @@
+import PGOutput
+import PostgresClient
+
+/// Keeps the slot record (`outbox_relay_slot.confirmed_lsn`) ahead of every confirmation:
+/// a capture mode asks it how far it may confirm, and it records the LSN first when
+/// needed. So the slot is never confirmed past its record, and a slot found ahead of the
+/// record at the next start was moved by someone else (invariant 8).
+///
+/// Each record write is a small UPDATE, and its WAL makes an idle server's WAL end move,
+/// which an idle relay may confirm: to keep that loop from writing every second forever,
+/// small advances wait up to ten status intervals. Capture thread only.
+final class ConfirmationRecorder {
+    private let store: SlotRecordStore
+    private let connection: PGConnection
+    private let interval: Duration
+    private(set) var recorded: LSN
+    private var lastWrite = ContinuousClock.now
+    /// Advances smaller than this may wait up to `10 × interval`.
+    static let smallAdvanceBytes: UInt64 = 8 << 10
+
+    init(configuration: RelayConfiguration, recorded: LSN) throws {
+        store = SlotRecordStore(slot: configuration.slotName)
+        connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-slot-record")
+        interval = configuration.statusInterval
+        self.recorded = recorded
+    }
+
+    /// How far the slot may be confirmed now, given that `target` is acknowledged:
+    /// `target` once recorded, else the recorded LSN. `force` records at once (a stop).
+    func confirmable(_ target: LSN, force: Bool) throws -> LSN {
+        guard target > recorded else { return target }
+        let now = ContinuousClock.now
+        let since = now - lastWrite
+        let large = target.rawValue - recorded.rawValue >= Self.smallAdvanceBytes
+        guard force || (since >= interval && (large || since >= interval * 10)) else { return recorded }
+        try store.advance(to: target) { try connection.queryBlocking($0) }
+        recorded = target
+        lastWrite = now
+        return target
+    }
+}

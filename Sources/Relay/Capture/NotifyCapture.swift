@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+import PGOutput
+import PostgresClient
+import RelayCore
+import Synchronization
+
+/// Notify capture: for connections that cannot replicate (poolers). LISTENs on a plain
+/// connection; on each notification, or every `notifyFallbackInterval` in case one was
+/// lost, it reads committed changes from the same pgoutput slot with
+/// `pg_logical_slot_peek_binary_changes` (through a cursor, so client memory stays bounded
+/// whatever the transaction size), publishes them through the shared publisher, and
+/// advances the slot with `pg_replication_slot_advance` once they are acknowledged.
+///
+/// Only one relay may read the slot: a session advisory lock makes the others standbys.
+final class NotifyCapture: @unchecked Sendable {
+    private let configuration: RelayConfiguration
+    private let publisher: Publisher
+    private let logger: Logger
+    private let metrics: RelayMetrics
+    private let health: RelayHealth
+    private let wakeSignal = WakeSignal()
+    private var recorder: ConfirmationRecorder?
+    /// What the slot was last advanced to in this session.
+    private var advanced = LSN.invalid
+    static let fetchSize = 2_000
+
+    init(configuration: RelayConfiguration, publisher: Publisher, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
+        self.configuration = configuration; self.publisher = publisher; self.logger = logger
+        self.metrics = metrics; self.health = health
+    }
+
+    func wake() { wakeSignal.signal() }
+
+    func runSession() throws {
+        let reader = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
+        let listener = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-listen")
+        let lockKey = Int64(truncatingIfNeeded: configuration.slotName.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
+        guard try reader.queryBlocking("SELECT pg_try_advisory_lock($1) AS got", [.int(lockKey)]).single().bool("got") else {
+            throw RelayError(.slotInUse, "Another relay reads slot \"\(configuration.slotName)\" in notify mode; waiting as a standby.",
+                             fix: "nothing: this relay takes over when the active one stops.", halting: false)
+        }
+        let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
+                                      createIfMissing: configuration.createSlot)
+        let slot = try preflight.run(execute: { try reader.queryBlocking($0) }, createSlot: {
+            do {
+                let created = try reader.queryBlocking("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                                                       [.text(configuration.slotName)])
+                logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
+                return try created.single().lsn("lsn")
+            } catch let error as PGError where error.sqlState == "42710" {
+                return try reader.queryBlocking("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1",
+                                                [.text(configuration.slotName)]).single().lsn("lsn")
+            }
+        })
+        if let pid = slot.activePID { throw StreamCapture.slotInUse(configuration.slotName, pid: pid) }
+        if try !NotifyTrigger.isInstalledBlocking(on: reader) {
+            logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer",
+                           metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner"])
+        }
+        try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
+        recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
+        defer { recorder = nil }
+        publisher.line.reset(confirmed: slot.confirmedFlush)
+        advanced = slot.confirmedFlush
+        health.set(.streaming, "notify mode, slot \(configuration.slotName)")
+        metrics.streaming.record(1)
+        defer { metrics.streaming.record(0) }
+        logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
+
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil)
+        let line = publisher.line
+        while line.stopDeadline == nil {
+            if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
+            try drainSlot(reader, pipeline: pipeline)
+            health.noteProgress(inFlight: line.inFlightEvents)
+            if line.stopDeadline != nil { break }
+            _ = try listener.waitForNotificationsBlocking(timeout: configuration.notifyFallbackInterval, wakeFD: wakeSignal.fd)
+            wakeSignal.drain()
+        }
+        health.set(.draining)
+        let drained = line.drain(until: line.stopDeadline ?? .now)
+        try advance(reader, to: line.confirmableLSN, force: true)
+        logger.notice("notify capture stopped", metadata: ["confirmed": "\(advanced)", "drain": "\(drained)"])
+        if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
+    }
+
+    /// Reads everything committed up to now, publishes it, waits for the acks, advances.
+    private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline) throws {
+        let line = publisher.line
+        let upTo = try conn.queryBlocking("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+        let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: line.inFlightEvents) }
+        try conn.transactionBlocking { conn in
+            try conn.queryBlocking("""
+                DECLARE outbox_changes NO SCROLL CURSOR FOR
+                SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL,
+                    'proto_version', '1', 'publication_names', $3)
+                """, [.text(configuration.slotName), .text(upTo.description), .text(configuration.publication)])
+            while true {
+                let rows = try conn.queryBlocking("FETCH \(Self.fetchSize) FROM outbox_changes").rows
+                if rows.isEmpty { break }
+                for row in rows {
+                    try row.bytea("data").withUnsafeBytes { try pipeline.handle($0, whileBlocked: whileBlocked) }
+                }
+            }
+            try conn.queryBlocking("CLOSE outbox_changes")
+        }
+        // Everything committed before `upTo` is now in flight or done; once all of it is
+        // acknowledged, the slot may move to `upTo` even past non-outbox WAL (quiet outbox).
+        while true {
+            switch line.drain(until: .now + .seconds(1)) {
+            case .drained:
+                line.observeServerWALEnd(upTo)
+                try advance(conn, to: line.confirmableLSN, force: false)
+                return
+            case .timedOut, .waiting:
+                if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
+                if line.stopDeadline != nil { return }  // the final advance covers what was acknowledged
+                health.noteProgress(inFlight: line.inFlightEvents)
+            }
+        }
+    }
+
+    private func advance(_ conn: PGConnection, to lsn: LSN, force: Bool) throws {
+        guard let recorder else { return }
+        let target = try recorder.confirmable(lsn, force: force)
+        guard target > advanced else { return }
+        try conn.queryBlocking("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [.text(configuration.slotName), .text(target.description)])
+        advanced = target
+        metrics.confirmedLSN.record(Double(target.rawValue))
+    }
+}

@@ -1,0 +1,44 @@
+import PGOutput
+import PostgresClient
+
+/// Reads and writes the slot's row in `outbox_relay_slot` (migration 0004): its identity
+/// and the furthest LSN any relay may have confirmed to it. `execute` runs one simple
+/// query on whichever connection the caller has (a replication connection before
+/// START_REPLICATION answers plain SQL too).
+struct SlotRecordStore: Sendable {
+    let slot: String
+
+    func read(_ execute: (String) throws -> PGResult) throws -> LSN? {
+        do {
+            return try execute("SELECT confirmed_lsn::text AS lsn FROM outbox_relay_slot WHERE slot_name = \(quoteLiteral(slot))")
+                .rows.first?.lsn("lsn")
+        } catch let error as PGError where error.sqlState == "42P01" {
+            throw RelayError(.schemaOutdated,
+                             "Table outbox_relay_slot is missing: the relay records its slot's identity there so that a lost slot is never silently recreated.",
+                             fix: "run `outbox-relay migrate` as the owner of the outbox table, then grant the relay role SELECT, INSERT, UPDATE on it (sql/roles.sql).")
+        }
+    }
+
+    /// Records a slot that begins at `lsn`. `replace` overwrites an existing record (a
+    /// reset); otherwise a record another relay wrote first wins.
+    func record(createdAt lsn: LSN, change: String, replace: Bool, _ execute: (String) throws -> PGResult) throws {
+        let conflict = replace
+            ? "DO UPDATE SET created_lsn = EXCLUDED.created_lsn, confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = now(), last_change = EXCLUDED.last_change"
+            : "DO NOTHING"
+        _ = try execute("""
+            INSERT INTO outbox_relay_slot (slot_name, created_lsn, confirmed_lsn, last_change)
+            VALUES (\(quoteLiteral(slot)), \(quoteLiteral(lsn.description)), \(quoteLiteral(lsn.description)), \(quoteLiteral(change)))
+            ON CONFLICT (slot_name) \(conflict)
+            """)
+    }
+
+    /// Raises the recorded LSN to `lsn` (never lowers it). Call it before confirming
+    /// `lsn` to the slot, and confirm only after it returned.
+    func advance(to lsn: LSN, _ execute: (String) throws -> PGResult) throws {
+        _ = try execute("""
+            UPDATE outbox_relay_slot SET confirmed_lsn = GREATEST(confirmed_lsn, \(quoteLiteral(lsn.description))::pg_lsn),
+                   updated_at = now(), last_change = 'confirmed'
+            WHERE slot_name = \(quoteLiteral(slot))
+            """)
+    }
+}

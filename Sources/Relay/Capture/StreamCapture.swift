@@ -1,0 +1,171 @@
+import Foundation
+import Logging
+import PGOutput
+import PostgresClient
+import RelayCore
+import Synchronization
+
+/// Stream capture's transport: one replication session (`replication=database`,
+/// START_REPLICATION with pgoutput v2 and streaming) from preflight to the end of the
+/// COPY, and its acknowledgement: standby status updates, each LSN recorded in
+/// `outbox_relay_slot` before it is confirmed. Runs on the relay's capture thread; every
+/// call here blocks. Decoding and publishing are the shared `CapturePipeline`'s.
+final class StreamCapture: @unchecked Sendable {  // only `current` is touched off the capture thread
+    private let configuration: RelayConfiguration
+    private let publisher: Publisher
+    private let logger: Logger
+    private let metrics: RelayMetrics
+    private let health: RelayHealth
+    /// The replication connection of the running session, so `wake()` can interrupt it.
+    let current = Mutex<ReplicationConnection?>(nil)
+
+    private var lastReceived = LSN.invalid
+    private var lastSentFlush = LSN.invalid
+    private var nextStatusAt = ContinuousClock.now
+    private var recorder: ConfirmationRecorder?
+
+    init(configuration: RelayConfiguration, publisher: Publisher, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
+        self.configuration = configuration
+        self.publisher = publisher
+        self.logger = logger
+        self.metrics = metrics
+        self.health = health
+    }
+
+    func wake() { current.withLock { $0 }?.wake() }
+
+    /// Runs one session until stop (returns) or failure (throws).
+    func runSession() throws {
+        let connection: ReplicationConnection
+        do {
+            connection = try ReplicationConnection(dsn: configuration.databaseURL, applicationName: configuration.applicationName)
+        } catch let error as PGError where error.sqlState == "42501" || error.message.contains("replication role") || error.message.contains("permission denied to start WAL sender") {
+            throw RelayError(.missingReplicationPrivilege,
+                             "The role in the database URL may not open replication connections (\(error.message)).",
+                             fix: "ALTER ROLE <relay role> REPLICATION, or use notify capture mode (--capture notify), which needs no replication connection.")
+        }
+        current.withLock { $0 = connection }
+        defer { current.withLock { $0 = nil } }
+
+        let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
+                                      createIfMissing: configuration.createSlot)
+        let slot = try preflight.run(execute: { try connection.execute($0) }, createSlot: {
+            do {
+                let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput NOEXPORT_SNAPSHOT")
+                logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
+                return try created.single().lsn("consistent_point")
+            } catch let error as PGError where error.sqlState == "42710" {
+                // Another relay created it a moment ago: the same slot; read its position.
+                return try connection.execute("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(configuration.slotName))")
+                    .single().lsn("lsn")
+            }
+        })
+        if let pid = slot.activePID { throw Self.slotInUse(configuration.slotName, pid: pid) }
+        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
+        self.recorder = recorder
+        defer { self.recorder = nil }
+        publisher.line.reset(confirmed: slot.confirmedFlush)
+        lastReceived = slot.confirmedFlush
+        lastSentFlush = slot.confirmedFlush
+        let buffer = StreamedTransactionBuffer(memoryBudget: configuration.streamingMemoryBytes,
+                                               spillDirectory: configuration.spillDirectory)
+        defer { buffer.close() }
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer)
+
+        let command = "START_REPLICATION SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL 0/0 "
+            + "(proto_version '2', streaming 'on', publication_names \(quoteLiteral(quoteIdentifier(configuration.publication))))"
+        do {
+            try connection.startReplication(command)
+        } catch let error as PGError where error.sqlState == PGError.State.objectInUse {
+            throw Self.slotInUse(configuration.slotName, pid: nil)
+        }
+        health.set(.streaming, "slot \(configuration.slotName) from \(slot.confirmedFlush)")
+        metrics.streaming.record(1)
+        defer { metrics.streaming.record(0) }
+        logger.info("streaming", metadata: ["slot": "\(configuration.slotName)", "from": "\(slot.confirmedFlush)", "server": "\(connection.target)"])
+
+        let whileBlocked: () throws -> Void = { [self] in
+            health.noteProgress(inFlight: publisher.line.inFlightEvents)
+            try sendStatusIfDue(connection, force: false)
+        }
+        do {
+            try stream(connection, pipeline: pipeline, whileBlocked: whileBlocked)
+        } catch let deadline as StopDeadlinePassed {
+            // Stopping, and the deadline passed inside a transaction (the window was full
+            // and the broker did not answer): confirm what was acknowledged, end the COPY.
+            try? sendStatusIfDue(connection, force: true)
+            connection.endCopy()
+            throw deadline
+        }
+
+        // Graceful stop at a transaction boundary: wait for outstanding deliveries until
+        // the stop's deadline, confirm, end the COPY.
+        let drained = try publisher.line.drain(until: publisher.line.stopDeadline ?? .now, whileWaiting: whileBlocked)
+        try sendStatusIfDue(connection, force: true)
+        connection.endCopy()
+        logger.notice("stream stopped", metadata: ["confirmed": "\(lastSentFlush)", "drain": "\(drained)"])
+        if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
+    }
+
+    static func slotInUse(_ slot: String, pid: Int32?) -> RelayError {
+        RelayError(.slotInUse, "Replication slot \"\(slot)\" is in use by \(pid.map { "process \($0)" } ?? "another relay"); waiting as a standby.",
+                   fix: "nothing: this relay takes over when the active one stops.", halting: false)
+    }
+
+    /// Reads and handles messages until a stop request reaches a transaction boundary.
+    private func stream(_ connection: ReplicationConnection, pipeline: CapturePipeline, whileBlocked: () throws -> Void) throws {
+        let line = publisher.line
+        var draining = false
+        while true {
+            if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
+            if line.stopDeadline != nil && !draining {
+                draining = true
+                health.set(.draining)
+            }
+            // Stop at a transaction boundary, so a graceful stop leaves no half-published
+            // transaction behind and a restart publishes no duplicates.
+            if draining && !pipeline.insideTransaction { return }
+            var replyNow = false
+            let onMessage: (UnsafeRawBufferPointer) throws -> Void = { [self] bytes in
+                replyNow = try handleMessage(bytes, pipeline: pipeline, whileBlocked: whileBlocked) || replyNow
+            }
+            if try connection.readCopyData(timeoutMilliseconds: 100, onMessage) == .message {
+                // Drain the rest of the burst without a syscall per message.
+                var budget = 4_096
+                while budget > 0, try connection.readBufferedCopyData(onMessage) { budget -= 1 }
+            }
+            health.noteProgress(inFlight: line.inFlightEvents)
+            try sendStatusIfDue(connection, force: replyNow)
+        }
+    }
+
+    /// Handles one CopyData message; returns true when the server asked for a reply.
+    private func handleMessage(_ bytes: UnsafeRawBufferPointer, pipeline: CapturePipeline, whileBlocked: () throws -> Void) throws -> Bool {
+        switch try ReplicationMessage.parse(bytes) {
+        case .keepalive(let walEnd, _, let replyRequested):
+            if walEnd > lastReceived { lastReceived = walEnd }
+            publisher.line.observeServerWALEnd(walEnd)
+            return replyRequested
+        case .xLogData(_, let walEnd, _, let range):
+            if walEnd > lastReceived { lastReceived = walEnd }
+            try pipeline.handle(UnsafeRawBufferPointer(rebasing: bytes[range]), whileBlocked: whileBlocked)
+            return false
+        }
+    }
+
+    private func sendStatusIfDue(_ connection: ReplicationConnection, force: Bool) throws {
+        let now = ContinuousClock.now
+        // Confirm only what the slot record already holds (invariant 8): record first.
+        let flush = try recorder?.confirmable(publisher.line.confirmableLSN, force: force) ?? lastSentFlush
+        // Confirm promptly when the position moved (frees WAL sooner, keeps lag metrics
+        // honest), but at most every 100 ms; otherwise once per status interval.
+        let moved = flush > lastSentFlush && now >= nextStatusAt - configuration.statusInterval + .milliseconds(100)
+        guard force || moved || now >= nextStatusAt else { return }
+        let clock = PostgresEpoch.fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
+        try connection.sendCopyData(ReplicationMessage.standbyStatusUpdate(
+            written: max(lastReceived, flush), flushed: flush, applied: flush, clientTime: clock))
+        if flush > lastSentFlush { metrics.confirmedLSN.record(Double(flush.rawValue)) }
+        lastSentFlush = max(lastSentFlush, flush)
+        nextStatusAt = now + configuration.statusInterval
+    }
+}

@@ -1,0 +1,59 @@
+/// The Kafka record contract between the relay, the sweeper, the consumers and the demo:
+/// header names, dead-letter headers, default topics and size limits. Written once here;
+/// every component reads it from here (ARCHITECTURE "Kafka record").
+public enum RecordContract {
+    /// Headers on every record the relay or the sweeper publishes.
+    public enum Header {
+        /// The row's primary key: the one id consumers trust (the payload's may be stale).
+        public static let outboxID = "outbox-id"
+        public static let type = "outbox-type"
+        public static let createdAt = "outbox-created-at"
+        /// W3C trace context, when the row carries one.
+        public static let traceParent = "traceparent"
+        /// Present on sweeper re-sends only: which re-send this is (1, 2, ...).
+        public static let resendAttempt = "outbox-resend-attempt"
+    }
+
+    /// Headers added to dead-letter copies (relay, sweeper and consumers alike).
+    public enum DeadLetterHeader {
+        /// Every dead-letter header starts with this; a copy of a copy drops the old ones.
+        public static let prefix = "outbox-dlq-"
+        public static let reason = "outbox-dlq-reason"
+        public static let error = "outbox-dlq-error"
+        public static let originalTopic = "outbox-dlq-original-topic"
+        /// Set instead of copying a value larger than `Limits.maxCopiedValueBytes`.
+        public static let originalSize = "outbox-dlq-original-size"
+        public static let originalPartition = "outbox-dlq-original-partition"
+        public static let originalOffset = "outbox-dlq-original-offset"
+    }
+
+    public enum Topic {
+        /// Where the relay and the sweeper copy rows they cannot publish. Default: outbox.dlq.
+        public static let relayDeadLetters = "outbox.dlq"
+        /// Where consumers copy messages they cannot apply. Default: outbox.consumer.dlq.
+        public static let consumerDeadLetters = "outbox.consumer.dlq"
+    }
+
+    public enum Limits {
+        /// Dead-letter copies carry at most this much of the original value; a larger one
+        /// is replaced by its size (the row itself still holds the payload).
+        public static let maxCopiedValueBytes = 256 << 10
+        /// The error text in `outbox-dlq-error` is cut to this many bytes.
+        public static let maxErrorHeaderBytes = 1_000
+        /// Keys copied to the dead-letter topic are cut to this many bytes.
+        public static let maxCopiedKeyBytes = 4_096
+        /// `outbox.last_error` is cut to this many characters.
+        public static let maxLastErrorCharacters = 2_000
+    }
+
+    /// The dead-letter headers for a copy of a record with `headers`: the old dead-letter
+    /// headers dropped, the reason, the error and the original topic added.
+    public static func deadLetterHeaders(from headers: [(String, [UInt8])], reason: String, error: String,
+                                         originalTopic: String) -> [(String, [UInt8])] {
+        var copied = headers.filter { !$0.0.hasPrefix(DeadLetterHeader.prefix) }
+        copied.append((DeadLetterHeader.reason, Array(reason.utf8)))
+        copied.append((DeadLetterHeader.error, Array(error.utf8.prefix(Limits.maxErrorHeaderBytes))))
+        copied.append((DeadLetterHeader.originalTopic, Array(originalTopic.utf8)))
+        return copied
+    }
+}
