@@ -9,6 +9,12 @@ public import PGOutput
 /// Events get consecutive tokens (used as librdkafka message opaques), so finding an
 /// event's transaction is a binary search over a ring of transaction records; there is
 /// no per-event allocation.
+///
+/// An empty transaction (one that carries no outbox event) takes no tokens, so it shares
+/// its first token with the next transaction: nothing is keyed by the first token, each
+/// record owns its acknowledgement bitmap. An empty transaction that commits behind a
+/// live record is folded into that record (its end LSN becomes the record's), so a stuck
+/// head followed by endless empty transactions costs O(1) memory.
 public struct LSNTracker: Sendable {
     public typealias Token = UInt64
 
@@ -18,6 +24,9 @@ public struct LSNTracker: Sendable {
         var acked: Int
         var endLSN: LSN?
         var commitTime: Int64
+        /// One bit per event, set by its acknowledgement; grown lazily by the first ack
+        /// (empty transactions never allocate).
+        var ackBits: [UInt64] = []
     }
 
     private var txns: [Txn] = []
@@ -51,8 +60,17 @@ public struct LSNTracker: Sendable {
     /// Commit: the open transaction ends at `endLSN`; no more events follow.
     @discardableResult
     public mutating func commitTransaction(endLSN: LSN) -> Bool {
-        precondition(txns.count > head && txns[txns.count - 1].endLSN == nil, "commitTransaction without beginTransaction")
-        txns[txns.count - 1].endLSN = endLSN
+        let last = txns.count - 1
+        precondition(last >= head && txns[last].endLSN == nil, "commitTransaction without beginTransaction")
+        if txns[last].events == 0, last > head, let previousEnd = txns[last - 1].endLSN {
+            // An empty transaction behind a live (committed, not yet confirmable) record:
+            // its end becomes that record's end. Confirming the later end needs the earlier
+            // record done anyway, so invariant 3 holds, and the record count stays flat.
+            txns[last - 1].endLSN = max(previousEnd, endLSN)
+            txns.removeLast()
+            return advance()
+        }
+        txns[last].endLSN = endLSN
         return advance()
     }
 
@@ -64,8 +82,7 @@ public struct LSNTracker: Sendable {
             ignoredAcks += 1
             return false
         }
-        let slot = Int(token - txns[index].firstToken)
-        guard markAcked(index: index, slot: slot) else {
+        guard markAcked(index: index, slot: Int(token - txns[index].firstToken)) else {
             ignoredAcks += 1
             return false
         }
@@ -94,26 +111,21 @@ public struct LSNTracker: Sendable {
         head = 0
         inFlightEvents = 0
         confirmableLSN = confirmed
-        ackBits.removeAll()
     }
 
     // MARK: internals
 
-    /// Per-transaction acknowledgement bitmaps, keyed by the transaction's first token.
-    private var ackBits: [Token: [UInt64]] = [:]
-
-    /// Records the ack in the transaction's bitmap, in place (no copy), and rejects a
-    /// second ack for the same token so a buggy duplicate cannot release another event.
+    /// Records the ack in the transaction's own bitmap, in place (no copy: the record is
+    /// only ever touched through `txns[index]`), and rejects a second ack for the same
+    /// token so a buggy duplicate cannot release another event.
     private mutating func markAcked(index: Int, slot: Int) -> Bool {
-        let txn = txns[index]
-        let words = (txn.events + 63) / 64
-        let word = slot / 64, bit = UInt64(1) << UInt64(slot % 64)
-        if ackBits[txn.firstToken] == nil { ackBits[txn.firstToken] = [UInt64](repeating: 0, count: words) }
-        if ackBits[txn.firstToken]!.count < words {
-            ackBits[txn.firstToken]!.append(contentsOf: repeatElement(0, count: words - ackBits[txn.firstToken]!.count))
+        let words = (txns[index].events + 63) / 64
+        if txns[index].ackBits.count < words {
+            txns[index].ackBits.append(contentsOf: repeatElement(0, count: words - txns[index].ackBits.count))
         }
-        if ackBits[txn.firstToken]![word] & bit != 0 { return false }
-        ackBits[txn.firstToken]![word] |= bit
+        let word = slot / 64, bit = UInt64(1) << UInt64(slot % 64)
+        if txns[index].ackBits[word] & bit != 0 { return false }
+        txns[index].ackBits[word] |= bit
         return true
     }
 
@@ -133,7 +145,7 @@ public struct LSNTracker: Sendable {
         var moved = false
         while head < txns.count, let end = txns[head].endLSN, txns[head].acked == txns[head].events {
             if end > confirmableLSN { confirmableLSN = end; moved = true }
-            ackBits[txns[head].firstToken] = nil
+            txns[head].ackBits = []  // retired: free the bitmap now, not at compaction
             head += 1
         }
         if head > 1024 && head * 2 > txns.count {
