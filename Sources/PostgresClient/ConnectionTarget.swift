@@ -11,42 +11,34 @@ public struct ConnectionTarget: Sendable, CustomStringConvertible, Equatable {
     }
 
     /// Understands `postgres://user:pass@host:port/db?opts`, `postgresql://…`, and
-    /// `key=value` strings. Unknown parts default the way libpq does.
+    /// `key=value` strings, tokenised as libpq does (quotes, backslash escapes, blanks
+    /// around `=`), so that no part of a password can land in a field. Unknown parts
+    /// default the way libpq does; a string that is neither is a database name.
     public init(parsing dsn: String) {
         var host = "localhost", port = "5432", database = "", user: String? = nil
-        if dsn.hasPrefix("postgres://") || dsn.hasPrefix("postgresql://") {
-            var rest = Substring(dsn.drop(while: { $0 != "/" }).dropFirst(2))
-            if let q = rest.firstIndex(of: "?") {
-                for pair in rest[rest.index(after: q)...].split(separator: "&") {
-                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    if kv.count == 2 {
-                        switch kv[0] { case "host": host = kv[1]; case "port": port = kv[1]
-                        case "dbname": database = kv[1]; case "user": user = kv[1]; default: break }
-                    }
-                }
-                rest = rest[..<q]
-            }
-            if let at = rest.lastIndex(of: "@") {
-                let userinfo = rest[..<at]
-                user = String(userinfo.split(separator: ":", maxSplits: 1).first ?? "").removingPercentEncodingLite
-                rest = rest[rest.index(after: at)...]
-            }
-            let hostPart: Substring
-            if let slash = rest.firstIndex(of: "/") {
-                hostPart = rest[..<slash]
-                let db = rest[rest.index(after: slash)...]
+        if let url = DSNURL(dsn) {
+            user = url.user.map { String($0).removingPercentEncodingLite }
+            let netloc = url.netloc
+            if let slash = netloc.firstIndex(of: "/") {
+                let db = netloc[netloc.index(after: slash)...]
                 if !db.isEmpty { database = String(db).removingPercentEncodingLite }
-            } else { hostPart = rest }
+            }
+            let hostPart = netloc.prefix { $0 != "/" }
             if let colon = hostPart.lastIndex(of: ":"), !hostPart.hasSuffix("]") {
                 if !hostPart[..<colon].isEmpty { host = String(hostPart[..<colon]) }
                 port = String(hostPart[hostPart.index(after: colon)...])
             } else if !hostPart.isEmpty { host = String(hostPart) }
+            for parameter in url.parameters ?? [] {
+                guard let (key, value) = DSNURL.split(parameter) else { continue }
+                switch key { case "host": host = value; case "port": port = value
+                case "dbname": database = value; case "user": user = value; default: break }
+            }
+        } else if !dsn.contains("=") {
+            database = dsn
         } else {
-            for pair in dsn.split(separator: " ") {
-                let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                guard kv.count == 2 else { continue }
-                switch kv[0] { case "host", "hostaddr": host = kv[1]; case "port": port = kv[1]
-                case "dbname": database = kv[1]; case "user": user = kv[1]; default: break }
+            for pair in ConnInfo(dsn).pairs {
+                switch pair.key { case "host", "hostaddr": host = pair.value; case "port": port = pair.value
+                case "dbname": database = pair.value; case "user": user = pair.value; default: break }
             }
         }
         if database.isEmpty { database = user ?? "postgres" }
@@ -57,25 +49,159 @@ public struct ConnectionTarget: Sendable, CustomStringConvertible, Equatable {
         "\(host):\(port)/\(database)" + (user.map { " as \($0)" } ?? "")
     }
 
-    /// The DSN with any password replaced by `***`, for printing configuration.
+    /// The DSN with every password and sslpassword value replaced by `***`, for printing
+    /// configuration. A part libpq would refuse (an unterminated quote, a word without
+    /// `=`) is replaced from there on, since it may hold the rest of a secret.
     public static func redact(_ dsn: String) -> String {
-        if dsn.hasPrefix("postgres://") || dsn.hasPrefix("postgresql://") {
-            let afterScheme = dsn.index(dsn.firstIndex(of: "/")!, offsetBy: 2)
-            let authorityEnd = dsn[afterScheme...].firstIndex(where: { $0 == "/" || $0 == "?" }) ?? dsn.endIndex
-            guard let at = dsn[afterScheme..<authorityEnd].lastIndex(of: "@") else { return redactQueryPassword(dsn) }
-            guard let colon = dsn[afterScheme..<at].firstIndex(of: ":") else { return redactQueryPassword(dsn) }
-            return redactQueryPassword(String(dsn[..<colon]) + ":***" + String(dsn[at...]))
+        if let url = DSNURL(dsn) {
+            var out = String(url.scheme)
+            if let user = url.user { out += user + (url.hasPassword ? ":***@" : "@") }
+            out += url.netloc
+            if let parameters = url.parameters {
+                out += "?" + parameters.map { parameter -> String in
+                    guard let eq = parameter.firstIndex(of: "=") else { return parameter.isEmpty ? "" : "***" }
+                    let key = String(parameter[..<eq])
+                    return isSecret(key.removingPercentEncodingLite) ? key + "=***" : String(parameter)
+                }.joined(separator: "&")
+            }
+            return out
         }
-        return dsn.split(separator: " ").map { $0.hasPrefix("password=") ? "password=***" : String($0) }
-            .joined(separator: " ")
+        guard dsn.contains("=") else { return dsn }  // a bare database name
+        let info = ConnInfo(dsn)
+        var out: [UInt8] = []
+        var copied = 0
+        for pair in info.pairs where isSecret(pair.key) {
+            out += info.bytes[copied..<pair.valueRange.lowerBound]
+            out += Array("***".utf8)
+            copied = pair.valueRange.upperBound
+        }
+        if let bad = info.malformedAt {
+            out += info.bytes[copied..<bad]
+            out += Array("***".utf8)
+        } else {
+            out += info.bytes[copied...]
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private static func redactQueryPassword(_ dsn: String) -> String {
-        guard let q = dsn.firstIndex(of: "?") else { return dsn }
-        let params = dsn[dsn.index(after: q)...].split(separator: "&").map {
-            $0.hasPrefix("password=") ? "password=***" : String($0)
+    /// `password`, `sslpassword`, and any other keyword about a password (case-insensitive,
+    /// to be safe: libpq itself only knows the lower-case names).
+    static func isSecret(_ keyword: String) -> Bool {
+        keyword.lowercased().contains("password")
+    }
+}
+
+/// A `postgres://` or `postgresql://` URL split the way libpq splits it. The user info
+/// runs to an `@` before the first `/` (libpq takes the first such `@`; this takes the
+/// last, so a password holding a raw `@` or `?` is still entirely password).
+struct DSNURL {
+    let scheme: Substring
+    /// Up to the first `:` of the user info; nil without user info.
+    let user: Substring?
+    let hasPassword: Bool
+    /// Hosts, ports and the database path, up to `?`.
+    let netloc: Substring
+    /// The `&`-separated query parameters, raw; nil without a `?`.
+    let parameters: [Substring]?
+
+    init?(_ dsn: String) {
+        guard let prefix = ["postgresql://", "postgres://"].first(where: { dsn.hasPrefix($0) }) else { return nil }
+        scheme = dsn.prefix(prefix.count)
+        var rest = dsn.dropFirst(prefix.count)
+        let beforePath = rest.prefix { $0 != "/" }
+        if let at = beforePath.lastIndex(of: "@") {
+            let info = rest[..<at]
+            if let colon = info.firstIndex(of: ":") {
+                user = info[..<colon]
+                hasPassword = true
+            } else {
+                user = info
+                hasPassword = false
+            }
+            rest = rest[rest.index(after: at)...]
+        } else {
+            user = nil
+            hasPassword = false
         }
-        return String(dsn[...q]) + params.joined(separator: "&")
+        if let q = rest.firstIndex(of: "?") {
+            netloc = rest[..<q]
+            parameters = rest[rest.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false)
+        } else {
+            netloc = rest
+            parameters = nil
+        }
+    }
+
+    /// `key=value`, both percent-decoded; nil without `=`.
+    static func split(_ parameter: Substring) -> (String, String)? {
+        guard let eq = parameter.firstIndex(of: "=") else { return nil }
+        return (String(parameter[..<eq]).removingPercentEncodingLite,
+                String(parameter[parameter.index(after: eq)...]).removingPercentEncodingLite)
+    }
+}
+
+/// A libpq `key=value` connection string, tokenised as libpq's `conninfo_parse` does:
+/// blanks may surround `=`; a value is either unquoted (ends at a blank) or single-quoted;
+/// a backslash escapes the next character in both. Works on UTF-8 bytes: every delimiter
+/// is ASCII, and multi-byte characters never contain ASCII bytes.
+struct ConnInfo {
+    struct Pair {
+        var key: String
+        /// Unquoted and unescaped.
+        var value: String
+        /// Where the raw value (quotes included) sits in `bytes`.
+        var valueRange: Range<Int>
+    }
+
+    let bytes: [UInt8]
+    private(set) var pairs: [Pair] = []
+    /// Where libpq would stop with an error: a word without `=`, or an unterminated quote.
+    private(set) var malformedAt: Int?
+
+    init(_ dsn: String) {
+        bytes = Array(dsn.utf8)
+        let quote = UInt8(ascii: "'"), backslash = UInt8(ascii: "\\"), equals = UInt8(ascii: "=")
+        func isBlank(_ c: UInt8) -> Bool { c == 0x20 || (0x09...0x0D).contains(c) }
+        var i = 0
+        while i < bytes.count {
+            if isBlank(bytes[i]) { i += 1; continue }
+            let keyStart = i
+            while i < bytes.count, bytes[i] != equals, !isBlank(bytes[i]) { i += 1 }
+            let key = String(decoding: bytes[keyStart..<i], as: UTF8.self)
+            while i < bytes.count, isBlank(bytes[i]) { i += 1 }
+            guard i < bytes.count, bytes[i] == equals else { malformedAt = keyStart; return }
+            i += 1
+            while i < bytes.count, isBlank(bytes[i]) { i += 1 }
+            let valueStart = i
+            var value: [UInt8] = []
+            if i < bytes.count, bytes[i] == quote {
+                i += 1
+                var closed = false
+                while i < bytes.count {
+                    if bytes[i] == backslash {
+                        i += 1
+                        if i < bytes.count { value.append(bytes[i]); i += 1 }
+                    } else if bytes[i] == quote {
+                        i += 1
+                        closed = true
+                        break
+                    } else {
+                        value.append(bytes[i]); i += 1
+                    }
+                }
+                guard closed else { malformedAt = valueStart; return }
+            } else {
+                while i < bytes.count, !isBlank(bytes[i]) {
+                    if bytes[i] == backslash {
+                        i += 1
+                        if i < bytes.count { value.append(bytes[i]); i += 1 }
+                    } else {
+                        value.append(bytes[i]); i += 1
+                    }
+                }
+            }
+            pairs.append(Pair(key: key, value: String(decoding: value, as: UTF8.self), valueRange: valueStart..<i))
+        }
     }
 }
 
