@@ -1,5 +1,6 @@
 import Foundation
 import KafkaClient
+import Logging
 import PostgresClient
 import Schema
 
@@ -54,6 +55,12 @@ enum ParsedMessage {
 /// database refuses a batch's data, the caller rolls back and falls back to `apply`, one
 /// message per savepoint, which isolates the message at fault.
 struct EffectApplier {
+    var logger: Logger
+
+    init(logger: Logger = Logger(label: "outbox-consumers")) {
+        self.logger = logger
+    }
+
     func parse(_ message: KafkaMessage) -> ParsedMessage {
         let type = message.header("outbox-type").map { String(decoding: $0, as: UTF8.self) } ?? message.topic
         guard type == EventType.bookSave || type == EventType.paymentSave else {
@@ -63,12 +70,16 @@ struct EffectApplier {
         do {
             if type == EventType.bookSave {
                 let event = try decoder.decode(BookEvent.self, from: Data(message.value))
-                guard let id = event.outboxId ?? headerID(message) else { return .poison(reason: "unparseable", detail: "no outboxId") }
-                return .booking(outboxID: id, event: event, payload: message.value)
+                switch outboxID(of: message, payloadID: event.outboxId) {
+                case .success(let id): return .booking(outboxID: id, event: event, payload: message.value)
+                case .failure(let problem): return .poison(reason: "unparseable", detail: problem.detail)
+                }
             }
             let event = try decoder.decode(PaymentEvent.self, from: Data(message.value))
-            guard let id = event.outboxId ?? headerID(message) else { return .poison(reason: "unparseable", detail: "no outboxId") }
-            return .payment(outboxID: id, event: event)
+            switch outboxID(of: message, payloadID: event.outboxId) {
+            case .success(let id): return .payment(outboxID: id, event: event)
+            case .failure(let problem): return .poison(reason: "unparseable", detail: problem.detail)
+            }
         } catch {
             return .poison(reason: "unparseable", detail: "payload is not a valid \(type) event: \(String("\(error)".prefix(300)))")
         }
@@ -205,7 +216,31 @@ struct EffectApplier {
         "[" + rows.map(object).joined(separator: ",") + "]"
     }
 
-    private func headerID(_ message: KafkaMessage) -> Int64? {
-        message.header("outbox-id").flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+    struct MissingOutboxID: Error {
+        var detail: String
+    }
+
+    /// The outbox row a message applies to. The `outbox-id` header wins: the relay sets it
+    /// from the row's own primary key, while the payload is application data and may carry
+    /// a stale id (a copied or re-sent payload), which would apply the effect to another
+    /// row. The payload's `outboxId` is only a fallback for messages without the header
+    /// (produced by something other than the relay). A header that is present but not an
+    /// id is refused rather than guessed around.
+    func outboxID(of message: KafkaMessage, payloadID: Int64?) -> Result<Int64, MissingOutboxID> {
+        guard let raw = message.header("outbox-id") else {
+            guard let payloadID else { return .failure(MissingOutboxID(detail: "no outbox-id header and no outboxId in the payload")) }
+            return .success(payloadID)
+        }
+        let text = String(decoding: raw, as: UTF8.self)
+        guard let headerID = Int64(text) else {
+            return .failure(MissingOutboxID(detail: "outbox-id header \(String(reflecting: String(text.prefix(40)))) is not an outbox id"))
+        }
+        if let payloadID, payloadID != headerID {
+            logger.warning("outbox-id header and payload outboxId disagree; applying the effect to the header's row", metadata: [
+                "outbox_id_header": "\(headerID)", "outbox_id_payload": "\(payloadID)",
+                "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
+            ])
+        }
+        return .success(headerID)
     }
 }

@@ -133,6 +133,41 @@ struct ConsumerTests {
         }
     }
 
+    @Test("the relay's outbox-id header wins over a stale outboxId in the payload: the effect goes to the header's row only")
+    func headerIDWinsOverPayload() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 2)
+            let ids = try await db.query("SELECT outbox_id FROM outbox ORDER BY outbox_id").rows.map { try $0.int64("outbox_id") }
+            try #require(ids.count == 2)
+            let (a, b) = (ids[0], ids[1])
+            // A's own payload, but naming B: what a payload built before a copy or a re-key looks like.
+            let row = try await db.query("""
+                SELECT mq_key, (payload->'book'->>'bookingId')::bigint AS booking_id,
+                       jsonb_set(payload, '{outboxId}', to_jsonb($2::bigint))::text AS stale
+                FROM outbox WHERE outbox_id = $1
+                """, [.int(a), .int(b)]).single()
+            let bookingA = try row.int64("booking_id")
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array(try row.string("mq_key").utf8), value: Array(try row.string("stale").utf8),
+                                        headers: [("outbox-id", Array(String(a).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            await producer.close()
+
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.deadLettered >= 1 })
+            try await consumer.stop()
+            #expect(consumer.service.totals.applied == 1 && consumer.service.totals.deadLettered == 0)
+            func status(_ id: Int64) async throws -> String {
+                try await db.query("SELECT status FROM outbox WHERE outbox_id = $1", [.int(id)]).single().string("status")
+            }
+            #expect(try await status(a) == "COMPLETE", "the header's row did not get its effect")
+            #expect(try await status(b) == "INIT", "the payload's stale id took the effect")
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record WHERE outbox_id = \(a) AND booking_id = \(bookingA)") == 1)
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record WHERE outbox_id = \(b)") == 0)
+        }
+    }
+
     @Test("a message that arrives before its outbox row is visible waits for it instead of being dead-lettered")
     func rowNotYetVisible() async throws {
         try await withTestContext { ctx in
