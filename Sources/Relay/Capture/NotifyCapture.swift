@@ -90,6 +90,9 @@ final class NotifyCapture: @unchecked Sendable {
         let line = publisher.line
         let upTo = try conn.queryBlocking("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
         let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: line.inFlightEvents) }
+        // The slot is notify mode's read cursor: after a drain that read changes it must
+        // move (record first), or the next drain would read them again.
+        var readChanges = false
         try conn.transactionBlocking { conn in
             try conn.queryBlocking("""
                 DECLARE outbox_changes NO SCROLL CURSOR FOR
@@ -99,6 +102,7 @@ final class NotifyCapture: @unchecked Sendable {
             while true {
                 let rows = try conn.queryBlocking("FETCH \(Self.fetchSize) FROM outbox_changes").rows
                 if rows.isEmpty { break }
+                readChanges = true
                 for row in rows {
                     try row.bytea("data").withUnsafeBytes { try pipeline.handle($0, whileBlocked: whileBlocked) }
                 }
@@ -111,7 +115,7 @@ final class NotifyCapture: @unchecked Sendable {
             switch line.drain(until: .now + .seconds(1)) {
             case .drained:
                 line.observeServerWALEnd(upTo)
-                try advance(conn, to: line.confirmableLSN, force: false)
+                try advance(conn, to: line.confirmableLSN, force: readChanges)
                 return
             case .timedOut, .waiting:
                 if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }

@@ -63,7 +63,7 @@ public final class Sweeper: Sendable {
     static let claimSQL = """
         UPDATE outbox o SET last_sent_at = now()
         FROM (SELECT outbox_id FROM outbox WHERE outbox_id = ANY($5::bigint[]) AND \(dueCondition)
-              ORDER BY outbox_id FOR UPDATE SKIP LOCKED) claimed
+              ORDER BY outbox_id LIMIT $4 FOR UPDATE SKIP LOCKED) claimed
         WHERE o.outbox_id = claimed.outbox_id
         RETURNING o.outbox_id, o.topic, o.mq_key, o.type, o.payload::text AS payload, o.created_at::text AS created_at,
                   o.trace_parent, o.attempts

@@ -102,14 +102,21 @@ struct SweeperTests {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
             let oracle = try await CommitOrderOracle.create(on: db)
-            // The relay's slot exists, but no relay runs: a backlog builds up and ages.
-            try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
-            for seed in 0..<300 { try await insertBookEvents(db, rows: 10, keys: 40, seed: seed) }
-            let policy = SweeperPolicy(interval: .milliseconds(500), minimumAge: .seconds(2), maxAttempts: 10,
+            let policy = SweeperPolicy(interval: .milliseconds(500), minimumAge: .seconds(3), maxAttempts: 10,
                                        backoffBase: .seconds(10), backoffCap: .seconds(3_600), batchSize: 500)
-            try await Task.sleep(for: .seconds(3))  // every backlog row is older than minimumAge
+            // Warm up: relay and consumers running, the consumer group joined.
             let consumer = try RunningConsumer.start(ctx)
-            let relay = try RunningRelay.start(ctx, sweeper: policy)
+            var relay = try RunningRelay.start(ctx, sweeper: policy)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            try await insertBookEvents(db, rows: 10, keys: 40, seed: 0)
+            #expect(await eventually(timeout: .seconds(60)) {
+                (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 10
+            })
+            // The outage: no relay; a backlog builds up and ages past minimumAge.
+            try await relay.stop()
+            for seed in 1...300 { try await insertBookEvents(db, rows: 10, keys: 40, seed: seed) }
+            try await Task.sleep(for: .seconds(4))
+            relay = try RunningRelay.start(ctx, sweeper: policy)
             #expect(await eventually(timeout: .seconds(90)) {
                 (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status <> 'COMPLETE'")) == 0
             })
