@@ -10,6 +10,6 @@ struct OutboxRelay: AsyncParsableCommand {
             (`name = value` lines), then defaults. `outbox-relay <command> --help` lists each command's flags; \
             any setting can also be given with --set name=value. See README.md for the configuration reference.
             """,
-        subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self],
+        subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self],
         defaultSubcommand: nil)
 }

@@ -9,7 +9,9 @@ import ServiceLifecycle
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the relay (stream or notify capture) and the sweeper, with /metrics, /healthz and /readyz.",
-        discussion: "SIGTERM or SIGINT: finish the transaction in hand, wait for its deliveries, confirm the LSN, exit 0.")
+        discussion: """
+            SIGTERM or SIGINT: finish the transaction in hand, wait for its deliveries, confirm the LSN, exit 0; all             within drain-timeout (default 30s), broker up or down. If drain-timeout runs out first, the events not yet             acknowledged stay unconfirmed (the next start publishes them again), the log says how many, and the exit             status is 75 (EX_TEMPFAIL).
+            """)
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var http: HTTPOptions
@@ -27,6 +29,9 @@ struct Run: AsyncParsableCommand {
     var sweeperMinAge: String?
     @Flag(name: .customLong("print-config"), help: "Print the resolved configuration (secrets redacted) and exit.")
     var printConfig = false
+
+    /// sysexits EX_TEMPFAIL: stopped at drain-timeout with events unacknowledged.
+    static let exitUnacknowledgedAtStop: Int32 = 75
 
     func run() async throws {
         var extra = try set.flags().merging(http.flags) { $1 }
@@ -53,10 +58,13 @@ struct Run: AsyncParsableCommand {
             let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true }).makeServer()
             services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
         }
-        services.append(.init(service: RelayRunner(relay: relay), successTerminationBehavior: .gracefullyShutdownGroup,
+        services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        if let summary = relay.stopSummary, summary.unacknowledged > 0 {
+            throw ExitCode(Self.exitUnacknowledgedAtStop)
+        }
     }
 }
 

@@ -6,19 +6,10 @@ import Synchronization
 
 /// Adapters that let ServiceLifecycle run and gracefully stop our components on SIGTERM.
 ///
-/// The relay and the consumers run their blocking work on dedicated threads, which task
+/// (`RelayService` is a `Service` itself.) The consumers run their blocking work on dedicated threads, which task
 /// cancellation cannot reach, so cancellation is turned into the same `stop()` as a
 /// graceful shutdown: whatever ends the group, the process drains and exits instead of
 /// waiting forever on a thread nobody told to stop.
-struct RelayRunner: Service {
-    let relay: RelayService
-    func run() async throws {
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler { try await relay.run() } onGracefulShutdown: { relay.stop() }
-        } onCancel: { relay.stop() }
-    }
-}
-
 struct ConsumerRunner: Service {
     let consumer: ConsumerService
     func run() async throws {
