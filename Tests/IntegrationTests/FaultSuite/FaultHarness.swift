@@ -99,13 +99,15 @@ struct ScenarioReport: CustomStringConvertible {
     var effectsExpected: Int?
     var recovery: Duration?
     var worstSlotLag: Int
+    /// Messages the sweeper re-sent (they carry `outbox-resend-attempt`).
+    var resent = 0
 
     var effectsOK: Bool { effectsApplied == effectsExpected }
 
     var description: String {
         let recoveryText = recovery.map { String(format: "%.2f s", Double($0.components.seconds) + Double($0.components.attoseconds) * 1e-18) } ?? "-"
         let effects = effectsExpected.map { "\(effectsApplied ?? 0)/\($0)" } ?? "-"
-        return "FAULT \(name): rows \(check.committed), delivered \(check.delivered), missing \(check.missing.count), duplicates \(check.duplicates), order violations \(check.orderViolations.count), effects \(effects), recovery \(recoveryText), worst slot lag \(worstSlotLag) B"
+        return "FAULT \(name): rows \(check.committed), delivered \(check.delivered), missing \(check.missing.count), duplicates \(check.duplicates), order violations \(check.orderViolations.count), effects \(effects), sweeper re-sends \(resent), recovery \(recoveryText), worst slot lag \(worstSlotLag) B"
     }
 }
 
@@ -116,6 +118,7 @@ func checkScenario(_ name: String, db: PGConnection, oracle: CommitOrderOracle, 
                                           timeout: .seconds(180), idle: .seconds(5))
     let check = DeliveryCheck(committed: committed, messages: messages)
     var report = ScenarioReport(name: name, check: check, recovery: recovery, worstSlotLag: worstSlotLag)
+    report.resent = messages.filter { $0.headerString("outbox-resend-attempt") != nil }.count
     if consumers {
         let expected = committed.count
         _ = await eventually(timeout: .seconds(90)) {

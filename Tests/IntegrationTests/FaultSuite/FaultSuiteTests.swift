@@ -6,6 +6,7 @@ import Logging
 import PGOutput
 import PostgresClient
 import Relay
+import RelayCore
 import Schema
 import Synchronization
 import Testing
@@ -121,10 +122,10 @@ struct FaultSuiteTests {
         }
     }
 
-    @Test("broker frozen with SIGSTOP for 30 s under load, then resumed")
+    @Test("broker frozen with SIGSTOP for 30 s under load (600 rows/s), then resumed; default sweeper and consumers: re-sends ≤ 1%")
     func brokerFrozen() async throws {
         try await scenario { ctx, db, oracle in
-            let relay = try RunningRelay.start(ctx)
+            let relay = try RunningRelay.start(ctx, sweeper: SweeperPolicy())
             #expect(await eventually { relay.service.health.current.state == .streaming })
             let consumer = try RunningConsumer.start(ctx)
             let lag = SlotLagSampler(url: ctx.databaseURL, slot: ctx.slotName)
@@ -142,8 +143,34 @@ struct FaultSuiteTests {
             let recovery = ContinuousClock.now - thawed
             try await Task.sleep(for: .seconds(2))
             await load.stop()
-            _ = try await checkScenario("broker frozen \(Fault.scaled(30, soak: 120)) s", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
-                                        consumers: true, recovery: recovery, worstSlotLag: await lag.stop())
+            let report = try await checkScenario("broker frozen \(Fault.scaled(30, soak: 120)) s", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                 consumers: true, recovery: recovery, worstSlotLag: await lag.stop())
+            #expect(report.resent <= report.check.committed / 100, "sweeper re-sent \(report.resent) of \(report.check.committed)")
+            try await relay.stop()
+            try await consumer.stop()
+        }
+    }
+
+    @Test("relay stopped for 25 s under load (200 rows/s), then started again; default sweeper and consumers: re-sends ≤ 1%")
+    func relayOutage() async throws {
+        try await scenario { ctx, db, oracle in
+            var relay = try RunningRelay.start(ctx, sweeper: SweeperPolicy())
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let consumer = try RunningConsumer.start(ctx)
+            let load = LoadGenerator(url: ctx.databaseURL, pauseMicros: 15_000)
+            try await Task.sleep(for: .seconds(3))
+            try await relay.stop()
+            try await Task.sleep(for: .seconds(Fault.scaled(25, soak: 120)))
+            relay = try RunningRelay.start(ctx, sweeper: SweeperPolicy())
+            let restarted = ContinuousClock.now
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            let recovery = ContinuousClock.now - restarted
+            // Long enough for the sweeper's rounds after the restart (interval 20 s, grace 10 s).
+            try await Task.sleep(for: .seconds(35))
+            await load.stop()
+            let report = try await checkScenario("relay outage \(Fault.scaled(25, soak: 120)) s", db: db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                 consumers: true, recovery: recovery, worstSlotLag: 0)
+            #expect(report.resent <= report.check.committed / 100, "sweeper re-sent \(report.resent) of \(report.check.committed)")
             try await relay.stop()
             try await consumer.stop()
         }
