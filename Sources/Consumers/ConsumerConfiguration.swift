@@ -13,7 +13,7 @@ public struct ConsumerConfiguration: Sendable {
     /// How long to wait for more messages before applying a partial batch.
     public var batchWait: Duration = .milliseconds(5)
     /// Poison messages (unparseable, unknown type, no outbox row) go here with error headers.
-    public var deadLetterTopic = "outbox.consumer.dlq"
+    public var deadLetterTopic = RecordContract.Topic.consumerDeadLetters
     public var retryBackoffMaximum: Duration = .seconds(10)
     public var applicationName = "outbox-consumers"
 

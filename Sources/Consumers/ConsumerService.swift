@@ -3,6 +3,7 @@ import KafkaClient
 public import Logging
 import PostgresClient
 import Synchronization
+import Schema
 
 /// The booking/payment consumer group member: polls a batch, applies it in one database
 /// transaction (set-based; when the database refuses the batch's data, again with a
@@ -219,12 +220,9 @@ public final class ConsumerService: @unchecked Sendable {
     private func deadLetter(_ message: KafkaMessage, reason: String, detail: String) throws {
         logger.warning("poison message dead-lettered", metadata: [
             "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
-        var headers = message.headers.filter { !$0.0.hasPrefix("outbox-dlq-") }
-        headers.append(("outbox-dlq-reason", Array(reason.utf8)))
-        headers.append(("outbox-dlq-error", Array(detail.utf8.prefix(1_000))))
-        headers.append(("outbox-dlq-original-topic", Array(message.topic.utf8)))
-        headers.append(("outbox-dlq-original-partition", Array(String(message.partition).utf8)))
-        headers.append(("outbox-dlq-original-offset", Array(String(message.offset).utf8)))
+        var headers = RecordContract.deadLetterHeaders(from: message.headers, reason: reason, error: detail, originalTopic: message.topic)
+        headers.append((RecordContract.DeadLetterHeader.originalPartition, Array(String(message.partition).utf8)))
+        headers.append((RecordContract.DeadLetterHeader.originalOffset, Array(String(message.offset).utf8)))
         var attempt = 0
         while true {
             do {

@@ -62,7 +62,7 @@ struct EffectApplier {
     }
 
     func parse(_ message: KafkaMessage) -> ParsedMessage {
-        let type = message.header("outbox-type").map { String(decoding: $0, as: UTF8.self) } ?? message.topic
+        let type = message.header(RecordContract.Header.type).map { String(decoding: $0, as: UTF8.self) } ?? message.topic
         guard type == EventType.bookSave || type == EventType.paymentSave else {
             return .poison(reason: "unknown_type", detail: "no handler for event type \(String(type.prefix(100)))")
         }
@@ -227,7 +227,7 @@ struct EffectApplier {
     /// (produced by something other than the relay). A header that is present but not an
     /// id is refused rather than guessed around.
     func outboxID(of message: KafkaMessage, payloadID: Int64?) -> Result<Int64, MissingOutboxID> {
-        guard let raw = message.header("outbox-id") else {
+        guard let raw = message.header(RecordContract.Header.outboxID) else {
             guard let payloadID else { return .failure(MissingOutboxID(detail: "no outbox-id header and no outboxId in the payload")) }
             return .success(payloadID)
         }

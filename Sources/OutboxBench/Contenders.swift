@@ -6,6 +6,7 @@ import PGOutput
 import PostgresClient
 import Relay
 import Synchronization
+import Schema
 
 /// The things being compared, each draining the same backlog on the same servers.
 enum Contenders {
@@ -131,7 +132,7 @@ final class PollingRelay: @unchecked Sendable {
                     for (id, topic, key, payload) in messages {
                         group.addTask { [producer] in
                             _ = try await producer.send(topic: topic, key: Array(key.utf8), value: Array(payload.utf8),
-                                                        headers: [("outbox-id", Array(String(id).utf8))])
+                                                        headers: [(RecordContract.Header.outboxID, Array(String(id).utf8))])
                             return (id, Int64(Date().timeIntervalSince1970 * 1e9))
                         }
                     }

@@ -80,7 +80,7 @@ struct Demo: AsyncParsableCommand {
         let consumer = try ConsumerService(configuration: consumerConfiguration, logger: Logger(label: "consumers"))
         let topicMaker = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: broker.bootstrapServers, clientID: "demo-setup"),
                                            logger: Logger(label: "demo-setup"), onDelivery: { _ in })
-        await topicMaker.requestTopicMetadata([EventType.bookSave, EventType.paymentSave, "outbox.dlq", "outbox.consumer.dlq"])
+        await topicMaker.requestTopicMetadata([EventType.bookSave, EventType.paymentSave, RecordContract.Topic.relayDeadLetters, RecordContract.Topic.consumerDeadLetters])
         await topicMaker.close()
         let relayTask = Task { try await relay.run() }
         let consumerTask = Task { try await consumer.run() }
@@ -186,9 +186,9 @@ struct Demo: AsyncParsableCommand {
         for row in rows {
             _ = try await producer.send(topic: try row.string("topic"), key: Array(try row.string("mq_key").utf8),
                                         value: Array(try row.string("payload").utf8), headers: [
-                                            ("outbox-id", Array(String(try row.int64("outbox_id")).utf8)),
-                                            ("outbox-type", Array(try row.string("type").utf8)),
-                                            ("outbox-created-at", Array(try row.string("created").utf8)),
+                                            (RecordContract.Header.outboxID, Array(String(try row.int64("outbox_id")).utf8)),
+                                            (RecordContract.Header.type, Array(try row.string("type").utf8)),
+                                            (RecordContract.Header.createdAt, Array(try row.string("created").utf8)),
                                         ])
         }
         await producer.close()
@@ -243,7 +243,7 @@ struct Demo: AsyncParsableCommand {
                 if let message = try reader.poll(timeout: .milliseconds(200)) {
                     seen += 1
                     lastMessage = ContinuousClock.now
-                    if let id = message.header("outbox-id") { ids.insert(String(decoding: id, as: UTF8.self)) }
+                    if let id = message.header(RecordContract.Header.outboxID) { ids.insert(String(decoding: id, as: UTF8.self)) }
                 }
             }
             return ids.count

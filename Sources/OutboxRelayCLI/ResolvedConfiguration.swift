@@ -6,6 +6,7 @@ import Logging
 import PostgresClient
 import Relay
 import RelayCore
+import Schema
 
 /// Turns resolved settings into the library configurations, validating everything up
 /// front; every failure is a `ValidationError` that names the setting and the fix.
@@ -50,7 +51,7 @@ struct ResolvedConfiguration {
         let router: TopicRouter
         do {
             router = try TopicRouter(routes: routes, allowList: Set(settings.list("topic-allow-list")),
-                                     deadLetterTopic: settings.string("dead-letter-topic", default: "outbox.dlq"))
+                                     deadLetterTopic: settings.string("dead-letter-topic", default: RecordContract.Topic.relayDeadLetters))
         } catch { throw ValidationError("\(error). Fix: correct topic-routes, topic-allow-list or dead-letter-topic.") }
         var c = RelayConfiguration(databaseURL: try databaseURL, kafka: try kafka(clientID: "outbox-relay"), router: router)
         try require {

@@ -8,9 +8,6 @@ public enum RecordLimits {
     /// librdkafka's own check.
     public static let recordOverhead = 128
     public static let headerOverhead = 16
-    /// Dead-letter copies carry at most this much of the original payload; larger values
-    /// are replaced by their size (the row itself still holds the payload).
-    public static let maxCopiedValueBytes = 256 << 10
 
     /// The estimated size of a record, as librdkafka measures it against message.max.bytes.
     public static func estimatedSize(key: Int, value: Int, headerNameAndValueBytes: Int, headerCount: Int) -> Int {
