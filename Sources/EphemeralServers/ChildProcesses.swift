@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,33 +15,35 @@ public struct CommandFailed: Error, CustomStringConvertible {
 /// Runs helper commands and remembers what must be torn down at process exit, so the
 /// demo and a crashed test run leave no server behind.
 enum ChildProcesses {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var cleanups: [Int: @Sendable () -> Void] = [:]
-    nonisolated(unsafe) private static var nextID = 0
-    nonisolated(unsafe) private static var installedExitHook = false
+    private struct State {
+        var cleanups: [Int: @Sendable () -> Void] = [:]
+        var nextID = 0
+        var installedExitHook = false
+    }
+    private static let state = Mutex(State())
 
     /// Registers `cleanup` to run at normal process exit; returns a handle to unregister it.
     static func atExit(_ cleanup: @escaping @Sendable () -> Void) -> Int {
-        lock.lock(); defer { lock.unlock() }
-        if !installedExitHook {
-            installedExitHook = true
-            atexit { ChildProcesses.runAll() }
+        state.withLock { state in
+            if !state.installedExitHook {
+                state.installedExitHook = true
+                atexit { ChildProcesses.runAll() }
+            }
+            state.nextID += 1
+            state.cleanups[state.nextID] = cleanup
+            return state.nextID
         }
-        nextID += 1
-        cleanups[nextID] = cleanup
-        return nextID
     }
 
     static func remove(_ id: Int) {
-        lock.lock(); defer { lock.unlock() }
-        cleanups[id] = nil
+        _ = state.withLock { $0.cleanups.removeValue(forKey: id) }
     }
 
     static func runAll() {
-        lock.lock()
-        let all = cleanups.values
-        cleanups.removeAll()
-        lock.unlock()
+        let all = state.withLock { state in
+            defer { state.cleanups.removeAll() }
+            return Array(state.cleanups.values)
+        }
         for cleanup in all { cleanup() }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Median, min and max of repeated runs: this machine is noisy, so every figure is the
 /// median of several runs and ratios are computed against baselines from the same run.
@@ -40,12 +41,10 @@ func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.
 func log(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
 /// A lock-protected value that can be shared by reference.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock(); defer { lock.unlock() }
-        return try body(&value)
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<T: Sendable>(_ body: (inout Value) throws -> T) rethrows -> T {
+        try mutex.withLock { try body(&$0) }
     }
 }

@@ -200,6 +200,31 @@ struct CLITests {
     }
 }
 
+extension CLITests {
+    @Test("slot reset refuses without --confirm; with it, it recreates the slot, records it and re-sends the INIT rows before it")
+    func slotResetCommand() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await insertOutboxRows(db, transactions: 2, rowsPerTransaction: 3)  // 6 INIT rows, no slot yet
+            let common = ["slot", "reset", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers, "--slot", ctx.slotName]
+            let refused = try await runCLI(common)
+            #expect(refused.status != 0 && refused.output.contains("--confirm"), "\(refused.output)")
+            #expect(try await slotConfirmedLSN(db, slot: ctx.slotName) == nil, "nothing done without --confirm")
+            let done = try await runCLI(common + ["--confirm"])
+            #expect(done.status == 0, "\(done.output)")
+            #expect(done.output.contains("6 INIT rows"), "\(done.output)")
+            let slot = try await slotConfirmedLSN(db, slot: ctx.slotName)
+            let recorded = try await db.query("SELECT confirmed_lsn::text AS lsn, last_change FROM outbox_relay_slot WHERE slot_name = $1",
+                                              [.text(ctx.slotName)]).single()
+            let recordedLSN = try recorded.lsn("lsn"), change = try recorded.string("last_change")
+            #expect(slot != nil && slot == recordedLSN && change == "reset")
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 6)
+            #expect(messages.count == 6)
+            #expect(!done.output.contains("password"), "no secret in the output")
+        }
+    }
+}
+
 /// Runs `outbox-relay` to completion (at most 60 s) and returns its exit status and output.
 func runCLI(_ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
     let log = NSTemporaryDirectory() + "outbox-relay-cli-\(UUID().uuidString).log"
