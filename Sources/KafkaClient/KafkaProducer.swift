@@ -122,17 +122,33 @@ public final class KafkaProducer: Sendable {
     /// Blocking form of `send`, for dedicated threads (dead letters from a consumer or the
     /// relay's dead-letter worker). Never call it on the cooperative pool.
     public func sendBlocking(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) throws -> DeliveryReport {
-        let token = try enqueueTracked(OutgoingRecord(topic: topic, key: key, value: value, headers: headers)).get()
+        try sendInOrderBlocking([OutgoingRecord(topic: topic, key: key, value: value, headers: headers)])[0].get()
+    }
+
+    /// Blocking form of `sendInOrder`, for dedicated threads. `giveUp` is asked about every
+    /// 100 ms while reports are outstanding; once it says yes, the records not yet reported
+    /// fail with `producerClosed` (they may still be delivered: callers treat them as
+    /// unsent and may send them again).
+    public func sendInOrderBlocking(_ records: [OutgoingRecord], giveUp: () -> Bool = { false }) -> [Result<DeliveryReport, KafkaError>] {
+        let tokens = records.map { enqueueTracked($0) }
+        let reports = Mutex<[Int: Result<DeliveryReport, KafkaError>]>([:])
         let done = DispatchSemaphore(value: 0)
-        let outcome = Mutex<DeliveryReport?>(nil)
-        tracked.awaitReport(token) { report in
-            outcome.withLock { $0 = report }
-            done.signal()
+        var waiting = 0
+        for (index, token) in tokens.enumerated() {
+            switch token {
+            case .failure(let error): reports.withLock { $0[index] = .failure(error) }
+            case .success(let token):
+                waiting += 1
+                tracked.awaitReport(token) { report in
+                    reports.withLock { $0[index] = report.error.map { .failure($0) } ?? .success(report) }
+                    done.signal()
+                }
+            }
         }
-        done.wait()
-        let report = outcome.withLock { $0! }
-        if let error = report.error { throw error }
-        return report
+        while waiting > 0 {
+            if done.wait(timeout: .now() + .milliseconds(100)) == .success { waiting -= 1 } else if giveUp() { break }
+        }
+        return reports.withLock { reports in (0..<records.count).map { reports[$0] ?? .failure(.producerClosed) } }
     }
 
     /// Enqueues a record whose report goes to `ProducerContext.awaitReport` instead of

@@ -6,13 +6,16 @@ import PostgresClient
 /// needed. So the slot is never confirmed past its record, and a slot found ahead of the
 /// record at the next start was moved by someone else (invariant 8).
 ///
-/// Each record write is a small UPDATE, and its WAL makes an idle server's WAL end move,
-/// which an idle relay may confirm: to keep that loop from writing every second forever,
-/// small advances wait up to ten status intervals. Capture thread only.
+/// Each record write is a one-row UPDATE. Under load it runs at most every 100 ms, as often
+/// as confirmations go out, so a crash or a takeover re-sends no more than before. Its WAL
+/// makes an idle server's WAL end move, which an idle relay may confirm: to keep that loop
+/// from writing forever, small advances wait up to ten status intervals. Capture thread only.
 final class ConfirmationRecorder {
     private let store: SlotRecordStore
     private let connection: PGConnection
-    private let interval: Duration
+    private let idleInterval: Duration
+    /// The least time between two writes.
+    static let minimumInterval: Duration = .milliseconds(100)
     private(set) var recorded: LSN
     private var lastWrite = ContinuousClock.now
     /// Advances smaller than this may wait up to `10 × interval`.
@@ -21,7 +24,7 @@ final class ConfirmationRecorder {
     init(configuration: RelayConfiguration, recorded: LSN) throws {
         store = SlotRecordStore(slot: configuration.slotName)
         connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-slot-record")
-        interval = configuration.statusInterval
+        idleInterval = configuration.statusInterval * 10
         self.recorded = recorded
     }
 
@@ -32,7 +35,7 @@ final class ConfirmationRecorder {
         let now = ContinuousClock.now
         let since = now - lastWrite
         let large = target.rawValue - recorded.rawValue >= Self.smallAdvanceBytes
-        guard force || (since >= interval && (large || since >= interval * 10)) else { return recorded }
+        guard force || (since >= Self.minimumInterval && (large || since >= idleInterval)) else { return recorded }
         try store.advance(to: target) { try connection.queryBlocking($0) }
         recorded = target
         lastWrite = now

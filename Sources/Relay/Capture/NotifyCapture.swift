@@ -49,11 +49,13 @@ final class NotifyCapture: @unchecked Sendable {
                 logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
                 return try created.single().lsn("lsn")
             } catch let error as PGError where error.sqlState == "42710" {
-                return try reader.queryBlocking("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1",
-                                                [.text(configuration.slotName)]).single().lsn("lsn")
+                // Another relay created it a moment ago and finishes its first start (and
+                // records the slot): wait as a standby, then start as usual.
+                throw StreamCapture.slotInUse(configuration.slotName, pid: nil)
             }
         })
         if let pid = slot.activePID { throw StreamCapture.slotInUse(configuration.slotName, pid: pid) }
+        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try reader.queryBlocking($0) } }
         if try !NotifyTrigger.isInstalledBlocking(on: reader) {
             logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer",
                            metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner"])

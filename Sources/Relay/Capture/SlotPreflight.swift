@@ -21,7 +21,7 @@ struct SlotPreflight {
     /// must match its record in `outbox_relay_slot` (`SlotIdentityCheck`): a slot that is
     /// missing, or confirmed past what any relay recorded, stops the relay with the fix.
     /// `createSlot` creates it and returns its confirmed LSN; it runs on the very first
-    /// start only (no slot, no record).
+    /// start only (no slot, no record), and is then recorded by the caller.
     func run(execute: (String) throws -> PGResult, createSlot: () throws -> LSN) throws -> SlotState {
         let walLevel = try execute("SHOW wal_level").single().string("wal_level")
         guard walLevel == "logical" else {
@@ -31,12 +31,15 @@ struct SlotPreflight {
         }
         try checkPublication(execute)
         let store = SlotRecordStore(slot: slot)
-        let recorded = try store.read(execute)
+        // The slot first, the record second: relays record an LSN before they confirm it,
+        // so a record read after the slot is at least what that slot read showed, even
+        // while a peer is confirming right now. The other order raced (a false alarm).
         let rows = try execute("""
             SELECT plugin, slot_type, database, wal_status, confirmed_flush_lsn::text AS confirmed,
                    active_pid, current_database() AS here
             FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(slot))
             """).rows
+        let recorded = try store.read(execute)
         var confirmed: LSN?
         var active: Int32?
         if let row = rows.first {
@@ -46,8 +49,9 @@ struct SlotPreflight {
         }
         switch SlotIdentityCheck.decide(slot: confirmed, recorded: recorded, createIfMissing: createIfMissing) {
         case .create:
+            // Not recorded yet: the caller records it (`recordCreated`) once whatever the
+            // creation owes is done, so a failed first start leaves no record behind.
             let lsn = try createSlot()
-            try store.record(createdAt: lsn, change: "created", replace: false, execute)
             return SlotState(confirmedFlush: lsn, activePID: nil, created: true)
         case .adopt(let lsn):
             try store.record(createdAt: lsn, change: "adopted", replace: false, execute)
@@ -66,6 +70,11 @@ struct SlotPreflight {
                              "Replication slot \"\(slot)\" is confirmed at \(at), ahead of \(recorded), the furthest any relay recorded confirming (table outbox_relay_slot): someone advanced or recreated it, and rows in between may never be published.",
                              fix: Self.resetFix(slot))
         }
+    }
+
+    /// Records a slot this relay created (a record another relay wrote first wins).
+    func recordCreated(at lsn: LSN, execute: (String) throws -> PGResult) throws {
+        try SlotRecordStore(slot: slot).record(createdAt: lsn, change: "created", replace: false, execute)
     }
 
     static func resetFix(_ slot: String) -> String {

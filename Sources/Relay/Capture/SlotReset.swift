@@ -26,13 +26,20 @@ public enum SlotReset {
         public var unroutable: Int
     }
 
-    /// Rows read and sent per batch.
-    static let batchSize = 1_000
-
     public static func run(configuration: RelayConfiguration, logger: Logger) async throws -> Report {
         try configuration.validate()
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger, onDelivery: { _ in })
-        defer { producer.close(timeout: .seconds(5)) }
+        do {
+            let report = try await reset(configuration: configuration, producer: producer, logger: logger)
+            await producer.close(timeout: .seconds(5))
+            return report
+        } catch {
+            await producer.close(timeout: .zero)
+            throw error
+        }
+    }
+
+    private static func reset(configuration: RelayConfiguration, producer: KafkaProducer, logger: Logger) async throws -> Report {
         let slot = configuration.slotName
         let store = SlotRecordStore(slot: slot)
         let reader = try await PGConnection.connect(configuration.databaseURL, applicationName: "\(configuration.applicationName)-slot-reset")
@@ -55,43 +62,21 @@ public enum SlotReset {
             return (try created.lsn("consistent_point"), try created.string("snapshot_name"))
         }
         logger.notice("slot reset: recreated the slot; re-sending the rows committed before it", metadata: ["slot": "\(slot)", "lsn": "\(lsn)"])
-        var report = Report(slot: slot, lsn: lsn, previouslyRecorded: previouslyRecorded, resent: 0, unroutable: 0)
-        try await reader.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        try await reader.query("SET TRANSACTION SNAPSHOT \(quoteLiteral(snapshot))")
-        // Imported: the exporting connection may go on (and is done with).
-        try await reader.query("""
-            DECLARE gap NO SCROLL CURSOR FOR
-            SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created_at, trace_parent
-            FROM outbox WHERE status = 'INIT' ORDER BY outbox_id
-            """)
-        while true {
-            let rows = try await reader.query("FETCH \(batchSize) FROM gap").rows
-            if rows.isEmpty { break }
-            var records: [OutgoingRecord] = []
-            for row in rows {
-                typealias H = RecordContract.Header
-                let id = try row.int64("outbox_id")
-                guard case .publish(let topic) = configuration.router.route(try row.string("topic")) else {
-                    report.unroutable += 1
-                    continue
-                }
-                var headers: [(String, [UInt8])] = [
-                    (H.outboxID, Array(String(id).utf8)), (H.type, Array(try row.string("type").utf8)),
-                    (H.createdAt, Array(try row.string("created_at").utf8)),
-                ]
-                if let trace = try row.optionalString("trace_parent"), !trace.isEmpty { headers.append((H.traceParent, Array(trace.utf8))) }
-                records.append(OutgoingRecord(topic: topic, key: Array(try row.string("mq_key").utf8),
-                                              value: Array(try row.string("payload").utf8), headers: headers))
+        let outcome: GapPublisher.Outcome
+        do {
+            outcome = try await runBlocking {
+                let reader = try GapPublisher.importSnapshot(snapshot, dsn: configuration.databaseURL,
+                                                             applicationName: "\(configuration.applicationName)-slot-reset")
+                _ = replication  // the export lives until this connection's next command: keep it until imported
+                let outcome = try GapPublisher(router: configuration.router).publish(from: reader, producer: producer)
+                try store.record(createdAt: lsn, change: "reset", replace: true) { try reader.queryBlocking($0) }
+                return outcome
             }
-            for case .failure(let error) in await producer.sendInOrder(records) {
-                throw RelayError(.invalidConfiguration, "slot reset could not re-send the gap to Kafka: \(error).",
-                                 fix: "make the brokers reachable and run `outbox-relay slot reset` again (it starts over; consumers absorb the duplicates).")
-            }
-            report.resent += records.count
+        } catch let error as GapNotPublished {
+            throw RelayError(.invalidConfiguration, "slot reset could not re-send the gap to Kafka: \(error.error).",
+                             fix: "make the brokers reachable and run `outbox-relay slot reset` again (it starts over; consumers absorb the duplicates).")
         }
-        try await reader.query("COMMIT")
-        try await runBlocking { try store.record(createdAt: lsn, change: "reset", replace: true) { try reader.queryBlocking($0) } }
-        _ = replication  // held until the snapshot was imported and read
+        let report = Report(slot: slot, lsn: lsn, previouslyRecorded: previouslyRecorded, resent: outcome.published, unroutable: outcome.unroutable)
         logger.notice("slot reset done", metadata: ["slot": "\(slot)", "lsn": "\(lsn)", "resent": "\(report.resent)", "unroutable": "\(report.unroutable)"])
         return report
     }

@@ -49,18 +49,26 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
 
         let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
                                       createIfMissing: configuration.createSlot)
+        // The very first start: the slot is created with an exported snapshot, imported at
+        // once (the export ends with the connection's next command) to publish the rows
+        // committed before the slot, which it will never stream.
+        var gap: PGConnection?
         let slot = try preflight.run(execute: { try connection.execute($0) }, createSlot: {
             do {
-                let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput NOEXPORT_SNAPSHOT")
+                let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput EXPORT_SNAPSHOT").single()
+                gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
+                                                      applicationName: "\(configuration.applicationName)-first-start")
                 logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
-                return try created.single().lsn("consistent_point")
+                return try created.lsn("consistent_point")
             } catch let error as PGError where error.sqlState == "42710" {
-                // Another relay created it a moment ago: the same slot; read its position.
-                return try connection.execute("SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(configuration.slotName))")
-                    .single().lsn("lsn")
+                // Another relay created it a moment ago and finishes its first start (and
+                // records the slot): wait as a standby, then start as usual.
+                throw StreamCapture.slotInUse(configuration.slotName, pid: nil)
             }
         })
         if let pid = slot.activePID { throw Self.slotInUse(configuration.slotName, pid: pid) }
+        if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
+        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try connection.execute($0) } }
         let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
         self.recorder = recorder
         defer { self.recorder = nil }
@@ -105,6 +113,25 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         connection.endCopy()
         logger.notice("stream stopped", metadata: ["confirmed": "\(lastSentFlush)", "drain": "\(drained)"])
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
+    }
+
+    /// First start: publishes the INIT rows committed before the new slot, in order, before
+    /// streaming anything newer. If that fails the slot is dropped again (it is not recorded
+    /// yet), so the next attempt is a first start again and nothing is skipped.
+    private func publishRowsBeforeSlot(from gap: PGConnection, connection: ReplicationConnection) throws {
+        let line = publisher.line
+        do {
+            let outcome = try GapPublisher(router: configuration.router).publish(
+                from: gap, producer: try publisher.producers.producer(),
+                giveUp: { line.stopDeadline != nil || line.pendingRestart != nil })
+            logger.notice("first start: published the rows still INIT that were committed before the slot", metadata: [
+                "slot": "\(configuration.slotName)", "published": "\(outcome.published)", "unroutable": "\(outcome.unroutable)"])
+        } catch {
+            logger.error("first start: could not publish the rows committed before the slot; dropping the new slot to start over",
+                         metadata: ["slot": "\(configuration.slotName)", "error": "\(error)"])
+            _ = try? connection.execute("DROP_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName))")
+            throw SessionRestart(reason: "first start interrupted: \(error)")
+        }
     }
 
     static func slotInUse(_ slot: String, pid: Int32?) -> RelayError {

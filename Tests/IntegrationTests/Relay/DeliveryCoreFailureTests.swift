@@ -98,6 +98,30 @@ struct DeliveryCoreFailureTests {
         }
     }
 
+    @Test("the very first start publishes the INIT rows committed before its slot existed, before anything newer, in order")
+    func firstStartPublishesRowsBeforeTheSlot() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let oracle = try await CommitOrderOracle.create(on: db)
+            // Rows an earlier writer (the original service, say) left INIT before any relay ran.
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 2, keys: 3)
+            let relay = try RunningRelay.start(ctx)  // no sweeper: the stream alone must deliver them
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 2, keys: 3)
+            let committed = try await oracle.committed(on: db)
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
+                                                  timeout: .seconds(30), idle: .seconds(3))
+            let check = DeliveryCheck(committed: committed, messages: messages)
+            print("FIRST START: \(check)")
+            #expect(check.isClean && check.duplicates == 0, "\(check)")
+            let recorded = try await db.query("SELECT last_change FROM outbox_relay_slot WHERE slot_name = $1", [.text(ctx.slotName)])
+                .single().string("last_change")
+            #expect(recorded == "created" || recorded == "confirmed")
+            try await relay.stop()
+            try await oracle.drop(on: db)
+        }
+    }
+
     @Test("SIGTERM during a broker outage with the window full ends within drain-timeout (exit 75); the next start publishes what was left")
     func sigtermDuringOutage() async throws {
         try await withTestContext { ctx in

@@ -1,0 +1,71 @@
+import KafkaClient
+import PostgresClient
+import RelayCore
+import Schema
+
+/// Publishes, in outbox_id order, every outbox row still INIT that a snapshot sees: the
+/// snapshot exported when a slot is created, which sees exactly the transactions committed
+/// before the slot begins. The new slot never streams those rows, so they are published
+/// first, before anything newer (per-key order across the slot's start). Used on the very
+/// first start in stream mode and by `outbox-relay slot reset`. Blocking: dedicated threads.
+struct GapPublisher {
+    let router: TopicRouter
+    static let batchSize = 1_000
+
+    struct Outcome: Equatable {
+        var published = 0
+        /// INIT rows whose topic the router refuses: left for the sweeper to dead-letter.
+        var unroutable = 0
+    }
+
+    /// A connection inside a REPEATABLE READ transaction that imported `snapshot`; import it
+    /// before the exporting connection runs its next command.
+    static func importSnapshot(_ snapshot: String, dsn: String, applicationName: String) throws -> PGConnection {
+        let connection = try PGConnection.connectBlocking(dsn, applicationName: applicationName)
+        try connection.queryBlocking("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        try connection.queryBlocking("SET TRANSACTION SNAPSHOT \(quoteLiteral(snapshot))")
+        return connection
+    }
+
+    /// Publishes the INIT rows `connection`'s snapshot sees and ends its transaction.
+    /// Throws when a record could not be delivered, or when `giveUp` said so.
+    func publish(from connection: PGConnection, producer: KafkaProducer, giveUp: () -> Bool = { false }) throws -> Outcome {
+        var outcome = Outcome()
+        try connection.queryBlocking("""
+            DECLARE gap NO SCROLL CURSOR FOR
+            SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created_at, trace_parent
+            FROM outbox WHERE status = 'INIT' ORDER BY outbox_id
+            """)
+        while true {
+            let rows = try connection.queryBlocking("FETCH \(Self.batchSize) FROM gap").rows
+            if rows.isEmpty { break }
+            var records: [OutgoingRecord] = []
+            for row in rows {
+                typealias H = RecordContract.Header
+                guard case .publish(let topic) = router.route(try row.string("topic")) else {
+                    outcome.unroutable += 1
+                    continue
+                }
+                var headers: [(String, [UInt8])] = [
+                    (H.outboxID, Array(String(try row.int64("outbox_id")).utf8)), (H.type, Array(try row.string("type").utf8)),
+                    (H.createdAt, Array(try row.string("created_at").utf8)),
+                ]
+                if let trace = try row.optionalString("trace_parent"), !trace.isEmpty { headers.append((H.traceParent, Array(trace.utf8))) }
+                records.append(OutgoingRecord(topic: topic, key: Array(try row.string("mq_key").utf8),
+                                              value: Array(try row.string("payload").utf8), headers: headers))
+            }
+            for case .failure(let error) in producer.sendInOrderBlocking(records, giveUp: giveUp) {
+                throw GapNotPublished(error: error)
+            }
+            outcome.published += records.count
+        }
+        try connection.queryBlocking("COMMIT")
+        return outcome
+    }
+}
+
+/// Some rows of the gap did not reach Kafka (the broker is down, or a stop interrupted).
+struct GapNotPublished: Error, CustomStringConvertible {
+    var error: KafkaError
+    var description: String { "the rows committed before the slot could not all be published: \(error)" }
+}
