@@ -17,7 +17,9 @@ final class ConfirmationRecorder {
     /// The least time between two writes.
     static let minimumInterval: Duration = .milliseconds(100)
     private(set) var recorded: LSN
-    private var lastWrite = ContinuousClock.now
+    /// Long ago: a session's first advance is recorded (and confirmed) at once, so a relay
+    /// killed soon after it started does not re-send everything at its next start.
+    private var lastWrite = ContinuousClock.now - .seconds(3_600)
     /// Advances smaller than this may wait up to `10 × interval`.
     static let smallAdvanceBytes: UInt64 = 8 << 10
 

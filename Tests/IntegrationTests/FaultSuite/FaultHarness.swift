@@ -118,7 +118,7 @@ func checkScenario(_ name: String, db: PGConnection, oracle: CommitOrderOracle, 
                                           timeout: .seconds(180), idle: .seconds(5))
     let check = DeliveryCheck(committed: committed, messages: messages)
     var report = ScenarioReport(name: name, check: check, recovery: recovery, worstSlotLag: worstSlotLag)
-    report.resent = messages.filter { $0.headerString("outbox-resend-attempt") != nil }.count
+    report.resent = messages.filter(\.isSweeperResend).count
     if consumers {
         let expected = committed.count
         _ = await eventually(timeout: .seconds(90)) {

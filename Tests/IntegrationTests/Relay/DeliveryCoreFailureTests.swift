@@ -41,11 +41,9 @@ struct DeliveryCoreFailureTests {
             for relay in [first, second] {
                 #expect(relay.service.health.current.state != .halted, "a takeover halted a relay: \(relay.service.health.current.detail)")
             }
-            let committed = try await oracle.committed(on: db)
-            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
-                                                  timeout: .seconds(60), idle: .seconds(3))
-            let check = DeliveryCheck(committed: committed, messages: messages)
-            let resent = messages.filter { $0.headerString("outbox-resend-attempt") != nil }.count
+            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                            timeout: .seconds(60), idle: .seconds(3))
+            let resent = messages.filter(\.isSweeperResend).count
             print("TAKEOVER x5: states after each \(activeStates), \(check), sweeper re-sends \(resent)")
             #expect(check.isClean, "\(check)")
             #expect(resent == 0, "only the active relay sweeps, and only after its grace")
@@ -87,10 +85,8 @@ struct DeliveryCoreFailureTests {
             let restarted = try RunningRelay.start(ctx)
             #expect(await eventually { restarted.service.health.current.state == .streaming })
             try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 2, keys: 3)
-            let committed = try await oracle.committed(on: db)
-            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
-                                                  timeout: .seconds(30), idle: .seconds(3))
-            let check = DeliveryCheck(committed: committed, messages: messages)
+            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                            timeout: .seconds(30), idle: .seconds(3))
             print("SLOT LOST WHILE DOWN: \(check)")
             #expect(check.isClean, "\(check)")
             try await restarted.stop()
@@ -108,10 +104,8 @@ struct DeliveryCoreFailureTests {
             let relay = try RunningRelay.start(ctx)  // no sweeper: the stream alone must deliver them
             #expect(await eventually { relay.service.health.current.state == .streaming })
             try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 2, keys: 3)
-            let committed = try await oracle.committed(on: db)
-            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
-                                                  timeout: .seconds(30), idle: .seconds(3))
-            let check = DeliveryCheck(committed: committed, messages: messages)
+            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                            timeout: .seconds(30), idle: .seconds(3))
             print("FIRST START: \(check)")
             #expect(check.isClean && check.duplicates == 0, "\(check)")
             let recorded = try await db.query("SELECT last_change FROM outbox_relay_slot WHERE slot_name = $1", [.text(ctx.slotName)])
@@ -144,10 +138,8 @@ struct DeliveryCoreFailureTests {
             #expect(relay.output.contains("unacknowledged"), "the log says how many events are left: \(relay.output.suffix(1_500))")
 
             let next = try startRelayProcess(ctx, logName: "after-outage")
-            let committed = try await oracle.committed(on: db)
-            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
-                                                  timeout: .seconds(60), idle: .seconds(4))
-            let check = DeliveryCheck(committed: committed, messages: messages)
+            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                            timeout: .seconds(60), idle: .seconds(4))
             #expect(check.isClean, "\(check)")
             #expect(await next.terminate() == 0, "a clean stop exits 0: \(next.output.suffix(1_500))")
             try await oracle.drop(on: db)

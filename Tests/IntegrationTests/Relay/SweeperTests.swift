@@ -121,14 +121,11 @@ struct SweeperTests {
                 (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status <> 'COMPLETE'")) == 0
             })
             try await Task.sleep(for: .seconds(3))  // a few more sweeper rounds
-            let committed = try await oracle.committed(on: db)
-            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
-                                                  timeout: .seconds(60), idle: .seconds(3))
-            let check = DeliveryCheck(committed: committed, messages: messages)
-            let resent = messages.filter { $0.headerString("outbox-resend-attempt") != nil }.count
-            print("SWEEPER after outage: \(committed.count) rows, \(resent) sweeper re-sends, \(check)")
+            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers)
+            let resent = messages.filter(\.isSweeperResend).count
+            print("SWEEPER after outage: \(check.committed) rows, \(resent) sweeper re-sends, \(check)")
             #expect(check.isClean, "\(check)")
-            #expect(resent <= committed.count / 100, "sweeper re-sent \(resent) of \(committed.count) rows")
+            #expect(resent <= check.committed / 100, "sweeper re-sent \(resent) of \(check.committed) rows")
             try await relay.stop()
             try await consumer.stop()
             try await oracle.drop(on: db)

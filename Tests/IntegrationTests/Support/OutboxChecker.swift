@@ -91,3 +91,17 @@ struct DeliveryCheck: CustomStringConvertible {
         }
     }
 }
+
+/// Reads every message of `topics` and checks them against the oracle's commit order.
+/// Returns the check and the messages (for header counts such as sweeper re-sends).
+func checkDelivery(_ db: PGConnection, oracle: CommitOrderOracle, bootstrapServers: String, topics: [String] = ["BOOK_SAVE"],
+                   timeout: Duration = .seconds(60), idle: Duration = .seconds(3)) async throws -> (check: DeliveryCheck, messages: [KafkaMessage]) {
+    let committed = try await oracle.committed(on: db)
+    let messages = try await readMessages(bootstrapServers: bootstrapServers, topics: topics, count: .max, timeout: timeout, idle: idle)
+    return (DeliveryCheck(committed: committed, messages: messages), messages)
+}
+
+extension KafkaMessage {
+    /// True for a sweeper re-send (it carries `outbox-resend-attempt`).
+    var isSweeperResend: Bool { header("outbox-resend-attempt") != nil }
+}
