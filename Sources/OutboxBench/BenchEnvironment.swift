@@ -63,6 +63,9 @@ struct BenchEnvironment {
         try await db.query("TRUNCATE outbox")
         if let slot {
             try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+            // A deliberately new slot: forget the old one's record, or the relay would
+            // (rightly) refuse a slot found ahead of what it recorded.
+            try await db.query("DELETE FROM outbox_relay_slot WHERE slot_name = $1", [.text(slot)])
             try await db.query("SELECT pg_create_logical_replication_slot($1, $2)", [.text(slot), .text(plugin)])
         }
         var written = 0
@@ -82,6 +85,7 @@ struct BenchEnvironment {
 
     func dropSlot(_ slot: String) async throws {
         try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+        try await db.query("DELETE FROM outbox_relay_slot WHERE slot_name = $1", [.text(slot)])
     }
 
     func confirmedLSN(_ slot: String) async throws -> LSN {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
@@ -92,7 +93,14 @@ enum LatencyBench {
         configuration.spillDirectory = NSTemporaryDirectory()
         let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-relay"))
         let task = Task { try await relay.run() }
-        while relay.health.current.state != .streaming { try await Task.sleep(for: .milliseconds(20)) }
+        while relay.health.current.state != .streaming {
+            // A relay that halted (bad slot, configuration) never streams: say why instead of waiting forever.
+            if relay.health.current.state == .halted {
+                _ = try? await task.value
+                throw ValidationError("the relay under test halted: \(relay.health.current.detail)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         try await Task.sleep(for: .milliseconds(500))  // warm: producer connected, metadata cached
         CapturingMetrics.shared.samples.withLock { $0.removeAll() }
         try await RateLoad().run(env, rate: rate, duration: duration)

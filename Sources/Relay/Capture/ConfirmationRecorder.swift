@@ -1,46 +1,113 @@
+import Foundation
 import PGOutput
 import PostgresClient
+import Synchronization
 
 /// Keeps the slot record (`outbox_relay_slot.confirmed_lsn`) ahead of every confirmation:
-/// a capture mode asks it how far it may confirm, and it records the LSN first when
-/// needed. So the slot is never confirmed past its record, and a slot found ahead of the
-/// record at the next start was moved by someone else (invariant 8).
+/// a capture mode confirms only what `recorded` says is already in the record, and hands
+/// newer acknowledged LSNs to `offer`. So the slot is never confirmed past its record, and
+/// a slot found ahead of the record at the next start was moved by someone else
+/// (invariant 8).
 ///
-/// Each record write is a one-row UPDATE. Under load it runs at most every 100 ms, as often
-/// as confirmations go out, so a crash or a takeover re-sends no more than before. Its WAL
-/// makes an idle server's WAL end move, which an idle relay may confirm: to keep that loop
-/// from writing forever, small advances wait up to ten status intervals. Capture thread only.
-final class ConfirmationRecorder {
+/// The writes (one-row UPDATEs, each waiting for its WAL flush) run on a thread of their
+/// own, so the capture thread never waits on them and commit→ack latency pays nothing.
+/// Under load a write goes out at most every 100 ms, as often as confirmations, so a crash
+/// or a takeover re-sends no more than before. Its WAL makes an idle server's WAL end move,
+/// which an idle relay may confirm: to keep that loop from writing forever, small advances
+/// wait up to ten status intervals. The commit stays synchronous on purpose: PostgreSQL
+/// may fsync a slot's new position at once, so an unflushed record could fall behind it in
+/// a crash and raise a false alarm.
+final class ConfirmationRecorder: Sendable {
+    private struct State {
+        var recorded: LSN
+        var offered: LSN
+        var lastWrite = ContinuousClock.now - .seconds(3_600)  // a session's first advance goes out at once
+        var urgent = false
+        var stopped = false
+        var failure: String?
+    }
+
     private let store: SlotRecordStore
     private let connection: PGConnection
     private let idleInterval: Duration
+    private let state: Mutex<State>
+    private let wake = DispatchSemaphore(value: 0)
     /// The least time between two writes.
     static let minimumInterval: Duration = .milliseconds(100)
-    private(set) var recorded: LSN
-    /// Long ago: a session's first advance is recorded (and confirmed) at once, so a relay
-    /// killed soon after it started does not re-send everything at its next start.
-    private var lastWrite = ContinuousClock.now - .seconds(3_600)
-    /// Advances smaller than this may wait up to `10 × interval`.
+    /// Advances smaller than this may wait up to `idleInterval`.
     static let smallAdvanceBytes: UInt64 = 8 << 10
 
+    /// Connects (blocking) and starts the writer thread. `recorded` is an LSN known to be
+    /// at or below the record (the slot's confirmed position at session start).
     init(configuration: RelayConfiguration, recorded: LSN) throws {
         store = SlotRecordStore(slot: configuration.slotName)
         connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-slot-record")
         idleInterval = configuration.statusInterval * 10
-        self.recorded = recorded
+        state = Mutex(State(recorded: recorded, offered: recorded))
+        BlockingThread { [self] in writeLoop() }.start()
     }
 
-    /// How far the slot may be confirmed now, given that `target` is acknowledged:
-    /// `target` once recorded, else the recorded LSN. `force` records at once (a stop).
-    func confirmable(_ target: LSN, force: Bool) throws -> LSN {
-        guard target > recorded else { return target }
-        let now = ContinuousClock.now
-        let since = now - lastWrite
-        let large = target.rawValue - recorded.rawValue >= Self.smallAdvanceBytes
-        guard force || (since >= Self.minimumInterval && (large || since >= idleInterval)) else { return recorded }
-        try store.advance(to: target) { try connection.queryBlocking($0) }
-        recorded = target
-        lastWrite = now
-        return target
+    /// The highest LSN already in the record: confirm at most this.
+    var recorded: LSN { state.withLock { $0.recorded } }
+
+    /// `lsn` is acknowledged and may be recorded. Throws if the writer failed (the session
+    /// must restart: without the record nothing more may be confirmed).
+    func offer(_ lsn: LSN) throws {
+        let failure: String? = state.withLock { state in
+            if lsn > state.offered { state.offered = lsn }
+            return state.failure
+        }
+        if let failure { throw SessionRestart(reason: "the slot record could not be written: \(failure)") }
+        wake.signal()
+    }
+
+    /// Records `lsn` now (a stop), waiting at most until `deadline`; returns what is
+    /// recorded then.
+    func recordNow(_ lsn: LSN, deadline: ContinuousClock.Instant) -> LSN {
+        state.withLock { state in
+            if lsn > state.offered { state.offered = lsn }
+            state.urgent = true
+        }
+        wake.signal()
+        while ContinuousClock.now < deadline {
+            let (recorded, failed) = state.withLock { ($0.recorded, $0.failure != nil) }
+            if recorded >= lsn || failed { return recorded }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return recorded
+    }
+
+    /// Ends the writer thread. Does not wait: a write in flight against an unresponsive
+    /// server must not hold up a stop; the thread ends on its own and its connection closes.
+    func stop() {
+        state.withLock { $0.stopped = true }
+        wake.signal()
+    }
+
+    private func writeLoop() {
+        while true {
+            _ = wake.wait(timeout: .now() + .milliseconds(100))
+            let now = ContinuousClock.now
+            let (target, due, stopped) = state.withLock { state -> (LSN?, Bool, Bool) in
+                guard state.offered > state.recorded, state.failure == nil else { return (nil, false, state.stopped) }
+                let since = now - state.lastWrite
+                let large = state.offered.rawValue - state.recorded.rawValue >= Self.smallAdvanceBytes
+                let due = state.urgent || (since >= Self.minimumInterval && (large || since >= idleInterval))
+                return (state.offered, due, state.stopped)
+            }
+            if let target, due {
+                do {
+                    try store.advance(to: target) { try connection.queryBlocking($0) }
+                    state.withLock { state in
+                        state.recorded = max(state.recorded, target)
+                        state.lastWrite = now
+                        if state.recorded >= state.offered { state.urgent = false }
+                    }
+                } catch {
+                    state.withLock { $0.failure = "\(error)" }
+                }
+            }
+            if stopped { return }
+        }
     }
 }

@@ -61,8 +61,12 @@ final class NotifyCapture: @unchecked Sendable {
                            metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner"])
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
-        recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
-        defer { recorder = nil }
+        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
+        self.recorder = recorder
+        defer {
+            recorder.stop()
+            self.recorder = nil
+        }
         publisher.line.reset(confirmed: slot.confirmedFlush)
         advanced = slot.confirmedFlush
         health.set(.streaming, "notify mode, slot \(configuration.slotName)")
@@ -127,9 +131,18 @@ final class NotifyCapture: @unchecked Sendable {
         }
     }
 
+    /// Advances the slot, the read cursor, to `lsn` once recorded. `force` (a drain that
+    /// read changes, or a stop) waits for the record; otherwise the recorder catches up and
+    /// a later drain advances.
     private func advance(_ conn: PGConnection, to lsn: LSN, force: Bool) throws {
         guard let recorder else { return }
-        let target = try recorder.confirmable(lsn, force: force)
+        let target: LSN
+        if force {
+            target = min(lsn, recorder.recordNow(lsn, deadline: .now + .seconds(5)))
+        } else {
+            try recorder.offer(lsn)
+            target = min(lsn, recorder.recorded)
+        }
         guard target > advanced else { return }
         try conn.queryBlocking("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [.text(configuration.slotName), .text(target.description)])
         advanced = target

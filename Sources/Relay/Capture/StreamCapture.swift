@@ -71,7 +71,10 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try connection.execute($0) } }
         let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
         self.recorder = recorder
-        defer { self.recorder = nil }
+        defer {
+            recorder.stop()
+            self.recorder = nil
+        }
         publisher.line.reset(confirmed: slot.confirmedFlush)
         lastReceived = slot.confirmedFlush
         lastSentFlush = slot.confirmedFlush
@@ -101,7 +104,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         } catch let deadline as StopDeadlinePassed {
             // Stopping, and the deadline passed inside a transaction (the window was full
             // and the broker did not answer): confirm what was acknowledged, end the COPY.
-            try? sendStatusIfDue(connection, force: true)
+            try? sendStatusIfDue(connection, force: true, final: true)
             connection.endCopy()
             throw deadline
         }
@@ -109,7 +112,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         // Graceful stop at a transaction boundary: wait for outstanding deliveries until
         // the stop's deadline, confirm, end the COPY.
         let drained = try publisher.line.drain(until: publisher.line.stopDeadline ?? .now, whileWaiting: whileBlocked)
-        try sendStatusIfDue(connection, force: true)
+        try sendStatusIfDue(connection, force: true, final: true)
         connection.endCopy()
         logger.notice("stream stopped", metadata: ["confirmed": "\(lastSentFlush)", "drain": "\(drained)"])
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
@@ -180,10 +183,24 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         }
     }
 
-    private func sendStatusIfDue(_ connection: ReplicationConnection, force: Bool) throws {
+    /// `force` sends a status now (the server asked, or a stop); `final` (a stop) also
+    /// records what is acknowledged first, waiting up to a second for the record.
+    private func sendStatusIfDue(_ connection: ReplicationConnection, force: Bool, final: Bool = false) throws {
         let now = ContinuousClock.now
-        // Confirm only what the slot record already holds (invariant 8): record first.
-        let flush = try recorder?.confirmable(publisher.line.confirmableLSN, force: force) ?? lastSentFlush
+        // Confirm only what the slot record already holds (invariant 8): record first. The
+        // writes run on the recorder's thread; a stop records what is acknowledged at once.
+        let acknowledged = publisher.line.confirmableLSN
+        let flush: LSN
+        if let recorder {
+            if final {
+                flush = min(acknowledged, recorder.recordNow(acknowledged, deadline: .now + .seconds(1)))
+            } else {
+                try recorder.offer(acknowledged)
+                flush = min(acknowledged, recorder.recorded)
+            }
+        } else {
+            flush = lastSentFlush
+        }
         // Confirm promptly when the position moved (frees WAL sooner, keeps lag metrics
         // honest), but at most every 100 ms; otherwise once per status interval.
         let moved = flush > lastSentFlush && now >= nextStatusAt - configuration.statusInterval + .milliseconds(100)

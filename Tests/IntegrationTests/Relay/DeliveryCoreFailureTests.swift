@@ -85,7 +85,7 @@ struct DeliveryCoreFailureTests {
             let restarted = try RunningRelay.start(ctx)
             #expect(await eventually { restarted.service.health.current.state == .streaming })
             try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 2, keys: 3)
-            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+            let (check, _) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                                             timeout: .seconds(30), idle: .seconds(3))
             print("SLOT LOST WHILE DOWN: \(check)")
             #expect(check.isClean, "\(check)")
@@ -104,7 +104,7 @@ struct DeliveryCoreFailureTests {
             let relay = try RunningRelay.start(ctx)  // no sweeper: the stream alone must deliver them
             #expect(await eventually { relay.service.health.current.state == .streaming })
             try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 2, keys: 3)
-            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+            let (check, _) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                                             timeout: .seconds(30), idle: .seconds(3))
             print("FIRST START: \(check)")
             #expect(check.isClean && check.duplicates == 0, "\(check)")
@@ -138,7 +138,7 @@ struct DeliveryCoreFailureTests {
             #expect(relay.output.contains("unacknowledged"), "the log says how many events are left: \(relay.output.suffix(1_500))")
 
             let next = try startRelayProcess(ctx, logName: "after-outage")
-            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+            let (check, _) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
                                                             timeout: .seconds(60), idle: .seconds(4))
             #expect(check.isClean, "\(check)")
             #expect(await next.terminate() == 0, "a clean stop exits 0: \(next.output.suffix(1_500))")
