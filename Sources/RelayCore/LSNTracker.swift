@@ -133,9 +133,10 @@ public struct LSNTracker: Sendable {
         var low = head, high = txns.count - 1
         while low <= high {
             let mid = (low + high) / 2
-            let txn = txns[mid]
-            if token < txn.firstToken { high = mid - 1 }
-            else if token >= txn.firstToken + Token(txn.events) { low = mid + 1 }
+            // Fields read in place: copying the record would retain its ack bitmap per step.
+            let first = txns[mid].firstToken
+            if token < first { high = mid - 1 }
+            else if token >= first + Token(txns[mid].events) { low = mid + 1 }
             else { return mid }
         }
         return nil

@@ -58,7 +58,8 @@ final class ConfirmationRecorder: Sendable {
             return state.failure
         }
         if let failure { throw SessionRestart(reason: "the slot record could not be written: \(failure)") }
-        wake.signal()
+        // No signal: the writer wakes every 100 ms by itself. A wake-up per call (per
+        // message burst) measurably cost commit→ack latency at 5,000 rows/s on 2 cores.
     }
 
     /// Records `lsn` now (a stop), waiting at most until `deadline`; returns what is
