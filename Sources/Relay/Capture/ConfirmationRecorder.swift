@@ -23,6 +23,8 @@ final class ConfirmationRecorder: Sendable {
         var offered: LSN
         var lastWrite = ContinuousClock.now - .seconds(3_600)  // a session's first advance goes out at once
         var urgent = false
+        /// A wake-up is on its way to the writer (at most one per write).
+        var signalled = false
         var stopped = false
         var failure: String?
     }
@@ -53,13 +55,20 @@ final class ConfirmationRecorder: Sendable {
     /// `lsn` is acknowledged and may be recorded. Throws if the writer failed (the session
     /// must restart: without the record nothing more may be confirmed).
     func offer(_ lsn: LSN) throws {
-        let failure: String? = state.withLock { state in
+        let now = ContinuousClock.now
+        let (failure, wakeWriter): (String?, Bool) = state.withLock { state in
             if lsn > state.offered { state.offered = lsn }
-            return state.failure
+            // Wake the writer only when a write is due, once per write: a wake-up per call
+            // (per message burst) measurably cost commit→ack latency at 5,000 rows/s on 2
+            // cores, and never waking it delayed confirmations (more re-sends after a crash).
+            let due = state.offered.rawValue - state.recorded.rawValue >= Self.smallAdvanceBytes
+                && now - state.lastWrite >= Self.minimumInterval
+            guard due, !state.signalled else { return (state.failure, false) }
+            state.signalled = true
+            return (state.failure, true)
         }
         if let failure { throw SessionRestart(reason: "the slot record could not be written: \(failure)") }
-        // No signal: the writer wakes every 100 ms by itself. A wake-up per call (per
-        // message burst) measurably cost commit→ack latency at 5,000 rows/s on 2 cores.
+        if wakeWriter { wake.signal() }
     }
 
     /// Records `lsn` now (a stop), waiting at most until `deadline`; returns what is
@@ -90,6 +99,7 @@ final class ConfirmationRecorder: Sendable {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
             let now = ContinuousClock.now
             let (target, due, stopped) = state.withLock { state -> (LSN?, Bool, Bool) in
+                state.signalled = false
                 guard state.offered > state.recorded, state.failure == nil else { return (nil, false, state.stopped) }
                 let since = now - state.lastWrite
                 let large = state.offered.rawValue - state.recorded.rawValue >= Self.smallAdvanceBytes
