@@ -10,7 +10,10 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the relay (stream or notify capture) and the sweeper, with /metrics, /healthz and /readyz.",
         discussion: """
-            SIGTERM or SIGINT: finish the transaction in hand, wait for its deliveries, confirm the LSN, exit 0; all             within drain-timeout (default 30s), broker up or down. If drain-timeout runs out first, the events not yet             acknowledged stay unconfirmed (the next start publishes them again), the log says how many, and the exit             status is 75 (EX_TEMPFAIL).
+            SIGTERM or SIGINT: finish the transaction in hand, wait for its deliveries, confirm the LSN, exit 0; all \
+            within drain-timeout (default 30s), broker up or down. If drain-timeout runs out first, the events not yet \
+            acknowledged stay unconfirmed (the next start publishes them again), the log says how many, and the exit \
+            status is 75 (EX_TEMPFAIL).
             """)
 
     @OptionGroup var connection: ConnectionOptions
