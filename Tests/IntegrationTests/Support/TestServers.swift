@@ -9,15 +9,19 @@ import Schema
 /// milliseconds, so each test that needs a broker gets a fresh one.
 actor SharedPostgres {
     static let shared = SharedPostgres()
-    private var cluster: PostgresCluster?
+    /// One start for every caller. Not a stored cluster checked before an `await`: the
+    /// actor admits other callers while the first one awaits the start, and each of them
+    /// started a cluster of its own (60 concurrent initdb runs at the start of the suite,
+    /// which stalled the whole test process for half a minute).
+    private var starting: Task<PostgresCluster, any Error>?
 
     func get() async throws -> PostgresCluster {
-        if let cluster { return cluster }
-        // A tiny logical_decoding_work_mem makes PostgreSQL stream every transaction over
-        // 64 kB before commit, so relay tests exercise the streaming/spill path constantly.
-        let started = try await PostgresCluster.start(extraSettings: ["logical_decoding_work_mem": "64kB"])
-        cluster = started
-        return started
+        if starting == nil {
+            // A tiny logical_decoding_work_mem makes PostgreSQL stream every transaction over
+            // 64 kB before commit, so relay tests exercise the streaming/spill path constantly.
+            starting = Task { try await PostgresCluster.start(extraSettings: ["logical_decoding_work_mem": "64kB"]) }
+        }
+        return try await starting!.value
     }
 }
 
