@@ -18,6 +18,8 @@ GRANT UPDATE (status, attempts, last_sent_at, last_error) ON outbox TO :"relay_r
 GRANT DELETE ON outbox TO :"relay_role";
 -- The slot record (identity and last confirmed LSN), written by every relay of a slot.
 GRANT SELECT, INSERT, UPDATE ON outbox_relay_slot TO :"relay_role";
+-- Notify mode's doorbell flag, written by the active notify-mode relay (writers only read it).
+GRANT SELECT, INSERT, UPDATE ON outbox_relay_doorbell TO :"relay_role";
 
 -- Consumers: flip status, write their effect tables, expire wait tokens on payment.
 GRANT SELECT ON outbox TO :"consumer_role";

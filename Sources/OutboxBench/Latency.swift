@@ -48,12 +48,19 @@ final class CapturingMetrics: MetricsFactory, @unchecked Sendable {
 /// Writes `rate` rows/s for `duration` in small transactions from several connections, and
 /// records each row's commit time (taken when COMMIT returns) by outbox id.
 struct RateLoad {
-    static let rowsPerTransaction = 5
+    var rowsPerTransaction = 5
+    var writers = 4
+    /// Exponential gaps between a writer's transactions (a Poisson arrival process) instead
+    /// of a fixed period: at a trickle, rows then land at every phase of the relay's cycle.
+    var randomGaps = false
     let commits = Locked<[Int64: Int64]>([:])
 
-    func run(_ env: BenchEnvironment, rate: Int, duration: Duration, writers: Int = 4) async throws {
-        let transactionsPerSecond = Double(rate) / Double(Self.rowsPerTransaction)
-        let interval = Duration.seconds(Double(writers) / transactionsPerSecond)
+    /// The trickle: one row per transaction, one writer, random gaps.
+    static let trickle = RateLoad(rowsPerTransaction: 1, writers: 1, randomGaps: true)
+
+    func run(_ env: BenchEnvironment, rate: Int, duration: Duration) async throws {
+        let transactionsPerSecond = Double(rate) / Double(rowsPerTransaction)
+        let meanGap = Double(writers) / transactionsPerSecond
         let end = ContinuousClock.now + duration
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<writers {
@@ -67,10 +74,10 @@ struct RateLoad {
                                    jsonb_build_object('book', jsonb_build_object('bookingId', g, 'seatId', g, 'userId', 7, 'price', 50000, 'status', 'RESERVED'),
                                                       'waitToken', jsonb_build_object('tokenId', 7, 'userId', 7, 'token', 'b1946ac9', 'status', 'ACTIVE'))
                             FROM generate_series(1, $1) g RETURNING outbox_id
-                            """, [.int(Self.rowsPerTransaction)]).rows.map { try $0.int64("outbox_id") }
+                            """, [.int(rowsPerTransaction)]).rows.map { try $0.int64("outbox_id") }
                         let now = Int64(Date().timeIntervalSince1970 * 1e9)
                         commits.withLock { for id in ids { $0[id] = now } }
-                        next += interval
+                        next += .seconds(randomGaps ? -meanGap * log(Double.random(in: Double.ulpOfOne..<1)) : meanGap)
                         let wait = next - ContinuousClock.now
                         if wait > .zero { try await Task.sleep(for: wait) } else { next = ContinuousClock.now }
                     }
@@ -84,12 +91,15 @@ struct RateLoad {
 enum LatencyBench {
     /// Our relay (in-process, stream mode): commit→ack from PostgreSQL's commit timestamp
     /// to the delivery report, for every row written at `rate` rows/s.
-    static func relay(_ env: BenchEnvironment, rate: Int, duration: Duration) async throws -> Percentiles {
+    static func relay(_ env: BenchEnvironment, capture: CaptureMode = .stream, load: RateLoad = RateLoad(),
+                      rate: Int, duration: Duration) async throws -> Percentiles {
         let slot = "bench_latency"
         try await env.db.query("TRUNCATE outbox")
         try await env.dropSlot(slot)
+        if capture == .notify { try await NotifyTrigger.install(on: env.db) }
         var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
         configuration.slotName = slot
+        configuration.capture = capture
         configuration.spillDirectory = NSTemporaryDirectory()
         let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-relay"))
         let task = Task { try await relay.run() }
@@ -103,12 +113,13 @@ enum LatencyBench {
         }
         try await Task.sleep(for: .milliseconds(500))  // warm: producer connected, metadata cached
         CapturingMetrics.shared.samples.withLock { $0.removeAll() }
-        try await RateLoad().run(env, rate: rate, duration: duration)
+        try await load.run(env, rate: rate, duration: duration)
         try await Task.sleep(for: .milliseconds(500))
         let samples = CapturingMetrics.shared.samples.withLock { $0 }
         relay.stop()
         try await task.value
         try await env.dropSlot(slot)
+        if capture == .notify { try await NotifyTrigger.remove(on: env.db) }
         return Percentiles(samples)
     }
 

@@ -173,6 +173,15 @@ struct OutboxBench: AsyncParsableCommand {
                 r.latency["outbox-relay, stream @ \(rate)/s"] = LatencySummary(relayRuns)
                 r.latency["polling relay, 100 ms @ \(rate)/s"] = LatencySummary(pollRuns)
             }
+            log("latency at a trickle (10 rows/s, random gaps), stream and notify mode")
+            var trickle: [CaptureMode: [Percentiles]] = [:]
+            for _ in 0..<runs {
+                for capture in [CaptureMode.stream, .notify] {
+                    trickle[capture, default: []].append(try await LatencyBench.relay(env, capture: capture, load: .trickle, rate: 10,
+                                                                                      duration: .seconds(max(latencySeconds, 30))))
+                }
+            }
+            for (capture, runs) in trickle { r.latency["outbox-relay, \(capture.rawValue) @ 10/s (trickle)"] = LatencySummary(runs) }
             if !skipSlowPoller {
                 log("latency of the 20 s polling relay at 1000 rows/s")
                 var slow: [Percentiles] = []
@@ -184,9 +193,16 @@ struct OutboxBench: AsyncParsableCommand {
         }
 
         if sections.contains("trigger") {
-            log("NOTIFY trigger write cost (pgbench, 8 clients)")
-            r.insertTPS["no trigger (stream mode)"] = try await repeated("pgbench no trigger") { try await TriggerCost.insertTPS(env, withTrigger: false, seconds: 5) }
-            r.insertTPS["statement-level NOTIFY trigger (notify mode)"] = try await repeated("pgbench trigger") { try await TriggerCost.insertTPS(env, withTrigger: true, seconds: 5) }
+            log("NOTIFY trigger write cost (pgbench, 8 clients, a relay draining), \(runs) interleaved rounds")
+            var tps: [TriggerCost.Setup: [Double]] = [:]
+            for round in 1...runs {
+                for setup in TriggerCost.Setup.allCases {
+                    let measured = try await TriggerCost.insertTPS(env, setup, seconds: 10)
+                    log("  round \(round): \(setup.rawValue): \(Int(measured)) tps")
+                    tps[setup, default: []].append(measured)
+                }
+            }
+            for (setup, runs) in tps { r.insertTPS[setup.rawValue] = Sample(runs) }
         }
         guard sections.contains("consumer") else { return }
 

@@ -7,17 +7,60 @@ import PostgresClient
 import Relay
 
 enum TriggerCost {
-    /// Single-row INSERT transactions from 8 pgbench clients for `seconds`; returns tps.
-    static func insertTPS(_ env: BenchEnvironment, withTrigger: Bool, seconds: Int) async throws -> Double {
+    /// What is on the outbox table while pgbench writes, and which relay runs.
+    enum Setup: String, CaseIterable {
+        /// The baseline: no trigger, a stream-mode relay draining what pgbench writes.
+        case none = "no trigger, stream-mode relay running"
+        /// The trigger before the doorbell: NOTIFY on every inserting commit.
+        case everyCommit = "NOTIFY on every commit, notify-mode relay running"
+        /// Today's trigger: NOTIFY only while the relay's doorbell flag is set.
+        case doorbell = "doorbell trigger, notify-mode relay running"
+    }
+
+    /// The trigger body notify mode shipped before the doorbell, kept here as the baseline
+    /// the doorbell is measured against.
+    static let everyCommitTrigger = """
+        CREATE OR REPLACE FUNCTION outbox_relay_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN PERFORM pg_notify('outbox_relay', ''); RETURN NULL; END $fn$;
+        CREATE OR REPLACE TRIGGER outbox_relay_notify AFTER INSERT ON outbox
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_relay_notify();
+        """
+
+    /// Single-row INSERT transactions from 8 pgbench clients for `seconds` while a relay
+    /// (in this process) drains them; returns tps.
+    static func insertTPS(_ env: BenchEnvironment, _ setup: Setup, seconds: Int) async throws -> Double {
+        let slot = "bench_trigger"
         try await env.db.query("TRUNCATE outbox")
-        if withTrigger { try await NotifyTrigger.install(on: env.db) } else { try await NotifyTrigger.remove(on: env.db) }
+        try await env.dropSlot(slot)
+        switch setup {
+        case .none: try await NotifyTrigger.remove(on: env.db)
+        case .everyCommit: try await env.db.executeScript(everyCommitTrigger)
+        case .doorbell: try await NotifyTrigger.install(on: env.db)
+        }
+        var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
+        configuration.slotName = slot
+        configuration.capture = setup == .none ? .stream : .notify
+        configuration.spillDirectory = NSTemporaryDirectory()
+        let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-trigger-relay"))
+        let task = Task { try await relay.run() }
+        while relay.health.current.state != .streaming {
+            if relay.health.current.state == .halted {
+                _ = try? await task.value
+                throw BenchError("the relay under test halted: \(relay.health.current.detail)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(500))  // idle: a notify-mode relay has rung in
         let script = tempPath("insert.sql")
         try """
             INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BENCH', 'BOOK:' || (random() * 1000)::int, 'BOOK_SAVE', '{"book": {"bookingId": 1, "seatId": 2, "userId": 7, "price": 50000, "status": "RESERVED"}, "waitToken": {"tokenId": 7, "userId": 7, "token": "b1946ac9", "status": "ACTIVE"}}');
             """.write(toFile: script, atomically: true, encoding: .utf8)
         let process = try ChildProcess([env.cluster.binary("pgbench"), "-n", "-c", "8", "-j", "2", "-T", String(seconds), "-f", script, env.keyValueDSN],
-                                       outputPath: tempPath("pgbench-\(withTrigger).log"))
+                                       outputPath: tempPath("pgbench-\(setup).log"))
         let status = await process.waitForExit()
+        relay.stop()
+        try await task.value
+        try await env.dropSlot(slot)
         try await NotifyTrigger.remove(on: env.db)
         guard status == 0, let line = process.output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
               let tps = line.dropFirst(6).split(separator: " ").first.flatMap({ Double($0) }) else {

@@ -6,11 +6,14 @@ import RelayCore
 import Synchronization
 
 /// Notify capture: for connections that cannot replicate (poolers). LISTENs on a plain
-/// connection; on each notification, or every `notifyFallbackInterval` in case one was
-/// lost, it reads committed changes from the same pgoutput slot with
+/// connection; it reads committed changes from the same pgoutput slot with
 /// `pg_logical_slot_peek_binary_changes` (through a cursor, so client memory stays bounded
 /// whatever the transaction size), publishes them through the shared publisher, and
 /// advances the slot with `pg_replication_slot_advance` once they are acknowledged.
+///
+/// While reads keep finding rows it reads again at once and clears the doorbell flag, so
+/// writers skip NOTIFY; once a read finds nothing it sets the flag, reads once more, and
+/// sleeps until a notification or `notifyFallbackInterval` (`DoorbellPolicy`).
 ///
 /// Only one relay may read the slot: a session advisory lock makes the others standbys.
 final class NotifyCapture: @unchecked Sendable {
@@ -56,10 +59,21 @@ final class NotifyCapture: @unchecked Sendable {
         })
         if let pid = slot.activePID { throw StreamCapture.slotInUse(configuration.slotName, pid: pid) }
         if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try reader.queryBlocking($0) } }
-        if try !NotifyTrigger.isInstalledBlocking(on: reader) {
+        switch try NotifyTrigger.installedBlocking(on: reader) {
+        case .none:
             logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer",
                            metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner"])
+        case .everyCommit:
+            logger.warning("notify capture: the outbox trigger predates the doorbell and notifies on every commit, which serialises writers under load",
+                           metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner (replaces it in place)"])
+        case .doorbell:
+            break
         }
+        let doorbell = Doorbell(channel: configuration.notifyChannel)
+        try doorbell.prepare(reader)
+        // Start from a known flag: a relay that crashed may have left it set.
+        try doorbell.write(listening: false, on: reader)
+        var policy = DoorbellPolicy(listening: false)
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
         let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
         self.recorder = recorder
@@ -78,21 +92,43 @@ final class NotifyCapture: @unchecked Sendable {
         let line = publisher.line
         while line.stopDeadline == nil {
             if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
-            try drainSlot(reader, pipeline: pipeline)
+            let foundRows = try drainSlot(reader, pipeline: pipeline)
             health.noteProgress(inFlight: line.inFlightEvents)
             if line.stopDeadline != nil { break }
-            _ = try listener.waitForNotificationsBlocking(timeout: configuration.notifyFallbackInterval, wakeFD: wakeSignal.fd)
-            wakeSignal.drain()
+            var action = policy.drained(foundRows: foundRows)
+            if action == .sleep {
+                let notified = try !listener.waitForNotificationsBlocking(timeout: configuration.notifyFallbackInterval, wakeFD: wakeSignal.fd).isEmpty
+                wakeSignal.drain()
+                action = policy.woke(byNotification: notified)
+            }
+            if action == .ringIn || action == .ringOut {
+                let listening = action == .ringIn
+                try doorbell.write(listening: listening, on: reader)
+                policy.flagWritten(listening: listening)
+                metrics.doorbellListening.record(listening ? 1 : 0)
+            }
         }
         health.set(.draining)
         let drained = line.drain(until: line.stopDeadline ?? .now)
         try advance(reader, to: line.confirmableLSN, force: true)
+        // Nobody listens once this relay stops: writers stop ringing. Best effort (the next
+        // session writes the flag first anyway); only on a clean stop, where the
+        // connection just answered, so it cannot hang the stop.
+        if policy.listening {
+            do {
+                try doorbell.write(listening: false, on: reader)
+                metrics.doorbellListening.record(0)
+            } catch {
+                logger.warning("could not clear the doorbell flag at stop; writers notify until a relay starts", metadata: ["error": "\(error)"])
+            }
+        }
         logger.notice("notify capture stopped", metadata: ["confirmed": "\(advanced)", "drain": "\(drained)"])
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
     }
 
     /// Reads everything committed up to now, publishes it, waits for the acks, advances.
-    private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline) throws {
+    /// Returns whether it read any changes.
+    private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline) throws -> Bool {
         let line = publisher.line
         let upTo = try conn.queryBlocking("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
         let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: line.inFlightEvents) }
@@ -122,10 +158,10 @@ final class NotifyCapture: @unchecked Sendable {
             case .drained:
                 line.observeServerWALEnd(upTo)
                 try advance(conn, to: line.confirmableLSN, force: readChanges)
-                return
+                return readChanges
             case .timedOut, .waiting:
                 if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
-                if line.stopDeadline != nil { return }  // the final advance covers what was acknowledged
+                if line.stopDeadline != nil { return readChanges }  // the final advance covers what was acknowledged
                 health.noteProgress(inFlight: line.inFlightEvents)
             }
         }

@@ -1,18 +1,51 @@
 public import PostgresClient
 
-/// The statement-level trigger notify capture relies on: one NOTIFY per inserting
-/// statement with a constant payload, which PostgreSQL coalesces to one per transaction.
-/// Installing and removing are idempotent; stream mode removes it so writers pay nothing.
+/// The statement-level outbox trigger notify capture relies on: a NOTIFY per inserting
+/// statement with a constant payload (PostgreSQL coalesces them to one per transaction),
+/// sent only while the relay's doorbell flag is set (`DoorbellPolicy`). Writers under load,
+/// while the relay reads the slot anyway, skip NOTIFY and its cluster-wide commit lock.
+///
+/// Installing replaces the function body in place, so upgrading from the trigger that
+/// notified on every commit is the same `migrate --capture notify` (or any `migrate` with
+/// capture = notify). Installing and removing are idempotent; stream mode removes it so
+/// writers pay nothing at all.
 public enum NotifyTrigger {
     static let functionName = "outbox_relay_notify"
     static let triggerName = "outbox_relay_notify"
+    /// In the function body of every trigger that reads the doorbell: how a relay tells it
+    /// from the one that notified on every commit.
+    static let doorbellMarker = "outbox_relay_doorbell"
+
+    /// What is installed on the outbox table.
+    public enum Installed: Sendable, Equatable {
+        case none
+        /// Notifies on every inserting commit (before the doorbell): works, at half the
+        /// writers' throughput under load.
+        case everyCommit
+        case doorbell
+    }
 
     public static func install(on connection: PGConnection, channel: String = "outbox_relay") async throws {
+        // Qualify the doorbell by the schema it lives in: the trigger runs with each
+        // writer's search_path. Missing table = migrations not applied; say so.
+        let schema = try await connection.query("""
+            SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = to_regclass('outbox_relay_doorbell')
+            """).rows.first?.string("schema")
+        guard let schema else {
+            throw RelayError(.schemaOutdated, "The notify trigger needs table outbox_relay_doorbell, which does not exist.",
+                             fix: "run `outbox-relay migrate` (it applies migration 0005, then installs the trigger).")
+        }
         // The channel is a literal inside the function body: quoted, never spliced raw.
         try await connection.executeScript("""
             CREATE OR REPLACE FUNCTION \(functionName)() RETURNS trigger LANGUAGE plpgsql AS $fn$
             BEGIN
-                PERFORM pg_notify(\(quoteLiteral(channel)), '');
+                -- Ring only when the relay listens: an idle relay sets the flag, a busy one
+                -- clears it and reads the slot anyway (outbox-relay notify mode).
+                IF EXISTS (SELECT FROM \(quoteIdentifier(schema)).\(doorbellMarker)
+                           WHERE channel = \(quoteLiteral(channel)) AND listening) THEN
+                    PERFORM pg_notify(\(quoteLiteral(channel)), '');
+                END IF;
                 RETURN NULL;
             END
             $fn$;
@@ -29,12 +62,24 @@ public enum NotifyTrigger {
     }
 
     public static func isInstalled(on connection: PGConnection) async throws -> Bool {
-        try await connection.query("SELECT count(*) AS n FROM pg_trigger WHERE tgname = $1 AND tgrelid = 'outbox'::regclass",
-                                   [.text(triggerName)]).single().int("n") > 0
+        try await installed(on: connection) != .none
     }
 
-    static func isInstalledBlocking(on connection: PGConnection) throws -> Bool {
-        try connection.queryBlocking("SELECT count(*) AS n FROM pg_trigger WHERE tgname = $1 AND tgrelid = 'outbox'::regclass",
-                                     [.text(triggerName)]).single().int("n") > 0
+    public static func installed(on connection: PGConnection) async throws -> Installed {
+        classify(try await connection.query(installedQuery, [.text(triggerName)]).rows.first?.string("body"))
+    }
+
+    static func installedBlocking(on connection: PGConnection) throws -> Installed {
+        classify(try connection.queryBlocking(installedQuery, [.text(triggerName)]).rows.first?.string("body"))
+    }
+
+    private static let installedQuery = """
+        SELECT p.prosrc AS body FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+        WHERE t.tgname = $1 AND t.tgrelid = 'outbox'::regclass
+        """
+
+    private static func classify(_ body: String?) -> Installed {
+        guard let body else { return .none }
+        return body.contains(doorbellMarker) ? .doorbell : .everyCommit
     }
 }

@@ -15,6 +15,9 @@ public struct RelayMetrics: Sendable {
     public let sweeperResends = Counter(label: "outbox_sweeper_resends_total")
     public let retentionDeleted = Counter(label: "outbox_retention_deleted_total")
     public let spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total")
+    /// Notify mode: 1 while the relay is idle and asks writers to NOTIFY, 0 while it is
+    /// busy reading the slot (writers skip NOTIFY) or stopped.
+    public let doorbellListening = Gauge(label: "outbox_relay_notify_doorbell_listening")
 
     public init() {}
 

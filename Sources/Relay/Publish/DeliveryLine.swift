@@ -17,12 +17,17 @@ final class DeliveryLine: Sendable {
     private let logger: Logger
     private let metrics: RelayMetrics
     private let health: RelayHealth
+    /// Runs between a wait's check and its sleep: lets a test land an acknowledgement in
+    /// exactly the window where a wake-up used to be lost.
+    private let beforeSleep: (@Sendable () -> Void)?
 
-    init(configuration: RelayConfiguration, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
+    init(configuration: RelayConfiguration, logger: Logger, metrics: RelayMetrics, health: RelayHealth,
+         beforeSleep: (@Sendable () -> Void)? = nil) {
         machine = Mutex(DeliveryStateMachine(maxEvents: configuration.maxInFlightEvents, maxBytes: configuration.maxInFlightBytes))
         self.logger = logger
         self.metrics = metrics
         self.health = health
+        self.beforeSleep = beforeSleep
     }
 
     // MARK: session and stop
@@ -60,13 +65,16 @@ final class DeliveryLine: Sendable {
     /// when the session must start over and `StopDeadlinePassed` after a stop's deadline.
     func reserve(size: Int, whileBlocked: () throws -> Void) throws -> LSNTracker.Token {
         while true {
-            switch machine.withLock({ $0.reserve(bytes: size, now: .now) }) {
+            let decision = sleepUnless(upTo: .milliseconds(50)) { () -> DeliveryStateMachine.ReserveAction? in
+                let action = machine.withLock { $0.reserve(bytes: size, now: .now) }
+                if case .wait = action { return nil }
+                return action
+            }
+            switch decision {
             case .publish(let token): return token
             case .restartSession(let reason): throw SessionRestart(reason: reason)
             case .abandon: throw StopDeadlinePassed(unacknowledged: inFlightEvents)
-            case .wait:
-                sleep(upTo: .milliseconds(50))
-                try whileBlocked()
+            case .wait, nil: try whileBlocked()
             }
         }
     }
@@ -78,22 +86,33 @@ final class DeliveryLine: Sendable {
 
     func drain(until deadline: ContinuousClock.Instant, whileWaiting: () throws -> Void) rethrows -> DeliveryStateMachine.DrainState {
         while true {
-            let state = machine.withLock { $0.drainState(now: .now, deadline: deadline) }
-            guard state == .waiting else { return state }
-            sleep(upTo: .milliseconds(50))
+            let state = sleepUnless(upTo: .milliseconds(50)) { () -> DeliveryStateMachine.DrainState? in
+                let state = machine.withLock { $0.drainState(now: .now, deadline: deadline) }
+                return state == .waiting ? nil : state
+            }
+            if let state { return state }
             try whileWaiting()
         }
     }
 
-    /// Sleeps until an acknowledgement, a restart or a stop request, or `limit`.
-    private func sleep(upTo limit: Duration) {
-        sleepers.add(1, ordering: .relaxed)
+    /// Returns what `check` found, or sleeps until an acknowledgement, a restart or a stop
+    /// request, or `limit`, and returns nil. The sleeper registers BEFORE the check: an
+    /// acknowledgement landing between check and sleep then still signals. Registering
+    /// after the check lost that wake-up and slept the full 50 ms, which notify mode paid
+    /// as commit→ack latency on every drain it hit. (The lock inside `check` orders the
+    /// registration before any later acknowledgement's look at `sleepers`.) A signal no one
+    /// waited for only makes a later sleep return early, and every caller checks again.
+    private func sleepUnless<T>(upTo limit: Duration, _ check: () -> T?) -> T? {
+        sleepers.add(1, ordering: .sequentiallyConsistent)
+        defer { sleepers.subtract(1, ordering: .sequentiallyConsistent) }
+        if let found = check() { return found }
+        beforeSleep?()
         _ = room.wait(timeout: .now() + .nanoseconds(Int(limit.components.attoseconds / 1_000_000_000 + limit.components.seconds * 1_000_000_000)))
-        sleepers.subtract(1, ordering: .relaxed)
+        return nil
     }
 
     private func wake() {
-        if sleepers.load(ordering: .relaxed) > 0 { room.signal() }
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 { room.signal() }
     }
 
     // MARK: outcomes (poller thread, dead-letter worker)
