@@ -11,7 +11,7 @@ struct Migrate: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "notify installs the statement-level NOTIFY trigger; stream (default) removes it so writers pay nothing.")
+    @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream (default) removes it so writers pay nothing.")
     var capture: String?
     @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants.")
     var grantRoles = false
@@ -32,7 +32,7 @@ struct Migrate: AsyncParsableCommand {
                                      : "applied: \(report.applied.joined(separator: ", "))")
         if mode == "notify" {
             try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: "outbox_relay"))
-            print("notify trigger installed")
+            print("notify trigger installed (rings only while the relay listens)")
         } else {
             try await NotifyTrigger.remove(on: db)
             print("stream capture: no trigger on outbox")

@@ -54,6 +54,12 @@ public final class PGConnection: Sendable {
         _ = try await run { try $0.executeScript(sql) }
     }
 
+    /// Blocking form of `executeScript`, for dedicated threads only: several statements in
+    /// one round trip (e.g. `BEGIN; DECLARE …`).
+    public func executeScriptBlocking(_ sql: String) throws {
+        _ = try queue.sync { try handle.executeScript(sql) }
+    }
+
     /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
     public func transaction<T: Sendable>(
         isolation: String = "READ COMMITTED",

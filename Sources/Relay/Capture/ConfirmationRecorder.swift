@@ -27,6 +27,8 @@ final class ConfirmationRecorder: Sendable {
         var signalled = false
         var stopped = false
         var failure: String?
+        /// Callers of `recordNow` waiting for a write.
+        var waiters = 0
     }
 
     private let store: SlotRecordStore
@@ -34,6 +36,10 @@ final class ConfirmationRecorder: Sendable {
     private let idleInterval: Duration
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
+    /// Signalled after every write while `recordNow` waits: notify mode waits for a record
+    /// after each read that found rows, and a 5 ms polling sleep there was most of the
+    /// time between two reads at a trickle.
+    private let written = DispatchSemaphore(value: 0)
     /// The least time between two writes.
     static let minimumInterval: Duration = .milliseconds(100)
     /// Advances smaller than this may wait up to `idleInterval`.
@@ -77,14 +83,18 @@ final class ConfirmationRecorder: Sendable {
         state.withLock { state in
             if lsn > state.offered { state.offered = lsn }
             state.urgent = true
+            state.waiters += 1
         }
+        defer { state.withLock { $0.waiters -= 1 } }
         wake.signal()
-        while ContinuousClock.now < deadline {
+        while true {
+            // Registered as a waiter before this check: a write finishing after it signals.
             let (recorded, failed) = state.withLock { ($0.recorded, $0.failure != nil) }
             if recorded >= lsn || failed { return recorded }
-            Thread.sleep(forTimeInterval: 0.005)
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return recorded }
+            _ = written.wait(timeout: .now() + .nanoseconds(Int(left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)))
         }
-        return recorded
     }
 
     /// Ends the writer thread. Does not wait: a write in flight against an unresponsive
@@ -117,6 +127,9 @@ final class ConfirmationRecorder: Sendable {
                 } catch {
                     state.withLock { $0.failure = "\(error)" }
                 }
+                // Wake every waiter; a signal left over makes a later wait return early, and
+                // every waiter checks again.
+                for _ in 0..<state.withLock({ $0.waiters }) { written.signal() }
             }
             if stopped { return }
         }

@@ -74,6 +74,12 @@ final class NotifyCapture: @unchecked Sendable {
         // Start from a known flag: a relay that crashed may have left it set.
         try doorbell.write(listening: false, on: reader)
         var policy = DoorbellPolicy(listening: false)
+        var ringOutAfterRead = false
+        func ring(_ listening: Bool) throws {
+            try doorbell.write(listening: listening, on: reader)
+            policy.flagWritten(listening: listening)
+            metrics.doorbellListening.record(listening ? 1 : 0)
+        }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
         let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
         self.recorder = recorder
@@ -92,7 +98,8 @@ final class NotifyCapture: @unchecked Sendable {
         let line = publisher.line
         while line.stopDeadline == nil {
             if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
-            let foundRows = try drainSlot(reader, pipeline: pipeline)
+            // A wake-up that found nothing (a notification for rows already read) keeps the flag.
+            let foundRows = try drainSlot(reader, pipeline: pipeline, afterRead: { found in if ringOutAfterRead && found { try ring(false) } })
             health.noteProgress(inFlight: line.inFlightEvents)
             if line.stopDeadline != nil { break }
             var action = policy.drained(foundRows: foundRows)
@@ -101,12 +108,12 @@ final class NotifyCapture: @unchecked Sendable {
                 wakeSignal.drain()
                 action = policy.woke(byNotification: notified)
             }
-            if action == .ringIn || action == .ringOut {
-                let listening = action == .ringIn
-                try doorbell.write(listening: listening, on: reader)
-                policy.flagWritten(listening: listening)
-                metrics.doorbellListening.record(listening ? 1 : 0)
-            }
+            // Ringing in must precede the read after it (or a row committed in between would
+            // wait for the timer). Ringing out waits until the next read has fetched its
+            // rows: the write then overlaps their Kafka acknowledgements instead of adding
+            // a round trip before them (commit→ack latency at a trickle).
+            if action == .ringIn { try ring(true) }
+            ringOutAfterRead = action == .ringOut
         }
         health.set(.draining)
         let drained = line.drain(until: line.stopDeadline ?? .now)
@@ -127,30 +134,38 @@ final class NotifyCapture: @unchecked Sendable {
     }
 
     /// Reads everything committed up to now, publishes it, waits for the acks, advances.
-    /// Returns whether it read any changes.
-    private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline) throws -> Bool {
+    /// `afterRead` runs once the changes are fetched, while their acknowledgements are on
+    /// their way, with whether there were any. Returns whether it read any changes.
+    private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline, afterRead: (Bool) throws -> Void) throws -> Bool {
         let line = publisher.line
         let upTo = try conn.queryBlocking("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
         let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: line.inFlightEvents) }
         // The slot is notify mode's read cursor: after a drain that read changes it must
         // move (record first), or the next drain would read them again.
         var readChanges = false
-        try conn.transactionBlocking { conn in
-            try conn.queryBlocking("""
-                DECLARE outbox_changes NO SCROLL CURSOR FOR
-                SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL,
-                    'proto_version', '1', 'publication_names', $3)
-                """, [.text(configuration.slotName), .text(upTo.description), .text(configuration.publication)])
+        // Round trips are the cost at a trickle: BEGIN and DECLARE go in one, a FETCH that
+        // returns less than asked ends the read, CLOSE and COMMIT go in one. The names and
+        // the LSN are quoted literals (the simple-query protocol takes no parameters).
+        do {
+            try conn.executeScriptBlocking("""
+                BEGIN; DECLARE outbox_changes NO SCROLL CURSOR FOR
+                SELECT data FROM pg_logical_slot_peek_binary_changes(\(quoteLiteral(configuration.slotName)), \(quoteLiteral(upTo.description))::pg_lsn, NULL,
+                    'proto_version', '1', 'publication_names', \(quoteLiteral(configuration.publication)))
+                """)
             while true {
                 let rows = try conn.queryBlocking("FETCH \(Self.fetchSize) FROM outbox_changes").rows
-                if rows.isEmpty { break }
-                readChanges = true
+                if !rows.isEmpty { readChanges = true }
                 for row in rows {
                     try row.bytea("data").withUnsafeBytes { try pipeline.handle($0, whileBlocked: whileBlocked) }
                 }
+                if rows.count < Self.fetchSize { break }
             }
-            try conn.queryBlocking("CLOSE outbox_changes")
+            try conn.executeScriptBlocking("CLOSE outbox_changes; COMMIT")
+        } catch {
+            _ = try? conn.queryBlocking("ROLLBACK")
+            throw error
         }
+        try afterRead(readChanges)
         // Everything committed before `upTo` is now in flight or done; once all of it is
         // acknowledged, the slot may move to `upTo` even past non-outbox WAL (quiet outbox).
         while true {

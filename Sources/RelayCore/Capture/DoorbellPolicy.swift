@@ -19,7 +19,8 @@ public struct DoorbellPolicy: Sendable, Equatable {
         case read
         /// Set the flag (writers notify from now on), then read the slot once more.
         case ringIn
-        /// Clear the flag (writers stop notifying), then read: there is work.
+        /// There is work: read, and clear the flag (writers stop notifying) once that read
+        /// has found rows, while their acknowledgements are on their way.
         case ringOut
         /// The flag is set and the slot was read empty after setting it: wait for a
         /// notification or the fallback timer.
@@ -34,11 +35,11 @@ public struct DoorbellPolicy: Sendable, Equatable {
         self.listening = listening
     }
 
-    /// The relay woke from `.sleep`. A notification means rows wait: clear the flag before
-    /// reading them, so the writers behind this one skip NOTIFY from now on rather than
-    /// for as long as the read and its acknowledgements take. (Under load that window,
-    /// multiplied by every catch-up, was most of the notifying commits.) The fallback
-    /// timer says nothing about rows: read with the flag as it is.
+    /// The relay woke from `.sleep`. A notification means rows wait: clear the flag with
+    /// the read that fetches them, so the writers behind this one skip NOTIFY from then on
+    /// rather than only after two reads and their acknowledgements. (Under load that
+    /// window, multiplied by every catch-up, was most of the notifying commits.) The
+    /// fallback timer says nothing about rows: read with the flag as it is.
     public mutating func woke(byNotification: Bool) -> Action {
         byNotification && listening ? .ringOut : .read
     }
