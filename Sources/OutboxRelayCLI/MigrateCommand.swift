@@ -25,7 +25,7 @@ struct Migrate: AsyncParsableCommand {
         let mode = try resolved.choice("capture", default: "stream", ["stream", "notify"])
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
-            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.")
+            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
         }
         let report = try await MigrationRunner().run(on: db)
         print(report.applied.isEmpty ? "schema up to date (\(report.alreadyApplied) migrations applied earlier)"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct OutboxRelay: AsyncParsableCommand {
@@ -9,7 +10,27 @@ struct OutboxRelay: AsyncParsableCommand {
             Settings come from flags, then OUTBOX_RELAY_* environment variables, then --config FILE \
             (`name = value` lines), then defaults. `outbox-relay <command> --help` lists each command's flags; \
             any setting can also be given with --set name=value. See README.md for the configuration reference.
+
+            \(ExitStatus.helpText)
             """,
         subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self],
         defaultSubcommand: nil)
+
+    /// ArgumentParser's own `main`, except that errors end the process with the status
+    /// `ExitStatus` assigns them, and spellings of earlier versions are translated first.
+    static func main() async {
+        do {
+            let arguments = try LegacySpellings.translate(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
+            FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+            exit(withError: ExitCode(status.rawValue))
+        }
+    }
 }

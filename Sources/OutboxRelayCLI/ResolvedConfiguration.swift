@@ -109,12 +109,20 @@ struct ResolvedConfiguration {
     func http() throws -> (host: String, port: Int) {
         var port = 9187
         try require { port = try settings.int("http-port", default: 9187, range: 0...65_535) }
-        return (settings.string("http-host", default: "127.0.0.1"), port)
+        let host = settings.string("http-host", default: "127.0.0.1")
+        guard HTTPEndpoints.socketLiteral(host) != nil else {
+            throw ValidationError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1, [::1] or ::.")
+        }
+        return (host, port)
     }
 
     func logLevel() throws -> Logger.Level {
         let text = try choice("log-level", default: "info", ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         return Logger.Level(rawValue: text)!
+    }
+
+    func logFormat() throws -> LogFormat {
+        LogFormat(rawValue: try choice("log-format", default: LogFormat.text.rawValue, LogFormat.allCases.map(\.rawValue)))!
     }
 
     func choice(_ name: String, default fallback: String, _ options: [String]) throws -> String {
