@@ -11,9 +11,14 @@ enum Observability {
     static let registry = PrometheusCollectorRegistry()
     private static let bootstrapped = Mutex(false)
 
+    private static let format = Mutex(LogFormat.text)
+    /// The format log lines are written in (text until `bootstrap` says otherwise).
+    static var logFormat: LogFormat { format.withLock { $0 } }
+
     static func bootstrap(logLevel: Logger.Level, format: LogFormat = .text) {
         let first = bootstrapped.withLock { done in defer { done = true }; return !done }
         guard first else { return }
+        self.format.withLock { $0 = format }
         LoggingSystem.bootstrap { label in
             switch format {
             case .json:

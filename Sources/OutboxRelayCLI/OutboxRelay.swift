@@ -28,7 +28,17 @@ struct OutboxRelay: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            guard let (status, message) = ExitStatus.of(error) else { exit(withError: error) }
+            if error is ExitCode { exit(withError: error) }
+            let (status, message) = ExitStatus.of(error)
+                ?? (ExitStatus(rawValue: exitCode(for: error).rawValue) ?? .failure, fullMessage(for: error))
+            if Observability.logFormat == .json {
+                // A log shipper gets the last word as JSON too, like every line before it.
+                let line = JSONLogHandler.render(time: JSONLogHandler.now(), level: .critical, component: "outbox-relay",
+                                                 message: message, metadata: ["exit_status": "\(status.rawValue)"])
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+                exit(withError: ExitCode(status.rawValue))
+            }
+            guard ExitStatus.of(error) != nil else { exit(withError: error) }
             FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
             exit(withError: ExitCode(status.rawValue))
         }

@@ -66,6 +66,15 @@ struct ExitStatusCLITests {
                 #expect(result.status == 78, "\(spelling): \(result.output.suffix(2_000))")
                 #expect(result.output.contains("does not exist") && result.output.contains("Fix"), "\(result.output.suffix(2_000))")
             }
+            // With --log-format json the final error is a JSON line too, carrying the status.
+            let json = try await runCLI(["run", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers,
+                                         "--slot", ctx.slotName, "--http-port", "0", "--no-create-slot", "--log-format", "json"])
+            #expect(json.status == 78, "\(json.output.suffix(2_000))")
+            let lines = json.output.split(separator: "\n")
+            for line in lines {
+                #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line.prefix(300))")
+            }
+            #expect(lines.last?.contains("\"exit_status\":\"78\"") == true, "\(lines.last ?? "")")
         }
     }
 

@@ -154,7 +154,7 @@ struct OperationsDocumentationTests {
     /// joins this list; a second spelling of an existing meaning (`retry_in_s` beside
     /// `retry_in`, `count` for partitions) is what this test exists to stop.
     static let metadataKeys: Set = [
-        "attempt", "channel", "code", "config", "confirmed", "dead", "deleted", "drain", "drain_timeout", "error", "facility",
+        "attempt", "channel", "code", "config", "confirmed", "dead", "deleted", "drain", "drain_timeout", "error", "exit_status", "facility",
         "fix", "from", "group", "lsn", "messages", "outbox_id", "partitions", "problem", "reason", "resent", "retry_in",
         "server", "slot", "topic", "topics", "unacknowledged", "unroutable",
     ]
