@@ -74,7 +74,7 @@ enum SettingsCatalog {
     /// A dedicated flag's help: the catalog's meaning, default and environment variable.
     static func help(_ name: String) -> ArgumentHelp {
         guard let spec = spec(name) else { preconditionFailure("\(name) is missing from SettingsCatalog") }
-        var text = spec.help.prefix(1).uppercased() + spec.help.dropFirst()
+        var text = spec.help
         if spec.defaultText.hasPrefix("(") { text += " \(spec.defaultText)" }
         else if !spec.defaultText.isEmpty { text += " (default \(spec.defaultText))" }
         text += spec.secret ? ". Secret: prefer \(Settings.environmentName(name)) (flags show up in ps)."
