@@ -11,7 +11,7 @@ struct Migrate: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "notify installs the statement-level NOTIFY trigger; stream (default) removes it so writers pay nothing.")
+    @Option(help: "notify installs the statement-level NOTIFY trigger; stream removes it so writers pay nothing (default \(SettingsCatalog.defaultText("capture"))).")
     var capture: String?
     @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants.")
     var grantRoles = false
@@ -22,7 +22,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: capture.map { ["capture": $0] } ?? [:]))
-        let mode = try resolved.choice("capture", default: "stream", ["stream", "notify"])
+        let mode = try resolved.choice("capture", default: SettingsCatalog.defaultText("capture"), ["stream", "notify"])
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
             throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
@@ -31,7 +31,7 @@ struct Migrate: AsyncParsableCommand {
         print(report.applied.isEmpty ? "schema up to date (\(report.alreadyApplied) migrations applied earlier)"
                                      : "applied: \(report.applied.joined(separator: ", "))")
         if mode == "notify" {
-            try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: "outbox_relay"))
+            try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: SettingsCatalog.defaultText("notify-channel")))
             print("notify trigger installed")
         } else {
             try await NotifyTrigger.remove(on: db)

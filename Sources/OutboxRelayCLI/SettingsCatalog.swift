@@ -71,6 +71,13 @@ enum SettingsCatalog {
     static let names = Set(all.map(\.name))
     static func spec(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
 
+    /// The default as written in the table, for settings the CLI resolves itself (the
+    /// library configurations' own defaults are tested against the table instead).
+    static func defaultText(_ name: String) -> String {
+        guard let spec = spec(name) else { preconditionFailure("\(name) is missing from SettingsCatalog") }
+        return spec.defaultText
+    }
+
     /// A dedicated flag's help: the catalog's meaning, default and environment variable.
     static func help(_ name: String) -> ArgumentHelp {
         guard let spec = spec(name) else { preconditionFailure("\(name) is missing from SettingsCatalog") }

@@ -29,7 +29,7 @@ struct Status: AsyncParsableCommand {
         extra["slot"] = slot ?? extra["slot"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         Observability.bootstrap(logLevel: .error)
-        let slotName = resolved.settings.string("slot", default: "outbox_relay")
+        let slotName = resolved.settings.string("slot", default: SettingsCatalog.defaultText("slot"))
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
             throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
