@@ -131,12 +131,20 @@ struct ResolvedConfiguration {
 
     /// Every setting with its value and origin; secrets redacted. Safe to log.
     var redactedDescription: String {
-        SettingsCatalog.all.map { spec in
-            let origin = settings.origin(spec.name)
-            var value = settings.raw(spec.name) ?? spec.defaultText
-            if spec.name == "database-url", let raw = settings.raw(spec.name) { value = ConnectionTarget.redact(raw) }
-            else if spec.secret, settings.raw(spec.name) != nil { value = "<redacted>" }
-            return "\(spec.name) = \(value)  (\(origin))"
-        }.joined(separator: "\n")
+        SettingsCatalog.all.map { spec in "\(spec.name) = \(redactedValue(spec))  (\(settings.origin(spec.name)))" }.joined(separator: "\n")
+    }
+
+    /// The same as log metadata, one key per setting (`value (origin)`): a JSON log line
+    /// carries it as an object a log shipper can index.
+    var redactedMetadata: Logger.Metadata {
+        var out: Logger.Metadata = [:]
+        for spec in SettingsCatalog.all { out[spec.name] = "\(redactedValue(spec)) (\(settings.origin(spec.name)))" }
+        return out
+    }
+
+    private func redactedValue(_ spec: SettingSpec) -> String {
+        guard let raw = settings.raw(spec.name) else { return spec.defaultText }
+        if spec.name == "database-url" { return ConnectionTarget.redact(raw) }
+        return spec.secret ? "<redacted>" : raw
     }
 }

@@ -49,7 +49,8 @@ struct Run: AsyncParsableCommand {
         let relayConfiguration = try resolved.relay()
         let (policy, retention) = try resolved.sweeper()
         let (host, port) = try resolved.http()
-        logger.info("starting relay", metadata: ["config": "\n\(resolved.redactedDescription)"])
+        logger.info("starting relay", metadata: ["config": Observability.logFormat == .json ? .dictionary(resolved.redactedMetadata)
+                                                                                        : "\n\(resolved.redactedDescription)"])
         try await Preflight.check(databaseURL: relayConfiguration.databaseURL, kafka: relayConfiguration.kafka, logger: logger)
 
         let relay = try RelayService(configuration: relayConfiguration, sweeper: policy, retention: retention, logger: logger)

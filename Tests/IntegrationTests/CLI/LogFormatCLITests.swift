@@ -71,7 +71,11 @@ struct LogFormatCLITests {
             }
             #expect(levels.isSubset(of: ["trace", "debug", "info", "notice", "warning", "error", "critical"]) && levels.contains("info"), "\(levels)")
             #expect(components.contains("outbox-relay"), "\(components)")
-            #expect(output.contains("\"message\":\"starting relay\""), "the start line is there")
+            let start = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .first { $0["message"] as? String == "starting relay" }
+            let config = (start?["metadata"] as? [String: Any])?["config"] as? [String: String]
+            #expect(config?["log-format"] == "json (command-line flag)", "the resolved configuration is an object: \(String(describing: config))")
+            #expect(config?["kafka-sasl-password"] == "<redacted> (environment variable OUTBOX_RELAY_KAFKA_SASL_PASSWORD)")
             assertNoSecret(output)
         }
     }
