@@ -28,6 +28,8 @@ struct Run: AsyncParsableCommand {
     var slot: String?
     @Flag(name: .customLong("create-slot"), inversion: .prefixedNo, help: SettingsCatalog.help("create-slot"))
     var createSlot: Bool?
+    @Flag(name: .customLong("sweeper"), inversion: .prefixedNo, help: SettingsCatalog.help("sweeper"))
+    var sweeper: Bool?
     @Option(name: .customLong("sweeper-interval"), help: SettingsCatalog.help("sweeper-interval"))
     var sweeperInterval: String?
     @Option(name: .customLong("sweeper-min-age"), help: SettingsCatalog.help("sweeper-min-age"))
@@ -40,6 +42,7 @@ struct Run: AsyncParsableCommand {
         extra["capture"] = capture ?? extra["capture"]
         extra["slot"] = slot ?? extra["slot"]
         extra["create-slot"] = createSlot.map { String($0) } ?? extra["create-slot"]
+        extra["sweeper"] = sweeper.map { String($0) } ?? extra["sweeper"]
         extra["sweeper-interval"] = sweeperInterval ?? extra["sweeper-interval"]
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))

@@ -141,6 +141,22 @@ struct CLISpellingTests {
         #expect(time.count == 24 && time.hasSuffix("Z"), "\(time)")
     }
 
+    @Test("http-host takes IPv4 and IPv6 literals (bracketed too), nothing else",
+          arguments: [("127.0.0.1", HTTPEndpoints.SocketLiteral.ipv4("127.0.0.1")), ("0.0.0.0", .ipv4("0.0.0.0")), ("::1", .ipv6("::1")),
+                      ("[::1]", .ipv6("::1")), ("::", .ipv6("::")), ("fe80::1", .ipv6("fe80::1")),
+                      ("localhost", nil), ("::1:80:x", nil), ("127.0.0.1:80", nil), ("", nil)])
+    func httpHost(host: String, expected: HTTPEndpoints.SocketLiteral?) {
+        #expect(HTTPEndpoints.socketLiteral(host) == expected)
+    }
+
+    @Test("run's boolean settings are flag pairs")
+    func booleanFlags() throws {
+        let run = try Run.parse(["--no-create-slot", "--sweeper"])
+        #expect(run.createSlot == false && run.sweeper == true)
+        let unset = try Run.parse([])
+        #expect(unset.createSlot == nil && unset.sweeper == nil, "unset flags leave the environment and the file in charge")
+    }
+
     @Test("exit statuses are the documented numbers, and --help lists each")
     func exitStatusNumbers() {
         #expect(ExitStatus.allCases.map(\.rawValue) == [0, 1, 2, 64, 69, 75, 78])
