@@ -59,9 +59,9 @@ public final class ConsumerService: @unchecked Sendable {
         dlqProducer = dlq
         let consumer = try KafkaConsumer(
             configuration: configuration.kafka, groupID: configuration.groupID, logger: logger,
-            onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["count": "\(partitions.count)"]) },
+            onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"]) },
             onRevoke: { [self] partitions in
-                logger.info("partitions revoked; committing the batch in hand", metadata: ["count": "\(partitions.count)"])
+                logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
                 if !crashed { try? flushPending() }
             })
         self.consumer = consumer
@@ -113,7 +113,7 @@ public final class ConsumerService: @unchecked Sendable {
                 attempt += 1
                 metrics.transactionRetries.increment()
                 let delay = min(Double(1 << min(attempt, 10)) * 0.05, Double(configuration.retryBackoffMaximum.components.seconds))
-                logger.error("applying a batch failed; retrying it", metadata: ["error": "\(error)", "retry_in_s": "\(delay)"])
+                logger.error("applying a batch failed; retrying it", metadata: ["error": "\(error)", "retry_in": "\(Duration.milliseconds(Int64(delay * 1_000)))"])
                 Thread.sleep(forTimeInterval: delay)
             }
         }

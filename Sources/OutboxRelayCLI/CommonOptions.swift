@@ -3,37 +3,41 @@ import Foundation
 import RelayCore
 
 /// Options shared by every subcommand that talks to PostgreSQL and Kafka. Each maps to a
-/// setting in `SettingsCatalog`; unset flags fall back to the environment, then the file.
+/// setting in `SettingsCatalog` (help texts come from there); unset flags fall back to the
+/// environment, then the file.
 struct ConnectionOptions: ParsableArguments {
     @Option(help: "Config file of `name = value` lines (flags and OUTBOX_RELAY_* variables override it).")
     var config: String?
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL, e.g. postgres://relay@db:5432/app?sslmode=verify-full. Env: OUTBOX_RELAY_DATABASE_URL.")
+    @Option(name: .customLong("database-url"), help: SettingsCatalog.help("database-url"))
     var databaseURL: String?
 
-    @Option(name: .customLong("kafka-bootstrap-servers"), help: "Kafka brokers (default 127.0.0.1:9092).")
+    @Option(name: .customLong("kafka-bootstrap-servers"), help: SettingsCatalog.help("kafka-bootstrap-servers"))
     var kafkaBootstrapServers: String?
 
-    @Option(name: .customLong("kafka-security-protocol"), help: "plaintext, ssl, sasl_plaintext or sasl_ssl.")
+    @Option(name: .customLong("kafka-security-protocol"), help: SettingsCatalog.help("kafka-security-protocol"))
     var kafkaSecurityProtocol: String?
 
-    @Option(name: .customLong("kafka-sasl-mechanism"), help: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    @Option(name: .customLong("kafka-sasl-mechanism"), help: SettingsCatalog.help("kafka-sasl-mechanism"))
     var kafkaSASLMechanism: String?
 
-    @Option(name: .customLong("kafka-sasl-username"), help: "SASL user.")
+    @Option(name: .customLong("kafka-sasl-username"), help: SettingsCatalog.help("kafka-sasl-username"))
     var kafkaSASLUsername: String?
 
-    @Option(name: .customLong("kafka-sasl-password"), help: "SASL password (prefer OUTBOX_RELAY_KAFKA_SASL_PASSWORD: flags show up in ps).")
+    @Option(name: .customLong("kafka-sasl-password"), help: SettingsCatalog.help("kafka-sasl-password"))
     var kafkaSASLPassword: String?
 
-    @Option(name: .customLong("kafka-ssl-ca-location"), help: "CA bundle for broker TLS.")
+    @Option(name: .customLong("kafka-ssl-ca-location"), help: SettingsCatalog.help("kafka-ssl-ca-location"))
     var kafkaSSLCALocation: String?
 
-    @Option(name: .customLong("kafka-properties"), help: "Extra librdkafka properties, comma-separated key=value.")
+    @Option(name: .customLong("kafka-properties"), help: SettingsCatalog.help("kafka-properties"))
     var kafkaProperties: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
+    @Option(name: .customLong("log-level"), help: SettingsCatalog.help("log-level"))
     var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: SettingsCatalog.help("log-format"))
+    var logFormat: String?
 
     var flags: [String: String] {
         var out: [String: String] = [:]
@@ -46,6 +50,7 @@ struct ConnectionOptions: ParsableArguments {
         out["kafka-ssl-ca-location"] = kafkaSSLCALocation
         out["kafka-properties"] = kafkaProperties
         out["log-level"] = logLevel
+        out["log-format"] = logFormat
         return out
     }
 
@@ -67,16 +72,16 @@ struct ConnectionOptions: ParsableArguments {
 }
 
 struct HTTPOptions: ParsableArguments {
-    @Option(name: .customLong("http-host"), help: "Address for /metrics, /healthz, /readyz (default 127.0.0.1).")
+    @Option(name: .customLong("http-host"), help: SettingsCatalog.help("http-host"))
     var httpHost: String?
 
-    @Option(name: .customLong("http-port"), help: "Port for /metrics, /healthz, /readyz (default 9187; 0 disables).")
-    var httpPort: String?
+    @Option(name: .customLong("http-port"), help: SettingsCatalog.help("http-port"))
+    var httpPort: Int?
 
     var flags: [String: String] {
         var out: [String: String] = [:]
         out["http-host"] = httpHost
-        out["http-port"] = httpPort
+        out["http-port"] = httpPort.map(String.init)
         return out
     }
 }

@@ -6,23 +6,23 @@ import ServiceLifecycle
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the BOOK_SAVE / PAYMENT_SAVE consumers: apply each effect exactly once, dead-letter poison messages.",
-        discussion: "SIGTERM or SIGINT: apply and commit the batch in hand, leave the group, exit 0.")
+        discussion: "SIGTERM or SIGINT: apply and commit the batch in hand, leave the group, exit 0.\n\n\(ExitStatus.helpText)")
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var http: HTTPOptions
     @OptionGroup var set: SetOptions
 
-    @Option(name: .customLong("group-id"), help: "Consumer group (default outbox-consumers).")
+    @Option(name: .customLong("group-id"), help: SettingsCatalog.help("group-id"))
     var groupID: String?
-    @Option(name: .customLong("batch-size"), help: "Messages per database transaction (default 256; 1 disables batching).")
-    var batchSize: String?
+    @Option(name: .customLong("batch-size"), help: SettingsCatalog.help("batch-size"))
+    var batchSize: Int?
 
     func run() async throws {
         var extra = try set.flags().merging(http.flags) { $1 }
         extra["group-id"] = groupID ?? extra["group-id"]
-        extra["batch-size"] = batchSize ?? extra["batch-size"]
+        extra["batch-size"] = batchSize.map(String.init) ?? extra["batch-size"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
-        Observability.bootstrap(logLevel: try resolved.logLevel())
+        Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
         let logger = Logger(label: "outbox-consumers")
         let configuration = try resolved.consumer()
         let (host, port) = try resolved.http()

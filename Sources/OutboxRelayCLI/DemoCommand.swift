@@ -23,7 +23,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "How long traffic flows.") var duration = "15s"
     @Option(name: .customLong("pay-ratio"), help: "Share of bookings that are paid (0 to 1).") var payRatio = 0.8
     @Option(help: "Concurrent writer connections.") var writers = 4
-    @Option(name: .customLong("http-port"), help: "Serve /metrics, /healthz, /readyz on this port during the demo (0 disables).") var httpPort = 9187
+    @Option(name: .customLong("http-port"), help: "Serve /metrics, /healthz, /readyz on this port during the demo (0 disables).") var httpPort = Int(SettingsCatalog.defaultText("http-port"))!
     @Flag(help: "Keep the servers up after the summary until Ctrl-C, to inspect topics with kcat.") var hold = false
     @Option(name: .customLong("log-level"), help: "Log level for the components (default warning, so the progress line stays readable).")
     var logLevel = "warning"

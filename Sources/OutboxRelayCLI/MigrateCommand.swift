@@ -11,7 +11,7 @@ struct Migrate: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream (default) removes it so writers pay nothing.")
+    @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream removes it so writers pay nothing (default \(SettingsCatalog.defaultText("capture"))).")
     var capture: String?
     @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants.")
     var grantRoles = false
@@ -22,16 +22,16 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: capture.map { ["capture": $0] } ?? [:]))
-        let mode = try resolved.choice("capture", default: "stream", ["stream", "notify"])
+        let mode = try resolved.choice("capture", default: SettingsCatalog.defaultText("capture"), ["stream", "notify"])
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
-            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.")
+            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
         }
         let report = try await MigrationRunner().run(on: db)
         print(report.applied.isEmpty ? "schema up to date (\(report.alreadyApplied) migrations applied earlier)"
                                      : "applied: \(report.applied.joined(separator: ", "))")
         if mode == "notify" {
-            try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: "outbox_relay"))
+            try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: SettingsCatalog.defaultText("notify-channel")))
             print("notify trigger installed (rings only while the relay listens)")
         } else {
             try await NotifyTrigger.remove(on: db)

@@ -11,13 +11,23 @@ enum Observability {
     static let registry = PrometheusCollectorRegistry()
     private static let bootstrapped = Mutex(false)
 
-    static func bootstrap(logLevel: Logger.Level) {
+    private static let format = Mutex(LogFormat.text)
+    /// The format log lines are written in (text until `bootstrap` says otherwise).
+    static var logFormat: LogFormat { format.withLock { $0 } }
+
+    static func bootstrap(logLevel: Logger.Level, format: LogFormat = .text) {
         let first = bootstrapped.withLock { done in defer { done = true }; return !done }
         guard first else { return }
+        self.format.withLock { $0 = format }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
+            switch format {
+            case .json:
+                return JSONLogHandler(component: label, logLevel: logLevel)
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = logLevel
+                return handler
+            }
         }
         var factory = PrometheusMetricsFactory(registry: registry)
         // Commit-to-ack latency lives in single milliseconds: fine buckets there.
@@ -38,11 +48,17 @@ struct HTTPEndpoints {
     let extraReady: @Sendable () -> Bool
 
     func makeServer() async throws -> HTTPServer {
-        let address: sockaddr_in
-        do { address = try .inet(ip4: host, port: UInt16(port)) } catch {
-            throw CLIError("http-host \(host) is not an IPv4 address. Fix: use e.g. 127.0.0.1 or 0.0.0.0.")
+        let server: HTTPServer
+        do {
+            switch Self.socketLiteral(host) {
+            case .ipv6(let literal)?: server = HTTPServer(address: try sockaddr_in6.inet6(ip6: literal, port: UInt16(port)), logger: .disabled)
+            case .ipv4(let literal)?: server = HTTPServer(address: try sockaddr_in.inet(ip4: literal, port: UInt16(port)), logger: .disabled)
+            case nil: throw CLIError("unparsable", status: .usage)
+            }
+        } catch {
+            throw CLIError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1 or ::.",
+                           status: .usage)
         }
-        let server = HTTPServer(address: address, logger: .disabled)
         let health = self.health, extraReady = self.extraReady
         await server.appendRoute("GET /metrics") { _ in
             HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -60,9 +76,17 @@ struct HTTPEndpoints {
         }
         return server
     }
+
+    enum SocketLiteral: Equatable { case ipv4(String), ipv6(String) }
+
+    /// An IPv4 or IPv6 address literal (an IPv6 one may come bracketed, as in a URL:
+    /// `[::1]`); nil for anything else, host names included.
+    static func socketLiteral(_ host: String) -> SocketLiteral? {
+        let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, literal, &v4) == 1 { return .ipv4(literal) }
+        if inet_pton(AF_INET6, literal, &v6) == 1 { return .ipv6(literal) }
+        return nil
+    }
 }
 
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

@@ -29,7 +29,7 @@ struct ResolvedConfiguration {
     func kafka(clientID: String) throws -> KafkaConfiguration {
         var properties: [String: String] = [:]
         do { properties = try settings.map("kafka-properties") } catch { throw ValidationError(error.description) }
-        let protocolName = try choice("kafka-security-protocol", default: "plaintext", ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"])
+        let protocolName = try choice("kafka-security-protocol", default: SettingsCatalog.defaultText("kafka-security-protocol"), ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"])
         properties["security.protocol"] = protocolName
         if let mechanism = settings.optionalString("kafka-sasl-mechanism") { properties["sasl.mechanisms"] = mechanism }
         if let user = settings.optionalString("kafka-sasl-username") { properties["sasl.username"] = user }
@@ -38,7 +38,7 @@ struct ResolvedConfiguration {
         if protocolName.hasPrefix("sasl"), properties["sasl.username"] == nil {
             throw ValidationError("kafka-security-protocol is \(protocolName) but kafka-sasl-username is not set. Fix: set kafka-sasl-username and kafka-sasl-password (OUTBOX_RELAY_KAFKA_SASL_PASSWORD).")
         }
-        let servers = settings.string("kafka-bootstrap-servers", default: "127.0.0.1:9092")
+        let servers = settings.string("kafka-bootstrap-servers", default: SettingsCatalog.defaultText("kafka-bootstrap-servers"))
         for server in servers.split(separator: ",") where !server.contains(":") {
             throw ValidationError("kafka-bootstrap-servers entry \"\(server)\" has no port. Fix: use host:port, e.g. broker:9092.")
         }
@@ -55,10 +55,10 @@ struct ResolvedConfiguration {
         } catch { throw ValidationError("\(error). Fix: correct topic-routes, topic-allow-list or dead-letter-topic.") }
         var c = RelayConfiguration(databaseURL: try databaseURL, kafka: try kafka(clientID: "outbox-relay"), router: router)
         try require {
-            c.capture = CaptureMode(rawValue: try settings.choice("capture", default: "stream", among: CaptureMode.allCases.map(\.rawValue)))!
+            c.capture = CaptureMode(rawValue: try settings.choice("capture", default: SettingsCatalog.defaultText("capture"), among: CaptureMode.allCases.map(\.rawValue)))!
             c.slotName = settings.string("slot", default: c.slotName)
             c.publication = settings.string("publication", default: c.publication)
-            c.createSlot = try settings.bool("create-slot", default: true)
+            c.createSlot = try settings.bool("create-slot", default: c.createSlot)
             c.maxInFlightEvents = try settings.int("max-in-flight", default: c.maxInFlightEvents, range: 1...1_000_000)
             c.maxInFlightBytes = try settings.bytes("max-in-flight-bytes", default: c.maxInFlightBytes)
             c.streamingMemoryBytes = try settings.bytes("streaming-memory", default: c.streamingMemoryBytes)
@@ -79,10 +79,10 @@ struct ResolvedConfiguration {
 
     func sweeper() throws -> (policy: SweeperPolicy?, retention: Duration?) {
         var policy = SweeperPolicy()
-        var enabled = true
-        var retention: Duration = .seconds(7 * 86_400)
+        var enabled = Settings.parseBool(SettingsCatalog.defaultText("sweeper"))!
+        var retention = Settings.parseDuration(SettingsCatalog.defaultText("retention"))!
         try require {
-            enabled = try settings.bool("sweeper", default: true)
+            enabled = try settings.bool("sweeper", default: enabled)
             policy.interval = try settings.duration("sweeper-interval", default: policy.interval)
             policy.minimumAge = try settings.duration("sweeper-min-age", default: policy.minimumAge)
             policy.maxAttempts = try settings.int("sweeper-max-attempts", default: policy.maxAttempts, range: 1...1_000)
@@ -107,14 +107,22 @@ struct ResolvedConfiguration {
     }
 
     func http() throws -> (host: String, port: Int) {
-        var port = 9187
-        try require { port = try settings.int("http-port", default: 9187, range: 0...65_535) }
-        return (settings.string("http-host", default: "127.0.0.1"), port)
+        var port = Int(SettingsCatalog.defaultText("http-port"))!
+        try require { port = try settings.int("http-port", default: port, range: 0...65_535) }
+        let host = settings.string("http-host", default: SettingsCatalog.defaultText("http-host"))
+        guard HTTPEndpoints.socketLiteral(host) != nil else {
+            throw ValidationError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1, [::1] or ::.")
+        }
+        return (host, port)
     }
 
     func logLevel() throws -> Logger.Level {
-        let text = try choice("log-level", default: "info", ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        let text = try choice("log-level", default: SettingsCatalog.defaultText("log-level"), ["trace", "debug", "info", "notice", "warning", "error", "critical"])
         return Logger.Level(rawValue: text)!
+    }
+
+    func logFormat() throws -> LogFormat {
+        LogFormat(rawValue: try choice("log-format", default: SettingsCatalog.defaultText("log-format"), LogFormat.allCases.map(\.rawValue)))!
     }
 
     func choice(_ name: String, default fallback: String, _ options: [String]) throws -> String {
@@ -123,12 +131,20 @@ struct ResolvedConfiguration {
 
     /// Every setting with its value and origin; secrets redacted. Safe to log.
     var redactedDescription: String {
-        SettingsCatalog.all.map { spec in
-            let origin = settings.origin(spec.name)
-            var value = settings.raw(spec.name) ?? spec.defaultText
-            if spec.name == "database-url", let raw = settings.raw(spec.name) { value = ConnectionTarget.redact(raw) }
-            else if spec.secret, settings.raw(spec.name) != nil { value = "<redacted>" }
-            return "\(spec.name) = \(value)  (\(origin))"
-        }.joined(separator: "\n")
+        SettingsCatalog.all.map { spec in "\(spec.name) = \(redactedValue(spec))  (\(settings.origin(spec.name)))" }.joined(separator: "\n")
+    }
+
+    /// The same as log metadata, one key per setting (`value (origin)`): a JSON log line
+    /// carries it as an object a log shipper can index.
+    var redactedMetadata: Logger.Metadata {
+        var out: Logger.Metadata = [:]
+        for spec in SettingsCatalog.all { out[spec.name] = "\(redactedValue(spec)) (\(settings.origin(spec.name)))" }
+        return out
+    }
+
+    private func redactedValue(_ spec: SettingSpec) -> String {
+        guard let raw = settings.raw(spec.name) else { return spec.defaultText }
+        if spec.name == "database-url" { return ConnectionTarget.redact(raw) }
+        return spec.secret ? "<redacted>" : raw
     }
 }

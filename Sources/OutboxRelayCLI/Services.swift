@@ -45,7 +45,7 @@ struct HTTPRunner: Service {
             return
         } catch {
             throw CLIError("cannot serve /metrics, /healthz and /readyz on \(address): \(error). "
-                           + "Fix: choose a free --http-port (or 0 to disable the endpoints), or another --http-host.")
+                           + "Fix: choose a free --http-port (or 0 to disable the endpoints), or another --http-host.", status: .unavailable)
         }
     }
 }

@@ -1,6 +1,24 @@
+import ArgumentParser
+import RelayCore
+
 /// Every setting the CLI understands: its name (flag `--name`, environment
-/// `OUTBOX_RELAY_NAME`, config-file key `name`), default and meaning. The README's
-/// configuration reference mirrors this table.
+/// `OUTBOX_RELAY_NAME`, config-file key `name`), default, meaning and secrecy, declared
+/// once here. Everything else is derived from or tested against this table:
+/// - flag help texts call `SettingsCatalog.help(_:)`;
+/// - `--print-config` walks `all` (and redacts `secret` ones);
+/// - the README's configuration table must equal `all` (`SettingsCatalogTests`);
+/// - the typed defaults in `RelayConfiguration`, `ConsumerConfiguration`, `SweeperPolicy`
+///   and `ResolvedConfiguration` must equal `defaultText` once parsed (`SettingsCatalogTests`
+///   resolves once with nothing set and once with every default spelled out).
+///
+/// Adding a setting (e.g. `header-style`):
+/// 1. one `SettingSpec` line below (name, default as a user would type it, help, `secret`);
+/// 2. read it in `ResolvedConfiguration` (`settings.choice/int/duration/bytes/bool/string`)
+///    into the library configuration, whose property default must equal `defaultText`;
+/// 3. one row in the README's configuration table (the test prints the expected row);
+/// 4. optionally a dedicated flag: `@Option(help: SettingsCatalog.help("name"))` in the
+///    command, put into the `extra` flags dictionary; `--set name=value`, the environment
+///    and the config file work without it.
 struct SettingSpec {
     let name: String
     let defaultText: String
@@ -47,8 +65,27 @@ enum SettingsCatalog {
         SettingSpec(name: "http-host", defaultText: "127.0.0.1", help: "address for /metrics, /healthz and /readyz"),
         SettingSpec(name: "http-port", defaultText: "9187", help: "port for /metrics, /healthz and /readyz (0 disables)"),
         SettingSpec(name: "log-level", defaultText: "info", help: "trace, debug, info, notice, warning, error or critical"),
+        SettingSpec(name: "log-format", defaultText: "text", help: "text (one line per event) or json (one object per line: time, level, component, message, metadata)"),
     ]
 
     static let names = Set(all.map(\.name))
     static func spec(_ name: String) -> SettingSpec? { all.first { $0.name == name } }
+
+    /// The default as written in the table, for settings the CLI resolves itself (the
+    /// library configurations' own defaults are tested against the table instead).
+    static func defaultText(_ name: String) -> String {
+        guard let spec = spec(name) else { preconditionFailure("\(name) is missing from SettingsCatalog") }
+        return spec.defaultText
+    }
+
+    /// A dedicated flag's help: the catalog's meaning, default and environment variable.
+    static func help(_ name: String) -> ArgumentHelp {
+        guard let spec = spec(name) else { preconditionFailure("\(name) is missing from SettingsCatalog") }
+        var text = spec.help
+        if spec.defaultText.hasPrefix("(") { text += " \(spec.defaultText)" }
+        else if !spec.defaultText.isEmpty { text += " (default \(spec.defaultText))" }
+        text += spec.secret ? ". Secret: prefer \(Settings.environmentName(name)) (flags show up in ps)."
+                            : ". Env: \(Settings.environmentName(name))."
+        return ArgumentHelp(text)
+    }
 }

@@ -23,7 +23,7 @@ struct Slot: AsyncParsableCommand {
 
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var set: SetOptions
-        @Option(help: "The slot to reset (default outbox_relay).")
+        @Option(help: SettingsCatalog.help("slot"))
         var slot: String?
         @Flag(help: "Required: confirms that every relay of the slot is stopped and the slot may be dropped and recreated.")
         var confirm = false
@@ -36,7 +36,7 @@ struct Slot: AsyncParsableCommand {
             guard confirm else {
                 throw ValidationError("slot reset drops and recreates slot \(configuration.slotName). Stop every relay of that slot first, then add --confirm.")
             }
-            Observability.bootstrap(logLevel: try resolved.logLevel())
+            Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
             let report = try await SlotReset.run(configuration: configuration, logger: Logger(label: "outbox-relay"))
             print("slot \(report.slot) recreated at \(report.lsn) (recorded before: \(report.previouslyRecorded.map { "\($0)" } ?? "none")); "
                   + "\(report.resent) INIT rows committed before it re-sent"

@@ -7,12 +7,13 @@ import RelayCore
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print slot lag, outbox counts and consumer lag; exit 2 when a threshold is crossed (usable as a check).")
+        abstract: "Print slot lag, outbox counts and consumer lag; exit 2 when a threshold is crossed (usable as a check).",
+        discussion: ExitStatus.helpText)
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var set: SetOptions
 
-    @Option(help: "Slot to report (default outbox_relay).")
+    @Option(help: SettingsCatalog.help("slot"))
     var slot: String?
     @Option(name: .customLong("max-slot-lag"), help: "Fail when the slot holds more WAL than this (e.g. 1GiB).")
     var maxSlotLag: String?
@@ -28,10 +29,10 @@ struct Status: AsyncParsableCommand {
         extra["slot"] = slot ?? extra["slot"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         Observability.bootstrap(logLevel: .error)
-        let slotName = resolved.settings.string("slot", default: "outbox_relay")
+        let slotName = resolved.settings.string("slot", default: SettingsCatalog.defaultText("slot"))
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
-            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.")
+            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
         }
         var breaches: [String] = []
 
@@ -83,7 +84,7 @@ struct Status: AsyncParsableCommand {
 
         if !breaches.isEmpty {
             print("CHECK FAILED: " + breaches.joined(separator: "; "))
-            throw ExitCode(2)
+            throw ExitCode(ExitStatus.thresholdCrossed.rawValue)
         }
         print("OK")
     }

@@ -11,7 +11,7 @@ import Darwin
 /// transaction moves to a temp file in `spillDirectory` and is replayed from there record
 /// by record, so a transaction of any size costs a bounded amount of memory.
 public final class StreamedTransactionBuffer {
-    /// Default: 8 MiB.
+    /// The relay passes `streaming-memory` (its default is in the CLI's `SettingsCatalog`).
     public let memoryBudget: Int
     public let spillDirectory: String
     public private(set) var bytesInMemory = 0
@@ -33,7 +33,7 @@ public final class StreamedTransactionBuffer {
 
     private var transactions: [UInt32: Transaction] = [:]
 
-    public init(memoryBudget: Int = 8 << 20, spillDirectory: String = "/tmp") {
+    public init(memoryBudget: Int, spillDirectory: String) {
         self.memoryBudget = memoryBudget
         self.spillDirectory = spillDirectory
     }

@@ -1,14 +1,14 @@
 /// Bounds what the relay has handed to Kafka but not yet seen acknowledged, by events and
 /// bytes, so a slow broker turns into backpressure on WAL reading rather than memory growth.
 public struct InFlightWindow: Sendable {
-    /// Default: 20,000 events.
+    /// The relay passes `max-in-flight` (its default is in the CLI's `SettingsCatalog`).
     public let maxEvents: Int
-    /// Default: 16 MiB.
+    /// The relay passes `max-in-flight-bytes` (default in `SettingsCatalog`).
     public let maxBytes: Int
     public private(set) var events = 0
     public private(set) var bytes = 0
 
-    public init(maxEvents: Int = 20_000, maxBytes: Int = 16 << 20) {
+    public init(maxEvents: Int, maxBytes: Int) {
         self.maxEvents = max(1, maxEvents)
         self.maxBytes = max(1, maxBytes)
     }

@@ -3,6 +3,15 @@
 /// file (`name = value` lines, `#` comments), then the default. Pure: the caller passes the
 /// three sources in, and every parse error names the setting, where the value came from,
 /// and what is accepted.
+///
+/// Why not apple/swift-configuration (1.4.0 evaluated for this): its readers pull the keys
+/// the code asks for and never see the others, so the unknown-setting error with a
+/// suggestion (a typo must not fall back to a default) would stay ours; it parses a
+/// `Duration` from whole seconds only and has no sizes, so `250ms`, `7d` and `8MiB` would
+/// stay ours; its files are JSON, YAML, plist or `.env` (`KEY=value`), so every existing
+/// `name = value` config file would break; and argv belongs to ArgumentParser here.
+/// Origins and redaction it does offer, but `--print-config` walks our catalog anyway.
+/// Adopting it would add a dependency and keep all of this code.
 public struct Settings: Sendable {
     public enum Origin: Sendable, Equatable, CustomStringConvertible {
         case flag, environment(String), file(path: String, line: Int), defaultValue
@@ -75,10 +84,18 @@ public struct Settings: Sendable {
 
     public func bool(_ name: String, default fallback: Bool) throws(SettingsError) -> Bool {
         guard let (text, origin) = values[name] else { return fallback }
+        guard let value = Settings.parseBool(text) else {
+            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) must be true or false")
+        }
+        return value
+    }
+
+    /// true/yes/on/1 or false/no/off/0, any case.
+    public static func parseBool(_ text: String) -> Bool? {
         switch text.lowercased() {
         case "true", "yes", "on", "1": return true
         case "false", "no", "off", "0": return false
-        default: throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) must be true or false")
+        default: return nil
         }
     }
 

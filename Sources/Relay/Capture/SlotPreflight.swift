@@ -60,7 +60,7 @@ struct SlotPreflight {
             return SlotState(confirmedFlush: lsn, activePID: active, created: false)
         case .refuse(.missingNeverCreated):
             throw RelayError(.slotMissing, "Replication slot \"\(slot)\" does not exist.",
-                             fix: "create it with `outbox-relay slot reset --slot \(slot)`, or allow the relay to create it on its very first start (--create-slot true).")
+                             fix: "create it with `outbox-relay slot reset --slot \(slot)`, or allow the relay to create it on its very first start (--create-slot, the default).")
         case .refuse(.lost(let recorded)):
             throw RelayError(.slotMissing,
                              "Replication slot \"\(slot)\" is missing, but relays confirmed it up to \(recorded) (table outbox_relay_slot): it disappeared, dropped by someone. Recreating it would silently skip every row committed since, so the relay does not start.",

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Relay
+
+/// Every exit status of `outbox-relay`, in one place. Supervisors (systemd, Kubernetes, a
+/// monitoring check) act on the number, so each one means one thing; the README's
+/// "Exit codes" table and `outbox-relay --help` are written from this list and a test runs
+/// the binary into each of them. Numbers above 63 follow BSD sysexits.h.
+enum ExitStatus: Int32, CaseIterable {
+    /// Stopped on SIGTERM/SIGINT with everything published acknowledged and confirmed; or a
+    /// command finished.
+    case success = 0
+    /// An error not listed below; the message says what and how to fix it.
+    case failure = 1
+    /// `status`: a `--max-*` threshold was crossed (or the slot is missing).
+    case thresholdCrossed = 2
+    /// EX_USAGE: bad flag, unknown setting, or a value that does not parse or is out of range.
+    case usage = 64
+    /// EX_UNAVAILABLE: PostgreSQL or Kafka unreachable at start, or the HTTP port taken.
+    /// Nothing was done; retrying later may work. (Outages after start are retried, never fatal.)
+    case unavailable = 69
+    /// EX_TEMPFAIL: `run` stopped at drain-timeout with events unacknowledged; they were
+    /// not confirmed and the next start publishes them again.
+    case unacknowledgedAtStop = 75
+    /// EX_CONFIG: a halt that needs an operator (slot lost, invalidated or moved, wrong
+    /// wal_level or privileges, schema not migrated). Restarting alone will not help: read
+    /// the message's Fix.
+    case operatorNeeded = 78
+
+    var meaning: String {
+        switch self {
+        case .success: return "clean stop (SIGTERM/SIGINT, everything confirmed) or command done"
+        case .failure: return "other error (the message names it and the fix)"
+        case .thresholdCrossed: return "status: a threshold was crossed"
+        case .usage: return "usage: bad flag or setting (EX_USAGE)"
+        case .unavailable: return "PostgreSQL, Kafka or the HTTP port unavailable at start (EX_UNAVAILABLE)"
+        case .unacknowledgedAtStop: return "run: stopped at drain-timeout with events unacknowledged (EX_TEMPFAIL)"
+        case .operatorNeeded: return "halted; an operator must act, see the Fix in the message (EX_CONFIG)"
+        }
+    }
+
+    /// The text for `--help`.
+    static var helpText: String {
+        "Exit status: " + allCases.map { "\($0.rawValue) \($0.meaning)" }.joined(separator: "; ") + "."
+    }
+
+    /// The status an error ends the process with, and the message to print (nil when
+    /// ArgumentParser prints its own).
+    static func of(_ error: any Error) -> (status: ExitStatus, message: String)? {
+        switch error {
+        case let error as RelayError where error.isHalting: return (.operatorNeeded, error.description)
+        case let error as CLIError: return (error.status, error.description)
+        default: return nil
+        }
+    }
+}
+
+/// An error the CLI reports itself: the message names the problem and the fix; `status`
+/// is the exit status it ends the process with.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    var status: ExitStatus
+    init(_ description: String, status: ExitStatus = .failure) {
+        self.description = description
+        self.status = status
+    }
+}

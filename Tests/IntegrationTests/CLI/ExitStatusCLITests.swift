@@ -1,0 +1,91 @@
+import EphemeralServers
+import Foundation
+import PostgresClient
+import Testing
+
+/// The real binary ends in each documented exit status (README "Exit codes"; `--help`).
+/// Numbers are written out here on purpose: supervisors depend on them, so renumbering
+/// must fail a test. (0 after SIGTERM: `CLITests.endpointsAndGracefulStop` and the JSON-log
+/// test; 2 for `status`: `CLITests.statusCheck`; 75: the fault suite's drain-timeout test.)
+@Suite("outbox-relay exit statuses")
+struct ExitStatusCLITests {
+    @Test("usage errors exit 64 (EX_USAGE): a non-integer port, a bad value, an unknown setting, an old flag value that is not a boolean")
+    func usage() async throws {
+        let url = "postgres://relay@127.0.0.1:\(freeLoopbackPort())/app"
+        let port = try await runCLI(["run", "--database-url", url, "--http-port", "nine"])
+        #expect(port.status == 64, "\(port.output)")
+        #expect(port.output.contains("--http-port"), "\(port.output)")
+
+        let value = try await runCLI(["run", "--database-url", url, "--set", "max-in-flight=lots"])
+        #expect(value.status == 64, "\(value.output)")
+
+        var environment = ProcessInfo.processInfo.environment
+        environment["OUTBOX_RELAY_MAX_INFLIGHT"] = "5"
+        let unknown = try await runCLI(["run", "--database-url", url, "--print-config"], environment: environment)
+        #expect(unknown.status == 64, "\(unknown.output)")
+        #expect(unknown.output.contains("did you mean"), "\(unknown.output)")
+
+        let oldValue = try await runCLI(["run", "--database-url", url, "--create-slot=maybe"])
+        #expect(oldValue.status == 64, "\(oldValue.output)")
+        #expect(oldValue.output.contains("--no-create-slot"), "the error names the new spelling: \(oldValue.output)")
+
+        // Checked before connecting: the database port is closed, and the error is the host's.
+        let host = try await runCLI(["run", "--database-url", url, "--http-host", "localhost:80"])
+        #expect(host.status == 64, "\(host.output)")
+        #expect(host.output.contains("http-host") && host.output.contains("IPv6"), "\(host.output)")
+    }
+
+    @Test("PostgreSQL or Kafka unreachable at start exits 69 (EX_UNAVAILABLE), naming the address and the fix")
+    func unavailableAtStart() async throws {
+        let dbPort = freeLoopbackPort()
+        let noDatabase = try await runCLI(["run", "--database-url", "postgres://relay:pw-Secret-1@127.0.0.1:\(dbPort)/app", "--http-port", "0"])
+        #expect(noDatabase.status == 69, "\(noDatabase.output)")
+        #expect(noDatabase.output.contains(String(dbPort)) && noDatabase.output.contains("Fix"), "\(noDatabase.output)")
+        #expect(!noDatabase.output.contains("pw-Secret-1"))
+
+        let status = try await runCLI(["status", "--database-url", "postgres://relay@127.0.0.1:\(dbPort)/app"])
+        #expect(status.status == 69, "\(status.output)")
+
+        try await withTestContext(broker: false) { ctx in
+            _ = try await ctx.migrated()
+            let kafkaPort = freeLoopbackPort()
+            let noKafka = try await runCLI(["run", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", "127.0.0.1:\(kafkaPort)",
+                                            "--http-port", "0", "--slot", ctx.slotName])
+            #expect(noKafka.status == 69, "\(noKafka.output)")
+            #expect(noKafka.output.contains("127.0.0.1:\(kafkaPort)"), "\(noKafka.output)")
+        }
+    }
+
+    @Test("a halt that needs an operator (the slot is missing and may not be created) exits 78 (EX_CONFIG) with the fix; the old --create-slot false spelling still works")
+    func operatorNeeded() async throws {
+        try await withTestContext { ctx in
+            _ = try await ctx.migrated()
+            for spelling in [["--no-create-slot"], ["--create-slot", "false"]] {
+                let result = try await runCLI(["run", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers,
+                                               "--slot", ctx.slotName, "--http-port", "0", "--set", "sweeper=false"] + spelling)
+                #expect(result.status == 78, "\(spelling): \(result.output.suffix(2_000))")
+                #expect(result.output.contains("does not exist") && result.output.contains("Fix"), "\(result.output.suffix(2_000))")
+            }
+            // With --log-format json the final error is a JSON line too, carrying the status.
+            let json = try await runCLI(["run", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers,
+                                         "--slot", ctx.slotName, "--http-port", "0", "--no-create-slot", "--log-format", "json"])
+            #expect(json.status == 78, "\(json.output.suffix(2_000))")
+            let lines = json.output.split(separator: "\n")
+            for line in lines {
+                #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line.prefix(300))")
+            }
+            #expect(lines.last?.contains("\"exit_status\":\"78\"") == true, "\(lines.last ?? "")")
+        }
+    }
+
+    @Test("--help of the root command and of run lists every exit status")
+    func helpListsExitStatuses() async throws {
+        for arguments in [["--help"], ["run", "--help"], ["status", "--help"]] {
+            let help = try await runCLI(arguments)
+            let text = help.output.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "  ", with: " ")
+            for code in ["0", "1", "2", "64", "69", "75", "78"] {
+                #expect(text.contains(" \(code) "), "\(arguments) --help lacks exit status \(code)")
+            }
+        }
+    }
+}
