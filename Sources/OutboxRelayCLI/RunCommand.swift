@@ -30,6 +30,8 @@ struct Run: AsyncParsableCommand {
     var sweeperInterval: String?
     @Option(name: .customLong("sweeper-min-age"), help: "Re-send INIT rows older than this (default 10s).")
     var sweeperMinAge: String?
+    @Option(name: .customLong("header-style"), help: "Record headers: outbox (default), debezium or cloudevents.")
+    var headerStyle: String?
     @Flag(name: .customLong("print-config"), help: "Print the resolved configuration (secrets redacted) and exit.")
     var printConfig = false
 
@@ -43,6 +45,7 @@ struct Run: AsyncParsableCommand {
         extra["create-slot"] = createSlot ?? extra["create-slot"]
         extra["sweeper-interval"] = sweeperInterval ?? extra["sweeper-interval"]
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
+        extra["header-style"] = headerStyle ?? extra["header-style"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         if printConfig { print(resolved.redactedDescription); return }
         Observability.bootstrap(logLevel: try resolved.logLevel())
