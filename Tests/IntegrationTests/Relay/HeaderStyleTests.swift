@@ -22,12 +22,13 @@ struct HeaderStyleTests {
         }
     }
 
-    @Test("stream publish, sweeper re-send and dead-letter copy carry the style's headers", arguments: HeaderStyle.allCases)
-    func style(style: HeaderStyle) async throws {
+    @Test("stream publish, sweeper re-send and dead-letter copy carry the style's headers, in both capture modes",
+          arguments: HeaderStyle.allCases, [CaptureMode.stream, .notify])
+    func style(style: HeaderStyle, capture: CaptureMode) async throws {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
             try await db.query("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
-            let relay = try RunningRelay.start(ctx, sweeper: Self.policy) { $0.headerStyle = style }
+            let relay = try RunningRelay.start(ctx, capture: capture, sweeper: Self.policy) { $0.headerStyle = style }
             #expect(await eventually { relay.service.health.current.state == .streaming })
 
             let before = try await db.query("SELECT pg_current_wal_insert_lsn()::text AS l").single().string("l")
@@ -37,7 +38,10 @@ struct HeaderStyleTests {
                 RETURNING outbox_id, pg_current_xact_id()::text AS xid, created_at
                 """).single()
             let id = try row.int64("outbox_id"), xid = try row.string("xid")
-            let after = try await db.query("SELECT pg_current_wal_insert_lsn()::text AS l").single().string("l")
+            // pg_walinspect reads flushed WAL only: wait until the commit is on disk.
+            let inserted = try await db.query("SELECT pg_current_wal_insert_lsn()::text AS l").single().string("l")
+            #expect(await eventually { (try? await db.query("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS done", [.text(inserted)]).single().bool("done")) == true })
+            let after = try await db.query("SELECT pg_current_wal_flush_lsn()::text AS l").single().string("l")
             // The start of the transaction's COMMIT record: pgoutput's commit LSN.
             let commitLSN = try await db.query("""
                 SELECT start_lsn::text AS l FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
