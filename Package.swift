@@ -99,6 +99,8 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: strict),
+        // Pure tests of the record contract: header styles, timestamps, consumer routing.
+        .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI"],

@@ -20,8 +20,8 @@ enum ApplyOutcome: Equatable {
 
 /// One message, decoded: the effect it asks for, or why it can never be applied.
 enum ParsedMessage {
-    case booking(outboxID: Int64, event: BookEvent, payload: [UInt8])
-    case payment(outboxID: Int64, event: PaymentEvent)
+    case booking(outboxID: Int64, event: BookingEffect, payload: [UInt8])
+    case payment(outboxID: Int64, event: PaymentEffect)
     case poison(reason: String, detail: String)
 
     var outboxID: Int64? {
@@ -61,27 +61,35 @@ struct EffectApplier {
         self.logger = logger
     }
 
+    /// The first of `names` the message carries (one per header style).
+    static func firstHeader(_ message: KafkaMessage, _ names: [String]) -> [UInt8]? {
+        for name in names { if let value = message.header(name) { return value } }
+        return nil
+    }
+
     func parse(_ message: KafkaMessage) -> ParsedMessage {
-        let type = message.header(RecordContract.Header.type).map { String(decoding: $0, as: UTF8.self) } ?? message.topic
-        guard type == EventType.bookSave || type == EventType.paymentSave else {
-            return .poison(reason: "unknown_type", detail: "no handler for event type \(String(type.prefix(100)))")
+        let type = Self.firstHeader(message, RecordContract.typeHeaders).map { String(decoding: $0, as: UTF8.self) }
+        let kind: EventKind
+        switch EventRoute.decide(topic: message.topic, type: type) {
+        case .success(let decided): kind = decided
+        case .failure(let refused): return .poison(reason: refused.reason, detail: refused.detail)
         }
         let decoder = JSONDecoder()
         do {
-            if type == EventType.bookSave {
-                let event = try decoder.decode(BookEvent.self, from: Data(message.value))
+            if kind == .booking {
+                let event = try decoder.decode(BookingEffect.self, from: Data(message.value))
                 switch outboxID(of: message, payloadID: event.outboxId) {
                 case .success(let id): return .booking(outboxID: id, event: event, payload: message.value)
                 case .failure(let problem): return .poison(reason: "unparseable", detail: problem.detail)
                 }
             }
-            let event = try decoder.decode(PaymentEvent.self, from: Data(message.value))
+            let event = try decoder.decode(PaymentEffect.self, from: Data(message.value))
             switch outboxID(of: message, payloadID: event.outboxId) {
             case .success(let id): return .payment(outboxID: id, event: event)
             case .failure(let problem): return .poison(reason: "unparseable", detail: problem.detail)
             }
         } catch {
-            return .poison(reason: "unparseable", detail: "payload is not a valid \(type) event: \(String("\(error)".prefix(300)))")
+            return .poison(reason: "unparseable", detail: "payload is not a valid \(kind.type) event: \(String("\(error)".prefix(300)))")
         }
     }
 
@@ -104,15 +112,14 @@ struct EffectApplier {
             try connection.queryBlocking("""
                 INSERT INTO booking_record (outbox_id, booking_id, seat_id, user_id, payload)
                 VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (outbox_id) DO NOTHING
-                """, [.int(id), .int(event.book.bookingId), .int(event.book.seatId), .int(event.book.userId),
+                """, [.int(id), .int(event.bookingId), .int(event.seatId), .int(event.userId),
                       .text(String(decoding: payload, as: UTF8.self))])
         case .payment(let id, let event):
             try connection.queryBlocking("""
                 INSERT INTO payment_ledger (outbox_id, payment_id, booking_id, user_id, amount)
                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (outbox_id) DO NOTHING
-                """, [.int(id), .int(event.payment.paymentId), .int(event.payment.bookingId),
-                      .int(event.payment.userId), .int(event.payment.amount)])
-            try connection.queryBlocking("UPDATE wait_token SET status = 'EXPIRED' WHERE token_id = $1", [.int(event.waitToken.tokenId)])
+                """, [.int(id), .int(event.paymentId), .int(event.bookingId), .int(event.userId), .int(event.amount)])
+            try connection.queryBlocking("UPDATE wait_token SET status = 'EXPIRED' WHERE token_id = $1", [.int(event.tokenId)])
         case .poison:
             break
         }
@@ -139,7 +146,7 @@ struct EffectApplier {
 
         var outcomes: [ApplyOutcome] = []
         outcomes.reserveCapacity(batch.count)
-        var applying: [Int64] = [], bookings: [(Int64, BookEvent, [UInt8])] = [], payments: [(Int64, PaymentEvent)] = []
+        var applying: [Int64] = [], bookings: [(Int64, BookingEffect, [UInt8])] = [], payments: [(Int64, PaymentEffect)] = []
         var seen = Set<Int64>()
         for message in parsed {
             if let poison = message.poisonOutcome {
@@ -185,7 +192,7 @@ struct EffectApplier {
                 ON CONFLICT (outbox_id) DO NOTHING
                 """, [.text(Self.ledgerRecords(payments))])
             try connection.queryBlocking("UPDATE wait_token SET status = 'EXPIRED' WHERE token_id = ANY($1::bigint[])",
-                                         [.text(Self.arrayLiteral(payments.map(\.1.waitToken.tokenId)))])
+                                         [.text(Self.arrayLiteral(payments.map(\.1.tokenId)))])
         }
         try connection.queryBlocking("UPDATE outbox SET status = 'COMPLETE' WHERE outbox_id = ANY($1::bigint[])", [idArray])
         return outcomes
@@ -198,16 +205,15 @@ struct EffectApplier {
 
     /// One JSON array for `jsonb_to_recordset`. The payload goes in as the JSON it already
     /// is (the decoder accepted it), so it is stored byte for byte as the relay sent it.
-    static func bookingRecords(_ rows: [(Int64, BookEvent, [UInt8])]) -> String {
+    static func bookingRecords(_ rows: [(Int64, BookingEffect, [UInt8])]) -> String {
         jsonArray(rows) { id, event, payload in
-            #"{"id":\#(id),"booking_id":\#(event.book.bookingId),"seat_id":\#(event.book.seatId),"user_id":\#(event.book.userId),"payload":"#
+            #"{"id":\#(id),"booking_id":\#(event.bookingId),"seat_id":\#(event.seatId),"user_id":\#(event.userId),"payload":"#
                 + String(decoding: payload, as: UTF8.self) + "}"
         }
     }
 
-    static func ledgerRecords(_ rows: [(Int64, PaymentEvent)]) -> String {
-        jsonArray(rows) { id, event in
-            let p = event.payment
+    static func ledgerRecords(_ rows: [(Int64, PaymentEffect)]) -> String {
+        jsonArray(rows) { id, p in
             return #"{"id":\#(id),"payment_id":\#(p.paymentId),"booking_id":\#(p.bookingId),"user_id":\#(p.userId),"amount":\#(p.amount)}"#
         }
     }
@@ -220,20 +226,23 @@ struct EffectApplier {
         var detail: String
     }
 
-    /// The outbox row a message applies to. The `outbox-id` header wins: the relay sets it
+    /// The outbox row a message applies to. The id header wins (`outbox-id`, `ce_id` or
+    /// `id`, whichever the record's header style carries): the relay sets it
     /// from the row's own primary key, while the payload is application data and may carry
     /// a stale id (a copied or re-sent payload), which would apply the effect to another
     /// row. The payload's `outboxId` is only a fallback for messages without the header
     /// (produced by something other than the relay). A header that is present but not an
     /// id is refused rather than guessed around.
     func outboxID(of message: KafkaMessage, payloadID: Int64?) -> Result<Int64, MissingOutboxID> {
-        guard let raw = message.header(RecordContract.Header.outboxID) else {
-            guard let payloadID else { return .failure(MissingOutboxID(detail: "no outbox-id header and no outboxId in the payload")) }
+        guard let raw = Self.firstHeader(message, RecordContract.outboxIDHeaders) else {
+            guard let payloadID else {
+                return .failure(MissingOutboxID(detail: "no outbox-id, ce_id or id header and no outboxId in the payload"))
+            }
             return .success(payloadID)
         }
         let text = String(decoding: raw, as: UTF8.self)
         guard let headerID = Int64(text) else {
-            return .failure(MissingOutboxID(detail: "outbox-id header \(String(reflecting: String(text.prefix(40)))) is not an outbox id"))
+            return .failure(MissingOutboxID(detail: "outbox id header \(String(reflecting: String(text.prefix(40)))) is not an outbox id"))
         }
         if let payloadID, payloadID != headerID {
             logger.warning("outbox-id header and payload outboxId disagree; applying the effect to the header's row", metadata: [

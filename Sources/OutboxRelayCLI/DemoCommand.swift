@@ -177,7 +177,7 @@ struct Demo: AsyncParsableCommand {
 
     private func replaySome(db: PGConnection, bootstrapServers: String) async throws -> Int {
         let rows = try await db.query("""
-            SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created
+            SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created, trace_parent
             FROM outbox TABLESAMPLE BERNOULLI (5) LIMIT 500
             """).rows
         guard !rows.isEmpty else { return 0 }
@@ -185,11 +185,10 @@ struct Demo: AsyncParsableCommand {
                                          logger: Logger(label: "replayer"), onDelivery: { _ in })
         for row in rows {
             _ = try await producer.send(topic: try row.string("topic"), key: Array(try row.string("mq_key").utf8),
-                                        value: Array(try row.string("payload").utf8), headers: [
-                                            (RecordContract.Header.outboxID, Array(String(try row.int64("outbox_id")).utf8)),
-                                            (RecordContract.Header.type, Array(try row.string("type").utf8)),
-                                            (RecordContract.Header.createdAt, Array(try row.string("created").utf8)),
-                                        ])
+                                        value: Array(try row.string("payload").utf8), headers: RecordHeaders.list(
+                                            .default, id: try row.int64("outbox_id"), type: try row.string("type"),
+                                            createdAt: try row.string("created"), topic: try row.string("topic"),
+                                            traceParent: try row.optionalString("trace_parent")))
         }
         await producer.close()
         say("\nreplayed \(rows.count) already-delivered messages (as a relay crash or a sweeper resend would) to show deduplication")

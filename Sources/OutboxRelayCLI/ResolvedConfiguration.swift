@@ -67,6 +67,8 @@ struct ResolvedConfiguration {
             c.drainTimeout = try settings.duration("drain-timeout", default: c.drainTimeout)
             c.notifyChannel = settings.string("notify-channel", default: c.notifyChannel)
             c.notifyFallbackInterval = try settings.duration("notify-fallback-interval", default: c.notifyFallbackInterval)
+            c.headerStyle = HeaderStyle(rawValue: try settings.choice("header-style", default: c.headerStyle.rawValue,
+                                                                      among: HeaderStyle.allCases.map(\.rawValue)))!
         }
         do { try c.validate() } catch { throw ValidationError(error.description) }
         var isDirectory: ObjCBool = false

@@ -34,6 +34,8 @@ struct Run: AsyncParsableCommand {
     var sweeperInterval: String?
     @Option(name: .customLong("sweeper-min-age"), help: SettingsCatalog.help("sweeper-min-age"))
     var sweeperMinAge: String?
+    @Option(name: .customLong("header-style"), help: "Record headers: outbox (default), debezium or cloudevents.")
+    var headerStyle: String?
     @Flag(name: .customLong("print-config"), help: "Print the resolved configuration (secrets redacted) and exit.")
     var printConfig = false
 
@@ -45,6 +47,7 @@ struct Run: AsyncParsableCommand {
         extra["sweeper"] = sweeper.map { String($0) } ?? extra["sweeper"]
         extra["sweeper-interval"] = sweeperInterval ?? extra["sweeper-interval"]
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
+        extra["header-style"] = headerStyle ?? extra["header-style"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         if printConfig { print(resolved.redactedDescription); return }
         Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())

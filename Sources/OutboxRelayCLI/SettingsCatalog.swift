@@ -42,6 +42,7 @@ enum SettingsCatalog {
         SettingSpec(name: "create-slot", defaultText: "true", help: "create the slot and publication when missing"),
         SettingSpec(name: "topic-routes", defaultText: "", help: "outbox topic to Kafka topic, comma-separated FROM=TO"),
         SettingSpec(name: "topic-allow-list", defaultText: "", help: "only these Kafka topics may be published (comma-separated; empty allows all)"),
+        SettingSpec(name: "header-style", defaultText: "outbox", help: "record headers: outbox, debezium (outbox event router) or cloudevents (Kafka binding, binary mode)"),
         SettingSpec(name: "dead-letter-topic", defaultText: "outbox.dlq", help: "where unpublishable rows are copied"),
         SettingSpec(name: "max-in-flight", defaultText: "10000", help: "events published but not yet acknowledged before WAL reading pauses"),
         SettingSpec(name: "max-in-flight-bytes", defaultText: "8MiB", help: "bytes in flight before WAL reading pauses"),

@@ -1,5 +1,6 @@
 public import KafkaClient
 public import RelayCore
+public import Schema
 
 /// How the relay captures committed outbox rows.
 public enum CaptureMode: String, Sendable, CaseIterable {
@@ -40,6 +41,8 @@ public struct RelayConfiguration: Sendable {
     /// notify mode: maximum changes read per slot peek.
     public var notifyBatchChanges = 20_000
     public var applicationName = "outbox-relay"
+    /// The header vocabulary of published records (`RecordHeaders`). Default: outbox.
+    public var headerStyle = HeaderStyle.default
 
     public init(databaseURL: String, kafka: KafkaConfiguration, router: TopicRouter? = nil) {
         self.databaseURL = databaseURL

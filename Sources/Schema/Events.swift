@@ -1,7 +1,14 @@
-/// The topics and event types the booking domain writes. Consumers route on `type`.
+/// The topics and event types the booking domain writes. Consumers route by topic, as the
+/// original service's listeners did, and by type when a route renamed the topic.
 public enum EventType {
     public static let bookSave = "BOOK_SAVE"
     public static let paymentSave = "PAYMENT_SAVE"
+    /// The `type` values the original Spring service wrote (topic BOOK_SAVE / PAYMENT_SAVE).
+    public static let originalBook = "BOOK"
+    public static let originalPayment = "PAYMENT"
+    /// Every `type` a consumer accepts for each effect.
+    public static let bookTypes: Set<String> = [bookSave, originalBook]
+    public static let paymentTypes: Set<String> = [paymentSave, originalPayment]
 }
 
 /// The booking as carried in events (the original service's `book` object).

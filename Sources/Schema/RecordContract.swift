@@ -12,7 +12,40 @@ public enum RecordContract {
         public static let traceParent = "traceparent"
         /// Present on sweeper re-sends only: which re-send this is (1, 2, ...).
         public static let resendAttempt = "outbox-resend-attempt"
+        /// The commit LSN of the row's transaction as a decimal number, in every header
+        /// style: exact, and ordered as plain integers (what Debezium users compare as
+        /// `source.lsn`). Absent where the relay cannot know it (`RecordHeaders`).
+        public static let lsn = "outbox-lsn"
     }
+
+    /// `--header-style debezium`: what Debezium's outbox event router emits with the
+    /// event type placed as a header (`table.fields.additional.placement=type:header:eventType`).
+    public enum DebeziumHeader {
+        public static let id = "id"
+        public static let type = "eventType"
+    }
+
+    /// `--header-style cloudevents`: the CloudEvents Kafka protocol binding, binary content
+    /// mode (attributes as `ce_`-prefixed headers, the payload as the value).
+    public enum CloudEventsHeader {
+        public static let specVersion = "ce_specversion"
+        public static let id = "ce_id"
+        public static let type = "ce_type"
+        public static let source = "ce_source"
+        public static let time = "ce_time"
+        /// Not `ce_`-prefixed: the binding maps `datacontenttype` to Kafka's own header.
+        public static let contentType = "content-type"
+        public static let specVersionValue = "1.0"
+        /// Payloads are `jsonb`, published as the server prints them.
+        public static let contentTypeValue = "application/json"
+        /// `ce_source` is this prefix plus the row's outbox topic, e.g. `/outbox/BOOK_SAVE`.
+        public static let sourcePrefix = "/outbox/"
+    }
+
+    /// Where each style keeps the outbox id and the event type, in the order consumers
+    /// look for them: a record of any style resolves to the same row.
+    public static let outboxIDHeaders = [Header.outboxID, CloudEventsHeader.id, DebeziumHeader.id]
+    public static let typeHeaders = [Header.type, CloudEventsHeader.type, DebeziumHeader.type]
 
     /// Headers added to dead-letter copies (relay, sweeper and consumers alike).
     public enum DeadLetterHeader {

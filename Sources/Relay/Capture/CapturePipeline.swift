@@ -18,6 +18,9 @@ final class CapturePipeline {
     private var decoder = PGOutputDecoder()
     private var extractor = OutboxRowExtractor()
     private var streamXid: UInt32 = 0
+    /// The commit LSN of the transaction being published (Begin's final LSN, or Stream
+    /// Commit's), for the `outbox-lsn` header.
+    private var commitLSN = LSN.invalid
     /// Between Begin (or Stream Commit) and Commit: a stop waits for the boundary.
     private(set) var insideTransaction = false
 
@@ -36,6 +39,7 @@ final class CapturePipeline {
         switch try decoder.decode(bytes) {
         case .begin(let begin):
             line.beginTransaction(commitTime: begin.commitTime)
+            commitLSN = begin.finalLSN
             insideTransaction = true
         case .insert(let relationID, let xid):
             let relation = try relation(relationID)
@@ -54,6 +58,7 @@ final class CapturePipeline {
         case .streamCommit(let xid, let commit):
             guard let buffer else { throw PGOutputError(.outOfOrder, "Stream Commit outside stream mode") }
             line.beginTransaction(commitTime: commit.commitTime)
+            commitLSN = commit.commitLSN
             insideTransaction = true
             let spilledBefore = buffer.bytesSpilled
             try buffer.commit(xid: xid) { message in
@@ -86,6 +91,6 @@ final class CapturePipeline {
             try publisher.publishMalformed(error, whileBlocked: whileBlocked)
             return
         }
-        try publisher.publish(row, whileBlocked: whileBlocked)
+        try publisher.publish(row, commitLSN: commitLSN, whileBlocked: whileBlocked)
     }
 }

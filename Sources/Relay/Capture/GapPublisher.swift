@@ -10,6 +10,7 @@ import Schema
 /// first start in stream mode and by `outbox-relay slot reset`. Blocking: dedicated threads.
 struct GapPublisher {
     let router: TopicRouter
+    var headerStyle = HeaderStyle.default
     static let batchSize = 1_000
 
     struct Outcome: Equatable {
@@ -41,16 +42,15 @@ struct GapPublisher {
             if rows.isEmpty { break }
             var records: [OutgoingRecord] = []
             for row in rows {
-                typealias H = RecordContract.Header
                 guard case .publish(let topic) = router.route(try row.string("topic")) else {
                     outcome.unroutable += 1
                     continue
                 }
-                var headers: [(String, [UInt8])] = [
-                    (H.outboxID, Array(String(try row.int64("outbox_id")).utf8)), (H.type, Array(try row.string("type").utf8)),
-                    (H.createdAt, Array(try row.string("created_at").utf8)),
-                ]
-                if let trace = try row.optionalString("trace_parent"), !trace.isEmpty { headers.append((H.traceParent, Array(trace.utf8))) }
+                // No `outbox-lsn`: these rows committed before the slot, and PostgreSQL keeps no
+                // commit LSN with a row.
+                let headers = RecordHeaders.list(headerStyle, id: try row.int64("outbox_id"), type: try row.string("type"),
+                                                 createdAt: try row.string("created_at"), topic: try row.string("topic"),
+                                                 traceParent: try row.optionalString("trace_parent"))
                 records.append(OutgoingRecord(topic: topic, key: Array(try row.string("mq_key").utf8),
                                               value: Array(try row.string("payload").utf8), headers: headers))
             }

@@ -124,7 +124,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     private func publishRowsBeforeSlot(from gap: PGConnection, connection: ReplicationConnection) throws {
         let line = publisher.line
         do {
-            let outcome = try GapPublisher(router: configuration.router).publish(
+            let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle).publish(
                 from: gap, producer: try publisher.producers.producer(),
                 giveUp: { line.stopDeadline != nil || line.pendingRestart != nil })
             logger.notice("first start: published the rows still INIT that were committed before the slot", metadata: [

@@ -30,7 +30,7 @@ final class Publisher: Sendable {
         maxMessageBytes = configuration.kafka.properties["message.max.bytes"].flatMap(Int.init) ?? RecordLimits.defaultMaxMessageBytes
         // The worker and the report handler get the line and the holder, never the
         // publisher: no back-references.
-        let handler = ReportHandler(line: line, logger: logger)
+        let handler = ReportHandler(line: line, idHeader: Self.idHeader(configuration.headerStyle), logger: logger)
         producers = try ProducerHolder(
             configuration: configuration.kafka, logger: logger,
             onDelivery: { reports in handler.handle(reports) },
@@ -59,13 +59,13 @@ final class Publisher: Sendable {
     /// Publishes one row of the open transaction, straight from the decoded message (the
     /// view is copied only when the row goes to the dead-letter path). Blocks while the
     /// window is full (see `DeliveryLine.reserve`).
-    func publish(_ row: OutboxRowView, whileBlocked: () throws -> Void) throws {
+    func publish(_ row: OutboxRowView, commitLSN: LSN, whileBlocked: () throws -> Void) throws {
         let size = row.key.count + row.payload.count
         let token = try line.reserve(size: size, whileBlocked: whileBlocked)
         // Without a key there is no per-key order to keep: such a row is malformed.
         var decision: TopicRouter.Decision = row.key.isEmpty ? .deadLetter(.malformedRow, "mq_key is empty") : route(row.topic)
         if case .publish = decision {
-            let headers = RowHeaders.measure(row)
+            let headers = RowHeaders.measure(configuration.headerStyle, row, commitLSN: commitLSN)
             let estimated = RecordLimits.estimatedSize(key: row.key.count, value: row.payload.count,
                                                        headerNameAndValueBytes: headers.bytes, headerCount: headers.count)
             if estimated > maxMessageBytes {
@@ -74,9 +74,10 @@ final class Publisher: Sendable {
         }
         switch decision {
         case .deadLetter(let reason, let detail):
-            deadLetter(row, token: token, size: size, reason: reason, detail: detail, topic: String(decoding: row.topic, as: UTF8.self))
+            deadLetter(row, commitLSN: commitLSN, token: token, size: size, reason: reason, detail: detail,
+                       topic: String(decoding: row.topic, as: UTF8.self))
         case .publish(let topic):
-            try produce(topic: topic, row: row, token: token, size: size, whileBlocked: whileBlocked)
+            try produce(topic: topic, row: row, commitLSN: commitLSN, token: token, size: size, whileBlocked: whileBlocked)
         }
     }
 
@@ -85,7 +86,7 @@ final class Publisher: Sendable {
         let token = try line.reserve(size: 0, whileBlocked: whileBlocked)
         deadLetters.submit(DeadLetterJob(token: token, size: 0, outboxID: error.outboxID, reason: .malformedRow,
                                          detail: error.description, originalTopic: "", key: [], value: [],
-                                         headers: error.outboxID.map { [(RecordContract.Header.outboxID, Array(String($0).utf8))] } ?? []))
+                                         headers: error.outboxID.map { [(Self.idHeader(configuration.headerStyle), Array(String($0).utf8))] } ?? []))
     }
 
     /// The last topic's routing decision. Rows of a stream mostly share a few topics, so
@@ -99,12 +100,21 @@ final class Publisher: Sendable {
         return decision
     }
 
-    private func produce(topic: String, row: OutboxRowView, token: UInt64, size: Int,
+    /// Where the configured style keeps the outbox id.
+    static func idHeader(_ style: HeaderStyle) -> String {
+        switch style {
+        case .outbox: RecordContract.Header.outboxID
+        case .debezium: RecordContract.DebeziumHeader.id
+        case .cloudevents: RecordContract.CloudEventsHeader.id
+        }
+    }
+
+    private func produce(topic: String, row: OutboxRowView, commitLSN: LSN, token: UInt64, size: Int,
                          whileBlocked: () throws -> Void) throws {
         while true {
             do {
                 let producer = try producers.producer()
-                try producer.produce(topic: topic, key: row.key, value: row.payload, headers: RowHeaders.make(for: row), token: token)
+                try producer.produce(topic: topic, key: row.key, value: row.payload, headers: RowHeaders.make(configuration.headerStyle, for: row, commitLSN: commitLSN), token: token)
                 return
             } catch where error.code == .queueFull {
                 // librdkafka's own bound: wait for deliveries to make room, unless the
@@ -121,7 +131,7 @@ final class Publisher: Sendable {
                 switch line.failed(topic: topic, error: error, stage: .produce) {
                 case .deadLetter(let reason):
                     logger.error("row refused by the Kafka client; dead-lettering it", metadata: ["outbox_id": "\(row.id)", "error": "\(error.name)"])
-                    deadLetter(row, token: token, size: size, reason: reason, detail: "\(error.name): \(error.message)", topic: topic)
+                    deadLetter(row, commitLSN: commitLSN, token: token, size: size, reason: reason, detail: "\(error.name): \(error.message)", topic: topic)
                     return
                 case .pause, .restartSession, .ignore:
                     throw SessionRestart(reason: "producing to \(topic) failed: \(error.name)")
@@ -130,11 +140,11 @@ final class Publisher: Sendable {
         }
     }
 
-    private func deadLetter(_ row: OutboxRowView, token: UInt64, size: Int, reason: DeadLetterReason, detail: String, topic: String) {
+    private func deadLetter(_ row: OutboxRowView, commitLSN: LSN, token: UInt64, size: Int, reason: DeadLetterReason, detail: String, topic: String) {
         let owned = row.owned()
         deadLetters.submit(DeadLetterJob(token: token, size: size, outboxID: row.id, reason: reason, detail: detail,
                                          originalTopic: topic, key: owned.key, value: owned.payload,
-                                         headers: RowHeaders.list(for: owned)))
+                                         headers: RowHeaders.list(configuration.headerStyle, for: owned, commitLSN: commitLSN)))
     }
 }
 
@@ -143,10 +153,12 @@ final class Publisher: Sendable {
 final class ReportHandler: Sendable {
     let line: DeliveryLine
     let logger: Logger
+    /// The header holding the outbox id in the configured style.
+    let idHeader: String
     /// Set once, right after the worker exists (it needs the producer this handler serves).
     let deadLetters = Mutex<DeadLetterWorker?>(nil)
 
-    init(line: DeliveryLine, logger: Logger) { self.line = line; self.logger = logger }
+    init(line: DeliveryLine, idHeader: String, logger: Logger) { self.line = line; self.idHeader = idHeader; self.logger = logger }
 
     func handle(_ reports: [DeliveryReport]) {
         var successes: [(token: UInt64, size: Int)] = []
@@ -158,7 +170,7 @@ final class ReportHandler: Sendable {
             }
             let failed = report.failed
             guard case .deadLetter(let reason) = line.failed(topic: failed?.topic ?? "", error: error, stage: .report) else { continue }
-            let id = failed?.header(RecordContract.Header.outboxID).flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
+            let id = failed?.header(idHeader).flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
             logger.error("row could not be delivered; dead-lettering it", metadata: ["outbox_id": "\(id.map(String.init) ?? "?")", "error": "\(error.name)"])
             deadLetters.withLock { $0 }?.submit(DeadLetterJob(
                 token: report.token, size: report.size, outboxID: id, reason: reason, detail: "\(error.name): \(error.message)",

@@ -87,7 +87,7 @@ public final class Sweeper: Sendable {
     func resend(_ ids: [Int64], on connection: PGConnection, producers: ProducerHolder) async throws -> RoundResult {
         guard !ids.isEmpty else { return RoundResult() }
         let claimed = try await connection.query(Self.claimSQL, dueParameters + [.text("{" + ids.map(String.init).joined(separator: ",") + "}")])
-            .rows.map(ClaimedRow.init).sorted { $0.id < $1.id }
+            .rows.map { try ClaimedRow($0, style: configuration.headerStyle) }.sorted { $0.id < $1.id }
         var result = RoundResult()
         var outgoing: [(id: Int64, record: OutgoingRecord)] = []
         var dead: [(id: Int64, reason: String, record: OutgoingRecord)] = []
@@ -232,16 +232,16 @@ struct ClaimedRow {
     var attempts: Int
     var record: OutgoingRecord
 
-    init(_ row: PGRow) throws {
-        typealias H = RecordContract.Header
+    /// The headers are the stream's, in the same style, without `outbox-lsn`: PostgreSQL
+    /// keeps no commit LSN with a row, and a guessed one would mislead deduplication.
+    init(_ row: PGRow, style: HeaderStyle) throws {
         id = try row.int64("outbox_id")
         attempts = try row.int("attempts")
-        var headers: [(String, [UInt8])] = [
-            (H.outboxID, Array(String(id).utf8)), (H.type, Array(try row.string("type").utf8)),
-            (H.createdAt, Array(try row.string("created_at").utf8)), (H.resendAttempt, Array(String(attempts + 1).utf8)),
-        ]
-        if let trace = try row.optionalString("trace_parent"), !trace.isEmpty { headers.append((H.traceParent, Array(trace.utf8))) }
-        record = OutgoingRecord(topic: try row.string("topic"), key: Array(try row.string("mq_key").utf8),
+        let topic = try row.string("topic")
+        let headers = RecordHeaders.list(style, id: id, type: try row.string("type"), createdAt: try row.string("created_at"),
+                                         topic: topic, traceParent: try row.optionalString("trace_parent"),
+                                         resendAttempt: attempts + 1)
+        record = OutgoingRecord(topic: topic, key: Array(try row.string("mq_key").utf8),
                                 value: Array(try row.string("payload").utf8), headers: headers)
     }
 }
