@@ -10,6 +10,7 @@ struct OutboxRelay: AsyncParsableCommand {
             (`name = value` lines), then defaults. `outbox-relay <command> --help` lists each command's flags; \
             any setting can also be given with --set name=value. See README.md for the configuration reference.
             """,
+        version: BuildInfo.version,
         subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self],
         defaultSubcommand: nil)
 }

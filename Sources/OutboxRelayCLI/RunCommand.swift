@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
+import Metrics
 import PostgresClient
 import Relay
 import ServiceLifecycle
@@ -30,7 +31,7 @@ struct Run: AsyncParsableCommand {
     var sweeperInterval: String?
     @Option(name: .customLong("sweeper-min-age"), help: "Re-send INIT rows older than this (default 10s).")
     var sweeperMinAge: String?
-    @Flag(name: .customLong("print-config"), help: "Print the resolved configuration (secrets redacted) and exit.")
+    @Flag(name: .customLong("print-config"), help: "Check the settings, print the resolved configuration (secrets redacted) and exit.")
     var printConfig = false
 
     /// sysexits EX_TEMPFAIL: stopped at drain-timeout with events unacknowledged.
@@ -44,7 +45,13 @@ struct Run: AsyncParsableCommand {
         extra["sweeper-interval"] = sweeperInterval ?? extra["sweeper-interval"]
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
-        if printConfig { print(resolved.redactedDescription); return }
+        if printConfig {
+            // Checks every value as a start would (without connecting), so `--print-config`
+            // doubles as a config-file check for deployment scripts.
+            _ = try resolved.relay(); _ = try resolved.sweeper(); _ = try resolved.http(); _ = try resolved.logLevel()
+            print(resolved.redactedDescription)
+            return
+        }
         Observability.bootstrap(logLevel: try resolved.logLevel())
         let logger = Logger(label: "outbox-relay")
         let relayConfiguration = try resolved.relay()
@@ -58,7 +65,8 @@ struct Run: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true }).makeServer()
+            let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true },
+                                           readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
             services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
         }
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup,
