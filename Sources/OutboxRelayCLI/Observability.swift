@@ -29,7 +29,7 @@ enum Observability {
         factory.valueHistogramBuckets["outbox_consumer_batch_size_messages"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 4_096, 10_000]
         MetricsSystem.bootstrap(factory)
         // Prometheus's info-metric convention: constant 1, the facts in labels.
-        Gauge(label: "outbox_relay_build_info", dimensions: [("version", BuildInfo.version)]).record(1)
+        Metrics.Gauge(label: "outbox_relay_build_info", dimensions: [("version", BuildInfo.version)]).record(1)
     }
 }
 
@@ -42,7 +42,7 @@ struct HTTPEndpoints {
     let extraReady: @Sendable () -> Bool
     /// Set on every scrape to what /readyz would answer then (1 ready, 0 not), so alerts see
     /// readiness without probing /readyz: `outbox_relay_ready{slot}` or `outbox_consumer_ready`.
-    let readyGauge: Gauge
+    let readyGauge: Metrics.Gauge
 
     func makeServer() async throws -> HTTPServer {
         let address: sockaddr_in
