@@ -180,6 +180,68 @@ struct DeployKitTests {
     }
 }
 
+/// scripts/setup fetches librdkafka's source package from the Debian mirror the machine
+/// already uses, found by scripts/debian-mirror in apt's own source files.
+@Suite("setup: Debian mirror")
+struct SetupMirrorTests {
+    @Test("scripts/setup and scripts/debian-mirror name no host")
+    func noHostInScripts() throws {
+        for script in ["scripts/setup", "scripts/debian-mirror"] {
+            let text = try String(contentsOfFile: DeployKit.path(script), encoding: .utf8)
+            let hosts = DeployKit.matches(of: #"([a-z]+://[A-Za-z0-9.-]+)"#, in: text)
+            #expect(hosts.isEmpty, "\(script) names \(hosts)")
+        }
+    }
+
+    @Test("debian-mirror finds the release's archive in deb822 and one-line sources, and fails with the fix when there is none")
+    func mirrorFromAptSources() async throws {
+        let root = NSTemporaryDirectory() + "apt-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for directory in ["sources.list.d", "apt.conf.d"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(directory)", withIntermediateDirectories: true)
+        }
+        try "Dir::Etc \"\(root)/\";\n".write(toFile: "\(root)/apt.conf", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["APT_CONFIG"] = "\(root)/apt.conf"
+        let command = ["/bin/bash", DeployKit.path("scripts/debian-mirror"), "bookworm"]
+
+        // deb822: the security stanza comes first and must not be taken.
+        try """
+            Types: deb
+            URIs: http://mirror.example/debian-security
+            Suites: bookworm-security
+
+            # the main archive
+            Types: deb deb-src
+            URIs: http://mirror.example/debian/
+            Suites: bookworm bookworm-updates
+            Components: main
+            """.write(toFile: "\(root)/sources.list.d/debian.sources", atomically: true, encoding: .utf8)
+        let deb822 = try await DeployKit.run(command, environment: environment)
+        #expect(deb822.status == 0 && deb822.output == "http://mirror.example/debian\n", "\(deb822.output)")
+
+        try FileManager.default.removeItem(atPath: "\(root)/sources.list.d/debian.sources")
+        try """
+            deb http://other.example/debian-security bookworm-security main
+            deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://other.example/debian bookworm main
+            """.write(toFile: "\(root)/sources.list", atomically: true, encoding: .utf8)
+        let oneLine = try await DeployKit.run(command, environment: environment)
+        #expect(oneLine.status == 0 && oneLine.output == "http://other.example/debian\n", "\(oneLine.output)")
+
+        try FileManager.default.removeItem(atPath: "\(root)/sources.list")
+        let none = try await DeployKit.run(command, environment: environment)
+        #expect(none.status == 1 && none.output.contains("no apt source serves Debian bookworm") && none.output.contains("Fix:"), "\(none.output)")
+    }
+
+    @Test("a missing tool fails the deploy/ tests with the command that installs it")
+    func missingToolMessage() {
+        #expect(throws: CheckerError.self) { try DeployKit.tool("no-such-tool-\(UUID().uuidString.prefix(8))", package: "nothing") }
+        do { _ = try DeployKit.tool("no-such-tool-x1", package: "nothing"); Issue.record("found a tool that does not exist") } catch {
+            #expect("\(error)".contains("bash scripts/setup"), "\(error)")
+        }
+    }
+}
+
 /// File paths, tools and small parsers for the deploy/ tests.
 enum DeployKit {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -197,10 +259,10 @@ enum DeployKit {
     }
 
     /// Runs a tool to completion (at most 60 s) and returns its exit status and output.
-    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "deploy-tool-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: log) }
-        let process = try ChildProcess(arguments, outputPath: log)
+        let process = try ChildProcess(arguments, outputPath: log, environment: environment)
         guard let status = await process.waitForExit(timeout: .seconds(60)) else {
             process.signal(SIGKILL)
             _ = await process.waitForExit()
