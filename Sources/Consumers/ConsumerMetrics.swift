@@ -4,7 +4,8 @@ public import Metrics
 public struct ConsumerMetrics: Sendable {
     public let duplicates = Counter(label: "outbox_consumer_duplicates_total")
     public let lag = Gauge(label: "outbox_consumer_lag_messages")
-    public let batchSize = Recorder(label: "outbox_consumer_batch_size")
+    /// Messages applied per database transaction (the unit is in the name, as Prometheus asks).
+    public let batchSize = Recorder(label: "outbox_consumer_batch_size_messages")
     public let transactionRetries = Counter(label: "outbox_consumer_transaction_retries_total")
 
     public init() {}

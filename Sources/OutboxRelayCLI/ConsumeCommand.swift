@@ -1,6 +1,7 @@
 import ArgumentParser
 import Consumers
 import Logging
+import Metrics
 import ServiceLifecycle
 
 struct Consume: AsyncParsableCommand {
@@ -16,12 +17,19 @@ struct Consume: AsyncParsableCommand {
     var groupID: String?
     @Option(name: .customLong("batch-size"), help: SettingsCatalog.help("batch-size"))
     var batchSize: Int?
+    @Flag(name: .customLong("print-config"), help: "Check the settings, print the resolved configuration (secrets redacted) and exit.")
+    var printConfig = false
 
     func run() async throws {
         var extra = try set.flags().merging(http.flags) { $1 }
         extra["group-id"] = groupID ?? extra["group-id"]
         extra["batch-size"] = batchSize.map(String.init) ?? extra["batch-size"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
+        if printConfig {
+            _ = try resolved.consumer(); _ = try resolved.http(); _ = try resolved.logLevel(); _ = try resolved.logFormat()
+            print(resolved.redactedDescription)
+            return
+        }
         Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
         let logger = Logger(label: "outbox-consumers")
         let configuration = try resolved.consumer()
@@ -32,7 +40,8 @@ struct Consume: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try await HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true }).makeServer()
+            let server = try await HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true },
+                                           readyGauge: Gauge(label: "outbox_consumer_ready")).makeServer()
             services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
         }
         services.append(.init(service: ConsumerRunner(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,

@@ -5,6 +5,7 @@ import EphemeralServers
 import Foundation
 import KafkaClient
 import Logging
+import Metrics
 import PostgresClient
 import Relay
 import RelayCore
@@ -86,7 +87,8 @@ struct Demo: AsyncParsableCommand {
         let consumerTask = Task { try await consumer.run() }
         var httpTask: Task<Void, any Error>?
         if httpPort != 0 {
-            let server = try await HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, extraReady: { true }).makeServer()
+            let server = try await HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, extraReady: { true },
+                                           readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
             httpTask = Task { try await server.run() }
             say("metrics: curl -s http://127.0.0.1:\(httpPort)/metrics | grep outbox_   (also /healthz, /readyz)")
         }

@@ -35,7 +35,11 @@ enum Observability {
             .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(3), .milliseconds(5), .milliseconds(7),
             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
         ]
+        // Messages per consumer transaction: 1 (batching off) up to batch-size's 10,000 cap.
+        factory.valueHistogramBuckets["outbox_consumer_batch_size_messages"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 4_096, 10_000]
         MetricsSystem.bootstrap(factory)
+        // Prometheus's info-metric convention: constant 1, the facts in labels.
+        Metrics.Gauge(label: "outbox_relay_build_info", dimensions: [("version", BuildInfo.version)]).record(1)
     }
 }
 
@@ -46,6 +50,9 @@ struct HTTPEndpoints {
     let port: Int
     let health: RelayHealth?
     let extraReady: @Sendable () -> Bool
+    /// Set on every scrape to what /readyz would answer then (1 ready, 0 not), so alerts see
+    /// readiness without probing /readyz: `outbox_relay_ready{slot}` or `outbox_consumer_ready`.
+    let readyGauge: Metrics.Gauge
 
     func makeServer() async throws -> HTTPServer {
         let server: HTTPServer
@@ -59,9 +66,10 @@ struct HTTPEndpoints {
             throw CLIError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1 or ::.",
                            status: .usage)
         }
-        let health = self.health, extraReady = self.extraReady
+        let health = self.health, extraReady = self.extraReady, readyGauge = self.readyGauge
         await server.appendRoute("GET /metrics") { _ in
-            HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+            readyGauge.record((health?.isReady() ?? true) && extraReady() ? 1 : 0)
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                          body: Data(Observability.registry.emitToBuffer()))
         }
         await server.appendRoute("GET /healthz") { _ in

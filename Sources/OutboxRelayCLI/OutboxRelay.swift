@@ -13,6 +13,7 @@ struct OutboxRelay: AsyncParsableCommand {
 
             \(ExitStatus.helpText)
             """,
+        version: BuildInfo.version,
         subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self],
         defaultSubcommand: nil)
 

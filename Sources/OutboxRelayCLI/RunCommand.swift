@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
+import Metrics
 import PostgresClient
 import Relay
 import ServiceLifecycle
@@ -36,7 +37,7 @@ struct Run: AsyncParsableCommand {
     var sweeperMinAge: String?
     @Option(name: .customLong("header-style"), help: "Record headers: outbox (default), debezium or cloudevents.")
     var headerStyle: String?
-    @Flag(name: .customLong("print-config"), help: "Print the resolved configuration (secrets redacted) and exit.")
+    @Flag(name: .customLong("print-config"), help: "Check the settings, print the resolved configuration (secrets redacted) and exit.")
     var printConfig = false
 
     func run() async throws {
@@ -49,7 +50,13 @@ struct Run: AsyncParsableCommand {
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
         extra["header-style"] = headerStyle ?? extra["header-style"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
-        if printConfig { print(resolved.redactedDescription); return }
+        if printConfig {
+            // Checks every value as a start would (without connecting), so `--print-config`
+            // doubles as a config-file check for deployment scripts.
+            _ = try resolved.relay(); _ = try resolved.sweeper(); _ = try resolved.http(); _ = try resolved.logLevel(); _ = try resolved.logFormat()
+            print(resolved.redactedDescription)
+            return
+        }
         Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
         let logger = Logger(label: "outbox-relay")
         let relayConfiguration = try resolved.relay()
@@ -64,7 +71,8 @@ struct Run: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true }).makeServer()
+            let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true },
+                                           readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
             services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
         }
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup,

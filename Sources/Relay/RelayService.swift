@@ -40,7 +40,7 @@ public final class RelayService: Service, Sendable {
     }
 
     public init(configuration: RelayConfiguration, sweeper policy: SweeperPolicy? = SweeperPolicy(), retention: Duration? = nil,
-                logger: Logger, metrics: RelayMetrics = RelayMetrics()) throws(RelayError) {
+                logger: Logger, metrics: RelayMetrics? = nil) throws(RelayError) {
         try configuration.validate()
         if let policy {
             do throws(PolicyError) { try policy.validate() } catch {
@@ -49,6 +49,7 @@ public final class RelayService: Service, Sendable {
         }
         self.configuration = configuration
         self.logger = logger
+        let metrics = metrics ?? RelayMetrics(slot: configuration.slotName)
         self.metrics = metrics
         self.sweeper = policy.map { Sweeper(policy: $0, retention: retention, configuration: configuration, logger: logger, metrics: metrics) }
     }

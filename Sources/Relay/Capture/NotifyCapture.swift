@@ -197,6 +197,6 @@ final class NotifyCapture: @unchecked Sendable {
         guard target > advanced else { return }
         try conn.queryBlocking("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [.text(configuration.slotName), .text(target.description)])
         advanced = target
-        metrics.confirmedLSN.record(Double(target.rawValue))
+        metrics.recordConfirmed(target)
     }
 }

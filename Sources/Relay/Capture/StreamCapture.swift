@@ -208,7 +208,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         let clock = PostgresEpoch.fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
         try connection.sendCopyData(ReplicationMessage.standbyStatusUpdate(
             written: max(lastReceived, flush), flushed: flush, applied: flush, clientTime: clock))
-        if flush > lastSentFlush { metrics.confirmedLSN.record(Double(flush.rawValue)) }
+        if flush > lastSentFlush { metrics.recordConfirmed(flush) }
         lastSentFlush = max(lastSentFlush, flush)
         nextStatusAt = now + configuration.statusInterval
     }

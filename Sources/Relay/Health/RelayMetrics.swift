@@ -1,34 +1,70 @@
 public import Metrics
+public import PGOutput
+import RelayCore
 
 /// The relay's metrics, through swift-metrics (the CLI bootstraps the Prometheus backend).
-/// Names follow Prometheus conventions; labels never carry row data or credentials.
+/// Names follow Prometheus conventions: everything the `run` process exports starts with
+/// `outbox_relay_` (the consumer's with `outbox_consumer_`), and the alert rules and the
+/// dashboard under deploy/ are written against these names. Every series carries the `slot`
+/// label: the slot, not the host, identifies a pipeline (an active relay and its standby
+/// share one; shards have one each). Labels never carry row data or credentials.
 public struct RelayMetrics: Sendable {
-    public let published = Counter(label: "outbox_relay_events_published_total")
-    public let inFlight = Gauge(label: "outbox_relay_events_in_flight")
+    public let published: Counter
+    public let inFlight: Gauge
     /// Commit timestamp (from the WAL) to the broker's acknowledgement.
-    public let commitToAck = Timer(label: "outbox_relay_commit_to_ack_seconds", preferredDisplayUnit: .seconds)
-    public let slotLagBytes = Gauge(label: "outbox_relay_slot_lag_bytes")
-    public let confirmedLSN = Gauge(label: "outbox_relay_confirmed_flush_lsn")
-    public let reconnects = Counter(label: "outbox_relay_reconnects_total")
-    public let producerRecreated = Counter(label: "outbox_relay_producer_recreated_total")
-    public let streaming = Gauge(label: "outbox_relay_streaming")
-    public let sweeperResends = Counter(label: "outbox_sweeper_resends_total")
-    public let retentionDeleted = Counter(label: "outbox_retention_deleted_total")
-    public let spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total")
+    public let commitToAck: Timer
+    public let slotLagBytes: Gauge
+    /// The confirmed flush LSN as its two 32-bit halves: one float64 gauge would round LSNs
+    /// above 2^53 (see `LSN.high`).
+    private let confirmedLSNHigh: Gauge
+    private let confirmedLSNLow: Gauge
+    public let reconnects: Counter
+    public let producerRecreated: Counter
+    public let streaming: Gauge
+    public let sweeperResends: Counter
+    public let retentionDeleted: Counter
+    public let spilledBytes: Counter
     /// Notify mode: 1 while the relay is idle and asks writers to NOTIFY, 0 while it is
     /// busy reading the slot (writers skip NOTIFY) or stopped.
-    public let doorbellListening = Gauge(label: "outbox_relay_notify_doorbell_listening")
+    public let doorbellListening: Gauge
+    private let slot: [(String, String)]
 
-    public init() {}
+    public init(slot: String = "") {
+        let slot = [("slot", slot)]
+        self.slot = slot
+        published = Counter(label: "outbox_relay_events_published_total", dimensions: slot)
+        inFlight = Gauge(label: "outbox_relay_events_in_flight", dimensions: slot)
+        commitToAck = Timer(label: "outbox_relay_commit_to_ack_seconds", dimensions: slot, preferredDisplayUnit: .seconds)
+        slotLagBytes = Gauge(label: "outbox_relay_slot_lag_bytes", dimensions: slot)
+        confirmedLSNHigh = Gauge(label: "outbox_relay_confirmed_flush_lsn_high", dimensions: slot)
+        confirmedLSNLow = Gauge(label: "outbox_relay_confirmed_flush_lsn_low", dimensions: slot)
+        reconnects = Counter(label: "outbox_relay_reconnects_total", dimensions: slot)
+        producerRecreated = Counter(label: "outbox_relay_producer_recreated_total", dimensions: slot)
+        streaming = Gauge(label: "outbox_relay_streaming", dimensions: slot)
+        sweeperResends = Counter(label: "outbox_relay_sweeper_resends_total", dimensions: slot)
+        retentionDeleted = Counter(label: "outbox_relay_retention_deleted_total", dimensions: slot)
+        spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total", dimensions: slot)
+        doorbellListening = Gauge(label: "outbox_relay_notify_doorbell_listening", dimensions: slot)
+        // Every reason's series exists from the start at 0, so `increase()` sees the first
+        // DEAD row (a series born at 1 shows no increase) and dashboards have no gaps.
+        for reason in DeadLetterReason.allCases { _ = deadLettered(reason.rawValue) }
+    }
+
+    /// Records the LSN last confirmed to PostgreSQL, exactly (high half first: a scrape that
+    /// lands between the two writes sees at most one half of an old value).
+    public func recordConfirmed(_ lsn: LSN) {
+        confirmedLSNHigh.record(Int64(lsn.high))
+        confirmedLSNLow.record(Int64(lsn.low))
+    }
 
     /// 1 while publishing to `topic` is paused by an operator problem (`problem`:
     /// authorization, unknown_topic, broker_policy, broker_size_limit), 0 once resumed.
     public func paused(topic: String, problem: String) -> Gauge {
-        Gauge(label: "outbox_relay_publishing_paused", dimensions: [("topic", topic), ("problem", problem)])
+        Gauge(label: "outbox_relay_publishing_paused", dimensions: slot + [("topic", topic), ("problem", problem)])
     }
 
     /// Rows marked DEAD and copied to the dead-letter topic, by reason.
     public func deadLettered(_ reason: String) -> Counter {
-        Counter(label: "outbox_dead_letters_total", dimensions: [("reason", reason)])
+        Counter(label: "outbox_relay_dead_letters_total", dimensions: slot + [("reason", reason)])
     }
 }

@@ -35,11 +35,12 @@ struct CLITests {
             })
             // The slot-lag gauge is sampled every 5 s.
             #expect(await eventually(timeout: .seconds(15)) {
-                (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body.contains("outbox_relay_slot_lag_bytes ") == true
+                (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body.contains("outbox_relay_slot_lag_bytes{") == true
             })
             let metrics = try #require(await LoopbackHTTP.get(port: port, path: "/metrics")).body
             for name in ["outbox_relay_commit_to_ack_seconds_bucket", "outbox_relay_commit_to_ack_seconds_count",
-                         "outbox_relay_events_in_flight", "outbox_relay_confirmed_flush_lsn", "outbox_relay_streaming"] {
+                         "outbox_relay_events_in_flight", "outbox_relay_confirmed_flush_lsn_high", "outbox_relay_confirmed_flush_lsn_low",
+                         "outbox_relay_streaming"] {
                 #expect(metrics.contains(name), "metric \(name) missing")
             }
             #expect(LoopbackHTTP.sample("outbox_relay_commit_to_ack_seconds_count", in: metrics) == 200)
