@@ -32,16 +32,22 @@ public final class ChildProcess: @unchecked Sendable {
     public func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid {
-                ChildProcesses.remove(cleanupID)
-                return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            }
-            if reaped < 0 && errno != EINTR { return -1 }
+            if let status = exitStatusIfExited() { return status }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
+    }
+
+    /// The exit status if the process has exited (reaping it), nil while it runs. Once it
+    /// returned a status, ask no more: the process is gone.
+    public func exitStatusIfExited() -> Int32? {
+        var status: Int32 = 0
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid {
+            ChildProcesses.remove(cleanupID)
+            return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        }
+        return reaped < 0 && errno != EINTR ? -1 : nil
     }
 
     public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }

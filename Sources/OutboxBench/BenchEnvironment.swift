@@ -60,13 +60,22 @@ struct BenchEnvironment {
     /// WAL position after the backlog.
     @discardableResult
     func backlog(slot: String?, plugin: String = "pgoutput", rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH") async throws -> LSN {
+        try await backlog(slots: slot.map { [BenchSlot(name: $0, plugin: plugin)] } ?? [], rows: rows, transactionRows: transactionRows, topic: topic)
+    }
+
+    /// One backlog for several contenders: every slot is created before the rows, so each
+    /// decodes exactly the same WAL. Then a checkpoint and an ANALYZE, so neither the
+    /// checkpointer writing the backlog's dirty pages nor autovacuum's analyze of the new
+    /// rows lands inside a contender's timing.
+    @discardableResult
+    func backlog(slots: [BenchSlot], rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH") async throws -> LSN {
         try await db.query("TRUNCATE outbox")
-        if let slot {
-            try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+        for slot in slots {
+            try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot.name)])
             // A deliberately new slot: forget the old one's record, or the relay would
             // (rightly) refuse a slot found ahead of what it recorded.
-            try await db.query("DELETE FROM outbox_relay_slot WHERE slot_name = $1", [.text(slot)])
-            try await db.query("SELECT pg_create_logical_replication_slot($1, $2)", [.text(slot), .text(plugin)])
+            try await db.query("DELETE FROM outbox_relay_slot WHERE slot_name = $1", [.text(slot.name)])
+            try await db.query("SELECT pg_create_logical_replication_slot($1, $2)", [.text(slot.name), .text(slot.plugin)])
         }
         var written = 0
         while written < rows {
@@ -80,7 +89,24 @@ struct BenchEnvironment {
                 """, [.text(topic), .int(written + 1), .int(written + n)])
             written += n
         }
-        return try await db.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+        let end = try await db.query("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+        if !slots.isEmpty {
+            try await db.query("ANALYZE outbox")
+            try await db.query("CHECKPOINT")
+        }
+        return end
+    }
+
+    /// The server settings that shape the figures, as PostgreSQL reports them.
+    func serverSettings() async throws -> [String: String] {
+        let names = ["server_version", "shared_buffers", "wal_level", "fsync", "synchronous_commit", "full_page_writes", "max_wal_size",
+                     "checkpoint_timeout", "logical_decoding_work_mem", "wal_sender_timeout", "max_connections", "autovacuum"]
+        var settings: [String: String] = [:]
+        for row in try await db.query("SELECT name, current_setting(name) AS value FROM pg_settings WHERE name = ANY($1::text[])",
+                                      [.text("{" + names.joined(separator: ",") + "}")]).rows {
+            settings[try row.string("name")] = try row.string("value")
+        }
+        return settings
     }
 
     func dropSlot(_ slot: String) async throws {
@@ -92,6 +118,12 @@ struct BenchEnvironment {
         try await db.query("SELECT COALESCE(confirmed_flush_lsn, '0/0')::text AS lsn FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
             .rows.first?.lsn("lsn") ?? .invalid
     }
+}
+
+/// A slot a contender drains, created by `BenchEnvironment.backlog(slots:)`.
+struct BenchSlot: Hashable {
+    var name: String
+    var plugin = "pgoutput"
 }
 
 /// Peak resident memory of a process (VmHWM), in bytes.

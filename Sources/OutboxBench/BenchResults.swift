@@ -20,6 +20,8 @@ struct MachineInfo: Codable {
 
 struct BenchResults: Codable {
     var machine: MachineInfo
+    /// PostgreSQL's settings for the run (`BenchEnvironment.serverSettings`).
+    var server: [String: String] = [:]
     var rows: Int, largeRows: Int, runs: Int
     var drain: [String: Sample] = [:]
     var drainLarge: [String: Sample] = [:]
@@ -34,11 +36,14 @@ struct BenchResults: Codable {
 
     var markdown: String {
         var out = "Machine: \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, Linux \(machine.kernel), \(machine.date). Median of \(runs) runs (min–max).\n\n"
+        if !server.isEmpty {
+            out += "PostgreSQL: " + server.sorted { $0.key < $1.key }.map { "`\($0.key)=\($0.value)`" }.joined(separator: ", ") + "\n\n"
+        }
         func drainTable(_ title: String, _ table: [String: Sample], rows: Int) {
             // Contenders run round-robin, so run i of each was measured next to run i of the
             // decode limit: the ratio is taken per round, then summarised.
             let limit = table.first { $0.key.hasPrefix("decode limit") }?.value
-            out += "**\(title)** (\(rows) rows of ~230 B)\n\n| contender | rows/s | × decode limit, per round |\n| --- | ---: | ---: |\n"
+            out += "**\(title)** (\(rows) rows of ~230 B; one backlog per round, a slot per contender; steady drain: first output to last row)\n\n| contender | rows/s | × decode limit, per round |\n| --- | ---: | ---: |\n"
             for (name, sample) in table.sorted(by: { $0.value.median > $1.value.median }) {
                 let ratio = limit.map { limit in Sample(zip(sample.runs, limit.runs).map { $0 / $1 }).text("%.2f") } ?? "-"
                 out += "| \(name) | \(sample.text()) | \(ratio) |\n"

@@ -8,29 +8,40 @@ import Relay
 import Synchronization
 import Schema
 
-/// The things being compared, each draining the same backlog on the same servers.
+/// The things being compared. Every contender drains a backlog built once per round for all
+/// of them (`BenchEnvironment.backlog(slots:)`): each has its own slot, created before the
+/// backlog, so all decode the same WAL from the same page cache. Each is timed over its
+/// steady drain: from its first output to its last row, so process start-up, connecting
+/// and the first metadata round trips (which differ per contender, and were ~5% of a 200k
+/// drain) stay out of the ratio.
 enum Contenders {
-    /// `pg_recvlogical` with pgoutput into /dev/null: decoding alone, the ceiling.
-    static func decodeLimit(_ env: BenchEnvironment, rows: Int, transactionRows: Int) async throws -> Double {
-        let slot = "bench_decode"
-        let end = try await env.backlog(slot: slot, rows: rows, transactionRows: transactionRows)
-        let started = ContinuousClock.now
+    /// `pg_recvlogical` with pgoutput into a file: decoding and the walsender protocol alone,
+    /// the ceiling. Timed from the first bytes in the file to its exit at `end`.
+    static func decodeLimit(_ env: BenchEnvironment, slot: String, rows: Int, end: LSN) async throws -> Double {
+        let output = tempPath("recvlogical.out")
+        try? FileManager.default.removeItem(atPath: output)
         let process = try ChildProcess([env.cluster.binary("pg_recvlogical"), "-d", env.keyValueDSN, "--slot", slot, "--start",
                                         "--endpos", end.description, "-o", "proto_version=1", "-o", "publication_names=outbox_pub",
-                                        "--no-loop", "-f", "/dev/null"], outputPath: tempPath("recvlogical.log"))
-        let status = await process.waitForExit()
-        let elapsed = ContinuousClock.now - started
+                                        "--no-loop", "-F", "0", "-f", output], outputPath: tempPath("recvlogical.log"))
+        var firstOutput: ContinuousClock.Instant?
+        var exited: Int32?
+        while exited == nil {
+            if firstOutput == nil, fileSize(output) > 0 { firstOutput = .now }
+            try await Task.sleep(for: .milliseconds(2))
+            exited = process.exitStatusIfExited()
+        }
+        let finished = ContinuousClock.now
+        let status = exited ?? -1
+        try? FileManager.default.removeItem(atPath: output)
         try await env.dropSlot(slot)
-        guard status == 0 else { throw BenchError("pg_recvlogical failed (\(status)): \(process.output.suffix(500))") }
-        return Double(rows) / seconds(elapsed)
+        guard status == 0, let firstOutput else { throw BenchError("pg_recvlogical failed (\(status)): \(process.output.suffix(500))") }
+        return Double(rows) / seconds(finished - firstOutput)
     }
 
     /// Decoding with no client at all: the backend decodes the slot (pgoutput, binary) and
     /// only counts the changes. A reference for how much of the budget the walsender
     /// protocol itself takes; not the denominator (the issue defines that as pg_recvlogical).
-    static func serverSideDecode(_ env: BenchEnvironment, rows: Int, transactionRows: Int) async throws -> Double {
-        let slot = "bench_server_decode"
-        try await env.backlog(slot: slot, rows: rows, transactionRows: transactionRows)
+    static func serverSideDecode(_ env: BenchEnvironment, slot: String, rows: Int) async throws -> Double {
         let started = ContinuousClock.now
         _ = try await env.db.query("""
             SELECT count(*) AS n FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'outbox_pub')
@@ -42,28 +53,27 @@ enum Contenders {
 
     struct RelayRun { var rowsPerSecond: Double; var peakRSS: Int }
 
-    /// Our relay as a real process (release build), from process start to the last row
-    /// acknowledged, read from its own /metrics endpoint.
-    static func relay(_ env: BenchEnvironment, binary: String, capture: CaptureMode, rows: Int, transactionRows: Int) async throws -> RelayRun {
-        let slot = "bench_relay"
-        if capture == .notify { try await NotifyTrigger.install(on: env.db) } else { try await NotifyTrigger.remove(on: env.db) }
-        try await env.backlog(slot: slot, rows: rows, transactionRows: transactionRows)
+    /// Our relay as a real process (release build), timed from its first acknowledged row
+    /// to its last, read from its own /metrics endpoint (every 5 ms).
+    static func relay(_ env: BenchEnvironment, binary: String, capture: CaptureMode, slot: String, rows: Int) async throws -> RelayRun {
         let port = freeLoopbackPort()
-        let started = ContinuousClock.now
         let process = try ChildProcess([binary, "run", "--database-url", env.databaseURL, "--kafka-bootstrap-servers", env.broker.bootstrapServers,
-                                        "--slot", slot, "--capture", capture.rawValue, "--http-port", String(port), "--log-level", "warning",
-                                        "--set", "sweeper=false", "--set", "spill-dir=\(NSTemporaryDirectory())"]
+                                        "--slot", slot, "--capture", capture.rawValue, "--http-port", String(port), "--log-level", "error",
+                                        "--no-sweeper", "--set", "spill-dir=\(NSTemporaryDirectory())"]
                                        + (env.relayKafkaProperties.isEmpty ? [] : ["--kafka-properties",
                                           env.relayKafkaProperties.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")]),
                                        outputPath: tempPath("relay-\(capture.rawValue).log"))
         var published = 0
+        var first: (at: ContinuousClock.Instant, count: Int)?
         let deadline = ContinuousClock.now + .seconds(600)
         while published < rows {
             guard ContinuousClock.now < deadline else { process.signal(SIGKILL); throw BenchError("relay did not drain within 600 s (\(published) of \(rows))") }
-            try await Task.sleep(for: .milliseconds(10))
+            if let status = process.exitStatusIfExited() { throw BenchError("the relay exited (\(status)) while draining: \(process.output.suffix(800))") }
+            try await Task.sleep(for: .milliseconds(5))
             published = await scrapeCounter(port: port, name: "outbox_relay_events_published_total") ?? published
+            if first == nil, published > 0 { first = (.now, published) }
         }
-        let elapsed = ContinuousClock.now - started
+        let finished = ContinuousClock.now
         let rss = peakRSS(pid: process.pid) ?? 0
         process.signal(SIGTERM)
         guard let status = await process.waitForExit(timeout: .seconds(60)) else {
@@ -73,16 +83,16 @@ enum Contenders {
         }
         if status != 0 { throw BenchError("the relay exited with \(status) after SIGTERM: \(process.output.suffix(800))") }
         try await env.dropSlot(slot)
-        try await NotifyTrigger.remove(on: env.db)
-        return RelayRun(rowsPerSecond: Double(rows) / seconds(elapsed), peakRSS: rss)
+        // Rows counted at the first scrape were acknowledged before the clock started.
+        let timed = rows - (first?.count ?? 0)
+        return RelayRun(rowsPerSecond: Double(timed) / seconds(finished - (first?.at ?? finished)), peakRSS: rss)
     }
 
     /// `pg_recvlogical` (test_decoding text, one line per change) piped into `kcat -P`:
     /// what a user would script without a relay. No per-row keys or headers, BEGIN/COMMIT
-    /// lines included, no acknowledgement tracking: it is only a throughput reference.
-    static func shellPipeline(_ env: BenchEnvironment, rows: Int, transactionRows: Int) async throws -> Double {
-        let slot = "bench_shell"
-        let end = try await env.backlog(slot: slot, plugin: "test_decoding", rows: rows, transactionRows: transactionRows)
+    /// lines included, no acknowledgement tracking: it is only a throughput reference
+    /// (timed end to end: a pipe shows no first output to start the clock at).
+    static func shellPipeline(_ env: BenchEnvironment, slot: String, rows: Int, end: LSN) async throws -> Double {
         let script = "\(env.cluster.binary("pg_recvlogical")) -d '\(env.keyValueDSN)' --slot \(slot) --start --endpos \(end) --no-loop -f - "
             + "| kcat -P -b \(env.broker.bootstrapServers) -t bench.shell -X queue.buffering.max.messages=1000000"
         let started = ContinuousClock.now
@@ -93,6 +103,10 @@ enum Contenders {
         guard status == 0 else { throw BenchError("shell pipeline failed (\(status)): \(process.output.suffix(500))") }
         return Double(rows) / seconds(elapsed)
     }
+}
+
+func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
 }
 
 /// The original service's relay: a scheduler that selects INIT rows and publishes them,

@@ -3,6 +3,7 @@ import EphemeralServers
 import Foundation
 import Logging
 import Metrics
+import PGOutput
 import Relay
 
 /// Benchmarks the relay against the decode limit and the alternatives, side by side on
@@ -86,25 +87,41 @@ struct OutboxBench: AsyncParsableCommand {
         return Sample(values)
     }
 
-    /// One drain contender: a label and a run that returns rows/s and, for our relay, its
-    /// peak RSS.
+    /// The rows a drain contender drains: `rows` rows in `transactionRows`-row transactions.
+    private struct Backlog: Hashable {
+        var rows: Int
+        var transactionRows: Int = 1_000
+    }
+
+    /// One drain contender: a label, the backlog it drains, the slot it drains it from (nil:
+    /// it reads the table), and a run that returns rows/s and, for our relay, peak RSS.
     private struct Contender {
         var label: String
         var rssLabel: String?
-        var run: () async throws -> (rowsPerSecond: Double, peakRSS: Int?)
+        var backlog: Backlog
+        var slot: BenchSlot?
+        var run: (_ end: LSN) async throws -> (rowsPerSecond: Double, peakRSS: Int?)
     }
 
     /// Runs the contenders round-robin, `runs` rounds, so the decode limit and each relay
-    /// see the same machine noise; records medians, and peak RSS where reported.
-    private func interleaved(_ contenders: [Contender], into table: inout [String: Sample], rss: inout [String: Sample]) async throws {
+    /// see the same machine noise; records medians, and peak RSS where reported. In each
+    /// round, contenders of one backlog shape share one backlog (built after all their
+    /// slots exist), so they decode the same WAL.
+    private func interleaved(_ env: BenchEnvironment, _ contenders: [Contender], into table: inout [String: Sample], rss: inout [String: Sample]) async throws {
         var rates: [String: [Double]] = [:], peaks: [String: [Double]] = [:]
+        var shapes: [Backlog] = []
+        for contender in contenders where !shapes.contains(contender.backlog) { shapes.append(contender.backlog) }
         for round in 1...runs {
-            for contender in contenders {
-                let result = try await contender.run()
-                log("  \(contender.label) run \(round): \(String(format: "%.0f", result.rowsPerSecond)) rows/s"
-                    + (result.peakRSS.map { String(format: ", peak RSS %.1f MiB", Double($0) / 1_048_576) } ?? ""))
-                rates[contender.label, default: []].append(result.rowsPerSecond)
-                if let label = contender.rssLabel, let peak = result.peakRSS { peaks[label, default: []].append(Double(peak)) }
+            for shape in shapes {
+                let group = contenders.filter { $0.backlog == shape }
+                let end = try await env.backlog(slots: group.compactMap(\.slot), rows: shape.rows, transactionRows: shape.transactionRows)
+                for contender in group {
+                    let result = try await contender.run(end)
+                    log("  \(contender.label) run \(round): \(String(format: "%.0f", result.rowsPerSecond)) rows/s"
+                        + (result.peakRSS.map { String(format: ", peak RSS %.1f MiB", Double($0) / 1_048_576) } ?? ""))
+                    rates[contender.label, default: []].append(result.rowsPerSecond)
+                    if let label = contender.rssLabel, let peak = result.peakRSS { peaks[label, default: []].append(Double(peak)) }
+                }
             }
         }
         for (label, values) in rates { table[label] = Sample(values) }
@@ -113,19 +130,26 @@ struct OutboxBench: AsyncParsableCommand {
 
     private func measure(_ env: BenchEnvironment, binary: String, into r: inout BenchResults) async throws {
         let sections = self.sections
-        let decodeLimit = "decode limit: pg_recvlogical → /dev/null"
+        r.server = try await env.serverSettings()
+        let decodeLimit = "decode limit: pg_recvlogical → file"
         func limit(_ rows: Int) -> Contender {
-            Contender(label: decodeLimit) { (try await Contenders.decodeLimit(env, rows: rows, transactionRows: 1_000), nil) }
+            let slot = BenchSlot(name: "bench_decode")
+            return Contender(label: decodeLimit, backlog: Backlog(rows: rows), slot: slot) { end in
+                (try await Contenders.decodeLimit(env, slot: slot.name, rows: rows, end: end), nil)
+            }
         }
         func relay(_ label: String, rssLabel: String, _ capture: CaptureMode, rows: Int, transactionRows: Int) -> Contender {
-            Contender(label: label, rssLabel: rssLabel) {
-                let run = try await Contenders.relay(env, binary: binary, capture: capture, rows: rows, transactionRows: transactionRows)
+            let slot = BenchSlot(name: "bench_relay_\(capture.rawValue)_\(transactionRows)")
+            return Contender(label: label, rssLabel: rssLabel, backlog: Backlog(rows: rows, transactionRows: transactionRows), slot: slot) { _ in
+                let run = try await Contenders.relay(env, binary: binary, capture: capture, slot: slot.name, rows: rows)
                 return (run.rowsPerSecond, run.peakRSS)
             }
         }
 
-        var drain: [Contender] = [limit(rows), Contender(label: "reference: server-side decode, SQL count of the slot's changes") {
-            (try await Contenders.serverSideDecode(env, rows: rows, transactionRows: 1_000), nil)
+        let serverDecodeSlot = BenchSlot(name: "bench_server_decode")
+        var drain: [Contender] = [limit(rows), Contender(label: "reference: server-side decode, SQL count of the slot's changes",
+                                                         backlog: Backlog(rows: rows), slot: serverDecodeSlot) { _ in
+            (try await Contenders.serverSideDecode(env, slot: serverDecodeSlot.name, rows: rows), nil)
         }]
         if sections.contains("drain") {
             drain.append(relay("outbox-relay, stream mode", rssLabel: "drain \(rows) rows, stream", .stream, rows: rows, transactionRows: 1_000))
@@ -134,8 +158,12 @@ struct OutboxBench: AsyncParsableCommand {
             drain.append(relay("outbox-relay, notify mode", rssLabel: "drain \(rows) rows, notify", .notify, rows: rows, transactionRows: 1_000))
         }
         if sections.contains("alternatives") {
-            drain.append(Contender(label: "polling relay (original design, 1,000-row batches)") {
-                try await env.backlog(slot: nil, rows: rows)
+            let shellSlot = BenchSlot(name: "bench_shell", plugin: "test_decoding")
+            drain.append(Contender(label: "shell: pg_recvlogical piped into kcat", backlog: Backlog(rows: rows), slot: shellSlot) { end in
+                (try await Contenders.shellPipeline(env, slot: shellSlot.name, rows: rows, end: end), nil)
+            })
+            // Last in its round: it marks the rows it publishes, which the slots never see.
+            drain.append(Contender(label: "polling relay (original design, 1,000-row batches)", backlog: Backlog(rows: rows), slot: nil) { _ in
                 let started = ContinuousClock.now
                 let poller = try PollingRelay(env: env, period: .milliseconds(100))
                 while poller.publishedCount < rows { try await Task.sleep(for: .milliseconds(10)) }
@@ -143,18 +171,15 @@ struct OutboxBench: AsyncParsableCommand {
                 await poller.stop()
                 return (Double(rows) / seconds(elapsed), nil)
             })
-            drain.append(Contender(label: "shell: pg_recvlogical piped into kcat") {
-                (try await Contenders.shellPipeline(env, rows: rows, transactionRows: 1_000), nil)
-            })
         }
         if drain.count > 1 {
             log("drain \(rows) rows (1,000-row transactions), \(runs) interleaved rounds")
-            try await interleaved(drain, into: &r.drain, rss: &r.rss)
+            try await interleaved(env, drain, into: &r.drain, rss: &r.rss)
         }
 
         if largeRows > 0 && sections.contains("large") {
             log("scaling: \(largeRows) rows, and one \(largeRows)-row transaction")
-            try await interleaved([
+            try await interleaved(env, [
                 limit(largeRows),
                 relay("outbox-relay, stream mode", rssLabel: "drain \(largeRows) rows, stream", .stream, rows: largeRows, transactionRows: 1_000),
                 relay("outbox-relay, one \(largeRows)-row transaction", rssLabel: "one \(largeRows)-row transaction, stream", .stream,
