@@ -126,6 +126,25 @@ struct BenchSlot: Hashable {
     var plugin = "pgoutput"
 }
 
+/// Resident memory of a process by what is mapped (a library, the binary, the heap,
+/// anonymous memory), in bytes, largest first: what a process's RSS is made of. Code pages
+/// of a library count once per process however little of it runs.
+func residentByMapping(pid: Int32) -> [(mapping: String, bytes: Int)] {
+    guard let smaps = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { return [] }
+    var totals: [String: Int] = [:]
+    var current = "[anonymous]"
+    for line in smaps.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if let first = fields.first, first.contains("-"), fields.count >= 5 {
+            // A mapping header: address range, perms, offset, device, inode, [path].
+            current = fields.count >= 6 ? String(fields[5...].joined(separator: " ")).split(separator: "/").last.map(String.init) ?? "?" : "[anonymous]"
+        } else if line.hasPrefix("Rss:"), fields.count >= 2, let kb = Int(fields[1]) {
+            totals[current, default: 0] += kb * 1024
+        }
+    }
+    return totals.map { ($0.key, $0.value) }.sorted { $0.bytes > $1.bytes }
+}
+
 /// Peak resident memory of a process (VmHWM), in bytes.
 func peakRSS(pid: Int32) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }

@@ -75,6 +75,8 @@ enum Contenders {
         }
         let finished = ContinuousClock.now
         let rss = peakRSS(pid: process.pid) ?? 0
+        let breakdown = residentByMapping(pid: process.pid).prefix(8)
+        log("    resident now, by mapping: " + breakdown.map { "\($0.mapping) \(String(format: "%.1f", Double($0.bytes) / 1_048_576))" }.joined(separator: ", ") + " MiB")
         process.signal(SIGTERM)
         guard let status = await process.waitForExit(timeout: .seconds(60)) else {
             process.signal(SIGKILL)
