@@ -25,7 +25,9 @@ public final class TansuBroker: Sendable {
 
     /// Starts a broker and waits until it accepts connections. Throws `ServerBinaryMissing`
     /// when Tansu is not installed.
-    public static func start(timeout: Duration = .seconds(15)) async throws -> TansuBroker {
+    /// - Parameter extraArguments: more `tansu broker` options, e.g. `--authentication`
+    ///   (SASL SCRAM required on every connection).
+    public static func start(timeout: Duration = .seconds(15), extraArguments: [String] = []) async throws -> TansuBroker {
         let binary = try ServerBinaries.tansu()
         return try await offPool {
             var lastError: (any Error)?
@@ -36,7 +38,7 @@ public final class TansuBroker: Sendable {
                                             "--listener-url", "tcp://127.0.0.1:\(port)",
                                             "--advertised-listener-url", "tcp://127.0.0.1:\(port)",
                                             "--storage-engine", "memory://tansu/",
-                                            "--cluster-id", "outbox-relay"], outputPath: logPath)
+                                            "--cluster-id", "outbox-relay"] + extraArguments, outputPath: logPath)
                 let broker = TansuBroker(port: port, pid: pid, logPath: logPath)
                 let deadline = ContinuousClock.now + timeout
                 while ContinuousClock.now < deadline, kill(pid, 0) == 0 {

@@ -1,0 +1,129 @@
+import EphemeralServers
+import Foundation
+import KafkaClient
+import Logging
+import Testing
+
+/// Kafka SASL and TLS failures fail closed: the library reports the cause at once (not
+/// "no broker answered" after the whole connect timeout), and `run` and `consume` exit
+/// non-zero at start naming the setting to fix, without printing the password.
+///
+/// What a real broker proves here, and what it cannot (README, Transport security):
+/// - SASL: Tansu 0.6.0 with `--authentication` requires SCRAM on every connection. It
+///   cannot create users once authentication is on (its `user create` needs an
+///   unauthenticated connection and the store is in memory), so every login is refused:
+///   this proves the refusal path, not a successful SCRAM login.
+/// - TLS: Tansu 0.6.0 does not serve TLS (its `--cert` and `--key` options exclude each
+///   other and the listener stays plaintext), and librdkafka's mock cluster forces
+///   plaintext. The handshake is therefore made against `openssl s_server` with a
+///   certificate generated at test time: a wrong CA and a certificate for another host
+///   name are each refused. A successful Kafka session over TLS is not proven.
+@Suite("Kafka SASL and TLS fail closed")
+struct KafkaSecurityTests {
+    static let password = "k4fka-Secr3t"
+
+    func producer(_ bootstrapServers: String, _ properties: [String: String]) throws -> KafkaProducer {
+        try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, properties: properties),
+                          logger: Logger(label: "security-test"), onDelivery: { _ in })
+    }
+
+    /// `run` and `consume` against this Kafka setup: each must exit non-zero within
+    /// `within`, naming every phrase, never printing the password.
+    func expectCLIRefuses(_ ctx: TestContext, bootstrapServers: String, settings: [String], phrases: [String],
+                          within limit: Duration) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["OUTBOX_RELAY_KAFKA_SASL_PASSWORD"] = Self.password
+        for command in ["run", "consume"] {
+            let started = ContinuousClock.now
+            let result = try await runCLI([command, "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", bootstrapServers,
+                                           "--http-port", "0"] + settings.flatMap { ["--set", $0] }, environment: environment)
+            let elapsed = ContinuousClock.now - started
+            #expect(result.status != 0, "\(command) exited 0: \(result.output.suffix(1_500))")
+            #expect(elapsed < limit, "\(command) took \(elapsed) to give up")
+            for phrase in phrases { #expect(result.output.contains(phrase), "\(command): \(result.output.suffix(1_500))") }
+            #expect(!result.output.contains(Self.password), "\(command) printed the SASL password")
+        }
+    }
+
+    @Test("a refused SCRAM login fails at once with the cause, in the library and in run and consume")
+    func wrongPassword() async throws {
+        try await withTestContext(broker: false) { ctx in
+            _ = try await ctx.migrated()
+            let broker = try await TansuBroker.start(extraArguments: ["--authentication"])
+            let properties = ["security.protocol": "sasl_plaintext", "sasl.mechanisms": "SCRAM-SHA-512",
+                              "sasl.username": "relay", "sasl.password": Self.password]
+            let client = try producer(broker.bootstrapServers, properties)
+            let started = ContinuousClock.now
+            let error = await #expect(throws: KafkaError.self) { try await client.checkConnectivity(timeout: .seconds(30)) }
+            #expect(ContinuousClock.now - started < .seconds(10), "it waited out the timeout instead of failing closed")
+            #expect(error?.code == .authentication, "\(error.map { "\($0)" } ?? "-")")
+            #expect("\(error.map { "\($0)" } ?? "")".contains("kafka-sasl-password"))
+            #expect(!"\(error.map { "\($0)" } ?? "")".contains(Self.password))
+            #expect(client.securityFailure?.code == .authentication)
+            await client.close(timeout: .zero)
+
+            // The start-up check's own timeout is 10 s: giving up well before it shows the
+            // cause ended the wait, not the timeout.
+            try await expectCLIRefuses(ctx, bootstrapServers: broker.bootstrapServers,
+                                       settings: ["kafka-security-protocol=sasl_plaintext", "kafka-sasl-mechanism=SCRAM-SHA-512",
+                                                  "kafka-sasl-username=relay"],
+                                       phrases: ["SASL credentials", "kafka-sasl-password"], within: .seconds(8))
+            await broker.stop()
+        }
+    }
+
+    @Test("an untrusted broker certificate (wrong CA, or another host's name) fails at once with the cause; reconnects stay bounded")
+    func untrustedCertificate() async throws {
+        let certificates = try TestCertificates.make(hostName: "broker.outbox.test")
+        defer { certificates.remove() }
+        let port = freeLoopbackPort()
+        let serverLog = certificates.directory + "/s_server.log"
+        // A TLS endpoint with the generated server certificate. The handshake is all that
+        // is tested; `-www` keeps it accepting one connection after another.
+        let server = try ChildProcess(["/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:\(port)",
+                                       "-cert", certificates.serverCertificatePath, "-key", certificates.serverKeyPath, "-www"],
+                                      outputPath: serverLog)
+        defer { server.signal(SIGKILL) }
+        #expect(await eventually { isLoopbackPortOpen(port) })
+        let bootstrap = "127.0.0.1:\(port)"
+        /// Handshakes the server saw rejected by the client.
+        func rejectedHandshakes() -> Int {
+            let log = (try? String(contentsOfFile: serverLog, encoding: .utf8)) ?? ""
+            return log.components(separatedBy: "alert").count - 1
+        }
+
+        // A CA that did not sign the certificate; then the right CA, but the certificate
+        // names broker.outbox.test and the client connects to 127.0.0.1.
+        for ca in [certificates.otherCAPath, certificates.caPath] {
+            let client = try producer(bootstrap, ["security.protocol": "ssl", "ssl.ca.location": ca])
+            let started = ContinuousClock.now
+            let error = await #expect(throws: KafkaError.self) { try await client.checkConnectivity(timeout: .seconds(30)) }
+            #expect(ContinuousClock.now - started < .seconds(10), "it waited out the timeout instead of failing closed")
+            #expect(error?.code == .tls, "\(error.map { "\($0)" } ?? "-")")
+            let text = "\(error.map { "\($0)" } ?? "")"
+            #expect(text.contains("could not be verified") && text.contains("kafka-ssl-ca-location"), "\(text)")
+            await client.close(timeout: .zero)
+        }
+
+        // Left running (the library does not stop a producer by itself), librdkafka keeps
+        // reconnecting at its own pace: measured here about 5 handshakes a second with the
+        // idempotent producer (about 2 with idempotence off), never a tight loop. The
+        // commands below do not leave it running: they exit on the first refusal.
+        let before = rejectedHandshakes()
+        let idle = try producer(bootstrap, ["security.protocol": "ssl", "ssl.ca.location": certificates.otherCAPath])
+        try await Task.sleep(for: .seconds(6))
+        await idle.close(timeout: .zero)
+        let attempts = rejectedHandshakes() - before
+        #expect(attempts >= 1 && attempts <= 60, "\(attempts) handshakes in 6 s")
+
+        try await withTestContext(broker: false) { ctx in
+            _ = try await ctx.migrated()
+            let beforeCLI = rejectedHandshakes()
+            try await expectCLIRefuses(ctx, bootstrapServers: bootstrap,
+                                       settings: ["kafka-security-protocol=ssl", "kafka-ssl-ca-location=\(certificates.otherCAPath)"],
+                                       phrases: ["could not be verified", "kafka-ssl-ca-location"], within: .seconds(8))
+            // Each command stopped after its first refused handshake or two.
+            #expect(rejectedHandshakes() - beforeCLI <= 6, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
+        }
+    }
+}
