@@ -25,9 +25,13 @@ public final class TansuBroker: Sendable {
 
     /// Starts a broker and waits until it accepts connections. Throws `ServerBinaryMissing`
     /// when Tansu is not installed.
-    /// - Parameter extraArguments: more `tansu broker` options, e.g. `--authentication`
-    ///   (SASL SCRAM required on every connection).
-    public static func start(timeout: Duration = .seconds(15), extraArguments: [String] = []) async throws -> TansuBroker {
+    /// - Parameters:
+    ///   - extraArguments: more `tansu broker` options, e.g. `--authentication` (SASL SCRAM
+    ///     required on every connection).
+    ///   - advertisedPort: the loopback port clients are told to use after bootstrap, when a
+    ///     proxy sits in front of the broker (default: the broker's own port).
+    public static func start(timeout: Duration = .seconds(15), extraArguments: [String] = [],
+                             advertisedPort: Int? = nil) async throws -> TansuBroker {
         let binary = try ServerBinaries.tansu()
         return try await offPool {
             var lastError: (any Error)?
@@ -36,7 +40,7 @@ public final class TansuBroker: Sendable {
                 let logPath = NSTemporaryDirectory() + "tansu-\(port)-\(UUID().uuidString.prefix(8)).log"
                 let pid = try spawnProcess([binary, "broker",
                                             "--listener-url", "tcp://127.0.0.1:\(port)",
-                                            "--advertised-listener-url", "tcp://127.0.0.1:\(port)",
+                                            "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort ?? port)",
                                             "--storage-engine", "memory://tansu/",
                                             "--cluster-id", "outbox-relay"] + extraArguments, outputPath: logPath)
                 let broker = TansuBroker(port: port, pid: pid, logPath: logPath)

@@ -126,4 +126,45 @@ struct KafkaSecurityTests {
             #expect(rejectedHandshakes() - beforeCLI <= 6, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
         }
     }
+
+    @Test("over verified TLS (Tansu behind a TLS terminator) the library and `run` deliver and are acknowledged")
+    func verifiedTLSSession() async throws {
+        let certificates = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
+        defer { certificates.remove() }
+        let tlsPort = freeLoopbackPort()
+        // The broker tells clients to come back through the terminator after bootstrap.
+        let broker = try await TansuBroker.start(advertisedPort: tlsPort)
+        let terminator = try await TLSTerminator.start(port: tlsPort, upstreamPort: broker.port,
+                                                      certificatePath: certificates.serverCertificatePath,
+                                                      keyPath: certificates.serverKeyPath,
+                                                      logPath: certificates.directory + "/terminator.log")
+        let bootstrap = "127.0.0.1:\(tlsPort)"
+
+        let client = try producer(bootstrap, ["security.protocol": "ssl", "ssl.ca.location": certificates.caPath])
+        try await client.checkConnectivity(timeout: .seconds(30))
+        let report = try await client.send(topic: "tls.test", key: Array("k".utf8), value: Array("over TLS".utf8))
+        #expect(report.error == nil, "\(report)")
+        #expect(client.securityFailure == nil)
+        await client.close()
+
+        try await withTestContext(broker: false) { ctx in
+            let db = try await ctx.migrated()
+            let port = freeLoopbackPort()
+            let relay = try ChildProcess([try relayBinary(), "run", "--database-url", ctx.databaseURL,
+                                          "--kafka-bootstrap-servers", bootstrap, "--slot", ctx.slotName,
+                                          "--http-port", String(port), "--log-level", "notice", "--set", "sweeper=false",
+                                          "--set", "spill-dir=\(NSTemporaryDirectory())",
+                                          "--set", "kafka-security-protocol=ssl", "--set", "kafka-ssl-ca-location=\(certificates.caPath)"],
+                                         outputPath: NSTemporaryDirectory() + "relay-\(ctx.databaseName)-tls.log")
+            #expect(await eventually { (await LoopbackHTTP.get(port: port, path: "/readyz"))?.status == 200 },
+                    "relay never ready: \(relay.output.suffix(2_000))")
+            try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 4)
+            #expect(await eventually {
+                (await LoopbackHTTP.get(port: port, path: "/metrics")).flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } == 20
+            }, "\(relay.output.suffix(2_000))")
+            #expect(await relay.terminate(timeout: .seconds(30)) == 0, "\(relay.output.suffix(1_500))")
+        }
+        await terminator.stop()
+        await broker.stop()
+    }
 }

@@ -15,8 +15,10 @@ struct TestCertificates: Sendable {
     var serverCertificate: String { (try? String(contentsOfFile: serverCertificatePath, encoding: .utf8)) ?? "" }
     var serverKey: String { (try? String(contentsOfFile: serverKeyPath, encoding: .utf8)) ?? "" }
 
-    /// - Parameter hostName: the only name (DNS subjectAltName) in the server certificate.
-    static func make(hostName: String) throws -> TestCertificates {
+    /// - Parameters:
+    ///   - hostName: the DNS name (subjectAltName) in the server certificate.
+    ///   - ipAddress: an IP address the certificate names too, if any.
+    static func make(hostName: String, ipAddress: String? = nil) throws -> TestCertificates {
         let directory = NSTemporaryDirectory() + "outbox-tls-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
@@ -27,7 +29,7 @@ struct TestCertificates: Sendable {
                          "-subj", "/CN=outbox-relay test \(ca)"], in: directory)
         }
         try openssl(["req"] + key + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=\(hostName)"], in: directory)
-        try "subjectAltName=DNS:\(hostName)\n".write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
+        try "subjectAltName=DNS:\(hostName)\(ipAddress.map { ",IP:\($0)" } ?? "")\n".write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
         try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
                      "-out", "server.crt", "-days", "2", "-extfile", "server.ext"], in: directory)
         return certificates
