@@ -15,9 +15,9 @@ import Testing
 ///   this proves the refusal path, not a successful SCRAM login.
 /// - TLS: Tansu 0.6.0 does not serve TLS (its `--cert` and `--key` options exclude each
 ///   other and the listener stays plaintext), and librdkafka's mock cluster forces
-///   plaintext. The handshake is therefore made against `openssl s_server` with a
-///   certificate generated at test time: a wrong CA and a certificate for another host
-///   name are each refused. A successful Kafka session over TLS is not proven.
+///   plaintext. Refusals are made against `openssl s_server` with a certificate generated
+///   at test time (a wrong CA, a certificate for another host name); the working session
+///   goes through `TLSTerminator` in front of Tansu.
 @Suite("Kafka SASL and TLS fail closed")
 struct KafkaSecurityTests {
     static let password = "k4fka-Secr3t"
