@@ -62,12 +62,13 @@ struct KafkaSecurityTests {
             #expect(client.securityFailure?.code == .authentication)
             await client.close(timeout: .zero)
 
-            // The start-up check's own timeout is 10 s: giving up well before it shows the
-            // cause ended the wait, not the timeout.
+            // The start-up check would give up after 10 s saying only that no broker answered;
+            // the named cause shows the refusal ended it. The time bound is loose on purpose
+            // (process start under a loaded CI machine); the library check above is the tight one.
             try await expectCLIRefuses(ctx, bootstrapServers: broker.bootstrapServers,
                                        settings: ["kafka-security-protocol=sasl_plaintext", "kafka-sasl-mechanism=SCRAM-SHA-512",
                                                   "kafka-sasl-username=relay"],
-                                       phrases: ["SASL credentials", "kafka-sasl-password"], within: .seconds(8))
+                                       phrases: ["SASL credentials", "kafka-sasl-password"], within: .seconds(20))
             await broker.stop()
         }
     }
@@ -121,7 +122,7 @@ struct KafkaSecurityTests {
             let beforeCLI = rejectedHandshakes()
             try await expectCLIRefuses(ctx, bootstrapServers: bootstrap,
                                        settings: ["kafka-security-protocol=ssl", "kafka-ssl-ca-location=\(certificates.otherCAPath)"],
-                                       phrases: ["could not be verified", "kafka-ssl-ca-location"], within: .seconds(8))
+                                       phrases: ["could not be verified", "kafka-ssl-ca-location"], within: .seconds(20))
             // Each command stopped after its first refused handshake or two.
             #expect(rejectedHandshakes() - beforeCLI <= 6, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
         }
