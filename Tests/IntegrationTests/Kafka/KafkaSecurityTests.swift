@@ -168,4 +168,59 @@ struct KafkaSecurityTests {
         await terminator.stop()
         await broker.stop()
     }
+
+    @Test("a running relay whose broker starts refusing its TLS reports not ready naming the cause, and ready again once deliveries go through")
+    func refusalAfterStartTurnsReadinessOff() async throws {
+        let certificates = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
+        let impostor = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")  // another CA
+        defer { certificates.remove(); impostor.remove() }
+        let tlsPort = freeLoopbackPort()
+        let broker = try await TansuBroker.start(advertisedPort: tlsPort)
+        func terminator() async throws -> TLSTerminator {
+            try await TLSTerminator.start(port: tlsPort, upstreamPort: broker.port, certificatePath: certificates.serverCertificatePath,
+                                          keyPath: certificates.serverKeyPath, logPath: certificates.directory + "/terminator.log")
+        }
+        var front = try await terminator()
+        try await withTestContext(broker: false) { ctx in
+            let db = try await ctx.migrated()
+            let port = freeLoopbackPort()
+            let relay = try ChildProcess([try relayBinary(), "run", "--database-url", ctx.databaseURL,
+                                          "--kafka-bootstrap-servers", "127.0.0.1:\(tlsPort)", "--slot", ctx.slotName,
+                                          "--http-port", String(port), "--log-level", "notice", "--set", "sweeper=false",
+                                          "--set", "spill-dir=\(NSTemporaryDirectory())",
+                                          "--set", "kafka-security-protocol=ssl", "--set", "kafka-ssl-ca-location=\(certificates.caPath)"],
+                                         outputPath: NSTemporaryDirectory() + "relay-\(ctx.databaseName)-refusal.log")
+            func readyz() async -> (status: Int, body: String)? {
+                (await LoopbackHTTP.get(port: port, path: "/readyz")).map { ($0.status, $0.body) }
+            }
+            #expect(await eventually { await readyz()?.status == 200 }, "relay never ready: \(relay.output.suffix(2_000))")
+
+            // The broker's address now answers with a certificate from a CA the relay does not trust.
+            await front.stop()
+            let impostorServer = try ChildProcess(["/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:\(tlsPort)",
+                                                   "-cert", impostor.serverCertificatePath, "-key", impostor.serverKeyPath, "-www"],
+                                                  outputPath: impostor.directory + "/s_server.log")
+            try await insertOutboxRows(db, transactions: 2, rowsPerTransaction: 2)
+            let refused = await eventually(timeout: .seconds(60)) {
+                guard let answer = await readyz() else { return false }
+                return answer.status == 503 && answer.body.contains("could not be verified") && answer.body.contains("kafka-ssl-ca-location")
+            }
+            let duringRefusal = await readyz()
+            #expect(refused, "readyz: \(duringRefusal.map { "\($0.status) \($0.body)" } ?? "-")\n\(relay.output.suffix(1_500))")
+
+            // The real broker is back: the waiting rows are delivered and readiness returns.
+            impostorServer.signal(SIGKILL)
+            _ = await impostorServer.waitForExit(timeout: .seconds(10))
+            front = try await terminator()
+            let readyAgain = await eventually(timeout: .seconds(60)) { await readyz()?.status == 200 }
+            let afterRecovery = await readyz()
+            #expect(readyAgain, "readyz: \(afterRecovery.map { "\($0.status) \($0.body)" } ?? "-")\n\(relay.output.suffix(1_500))")
+            #expect(await eventually {
+                (await LoopbackHTTP.get(port: port, path: "/metrics")).flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } == 4
+            })
+            #expect(await relay.terminate(timeout: .seconds(30)) == 0, "\(relay.output.suffix(1_500))")
+        }
+        await front.stop()
+        await broker.stop()
+    }
 }
