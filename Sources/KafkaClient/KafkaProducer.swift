@@ -274,9 +274,9 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// The first authentication or TLS failure a broker reported, if any. Such a failure
-    /// does not heal by itself (librdkafka keeps reconnecting with its backoff); callers
-    /// use this to report not ready, naming the cause.
+    /// The first authentication or TLS failure a broker reported since this producer was
+    /// created, if any (it stays set: `onError` sees every report as it comes). Such a
+    /// failure does not heal by itself; librdkafka keeps reconnecting with its backoff.
     public var securityFailure: KafkaError? { tracked.securityFailure }
 
     /// Asks for metadata of `topics`, which makes brokers with auto-creation enabled create
