@@ -24,7 +24,9 @@ public enum KafkaSecurityFailure {
         // librdkafka reports one failed handshake twice: as `_SSL` ("SSL handshake failed: …")
         // and as `_TRANSPORT` with only OpenSSL's text.
         let isTLS = name == "_SSL" || lower.contains("ssl handshake failed") || lower.contains("certificate verify failed")
-        guard isTLS else { return nil }
+        // A connection dropped mid-handshake ("Disconnected: connecting to a PLAINTEXT
+        // broker listener?") is also what a broker restart looks like: transient, not a refusal.
+        guard isTLS, !lower.contains("disconnected") else { return nil }
         if lower.contains("certificate verify failed") || lower.contains("could not be verified") {
             return KafkaError(
                 code: .tls, name: name,

@@ -33,7 +33,7 @@ struct KafkaSecurityFailureTests {
     @Test("another TLS handshake failure names the protocol setting")
     func otherHandshakeFailure() throws {
         let error = try #require(KafkaSecurityFailure.classify(
-            name: "_SSL", reason: "ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener? (after 39ms in state SSL_HANDSHAKE)"))
+            name: "_SSL", reason: "ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: error:0A00010B:SSL routines::wrong version number (after 3ms in state SSL_HANDSHAKE)"))
         #expect(error.code == .tls)
         #expect(error.message.contains("kafka-security-protocol"), "\(error.message)")
     }
@@ -42,6 +42,9 @@ struct KafkaSecurityFailureTests {
         ("_TRANSPORT", "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT)"),
         ("_ALL_BROKERS_DOWN", "1/1 brokers are down"),
         ("_TIMED_OUT", "Local: Timed out"),
+        // The connection dropped mid-handshake, as during a broker restart: transient.
+        ("_SSL", "ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener? (after 39ms in state SSL_HANDSHAKE)"),
+        ("_TRANSPORT", "GroupCoordinator: 127.0.0.1:9092: SSL handshake failed: Disconnected: connecting to a PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)"),
     ])
     func notSecurity(name: String, reason: String) {
         #expect(KafkaSecurityFailure.classify(name: name, reason: reason) == nil)

@@ -123,8 +123,9 @@ struct KafkaSecurityTests {
             try await expectCLIRefuses(ctx, bootstrapServers: bootstrap,
                                        settings: ["kafka-security-protocol=ssl", "kafka-ssl-ca-location=\(certificates.otherCAPath)"],
                                        phrases: ["could not be verified", "kafka-ssl-ca-location"], within: .seconds(20))
-            // Each command stopped after its first refused handshake or two.
-            #expect(rejectedHandshakes() - beforeCLI <= 6, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
+            // Each command stopped after its first refusals (librdkafka opens a bootstrap and
+            // a broker connection, and reconnects once or twice before the refusal is seen).
+            #expect(rejectedHandshakes() - beforeCLI <= 12, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
         }
     }
 
@@ -221,6 +222,39 @@ struct KafkaSecurityTests {
             #expect(await relay.terminate(timeout: .seconds(30)) == 0, "\(relay.output.suffix(1_500))")
         }
         await front.stop()
+        await broker.stop()
+    }
+
+    @Test("a running consume whose broker starts refusing its TLS stops, exiting non-zero with the cause")
+    func consumeStopsOnRefusalAfterStart() async throws {
+        let certificates = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
+        let impostor = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")  // another CA
+        defer { certificates.remove(); impostor.remove() }
+        let tlsPort = freeLoopbackPort()
+        let broker = try await TansuBroker.start(advertisedPort: tlsPort)
+        let front = try await TLSTerminator.start(port: tlsPort, upstreamPort: broker.port, certificatePath: certificates.serverCertificatePath,
+                                                  keyPath: certificates.serverKeyPath, logPath: certificates.directory + "/terminator.log")
+        try await withTestContext(broker: false) { ctx in
+            _ = try await ctx.migrated()
+            let consume = try ChildProcess([try relayBinary(), "consume", "--database-url", ctx.databaseURL,
+                                            "--kafka-bootstrap-servers", "127.0.0.1:\(tlsPort)", "--http-port", "0", "--log-level", "notice",
+                                            "--set", "kafka-properties=allow.auto.create.topics=true",
+                                            "--set", "kafka-security-protocol=ssl", "--set", "kafka-ssl-ca-location=\(certificates.caPath)"],
+                                           outputPath: NSTemporaryDirectory() + "consume-\(ctx.databaseName)-refusal.log")
+            // Past the start-up check and consuming.
+            #expect(await consume.waitForExit(timeout: .seconds(5)) == nil, "consume stopped early: \(consume.output.suffix(1_500))")
+
+            await front.stop()
+            let impostorServer = try ChildProcess(["/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:\(tlsPort)",
+                                                   "-cert", impostor.serverCertificatePath, "-key", impostor.serverKeyPath, "-www"],
+                                                  outputPath: impostor.directory + "/s_server.log")
+            defer { impostorServer.signal(SIGKILL) }
+            let status = await consume.waitForExit(timeout: .seconds(60))
+            if status == nil { consume.signal(SIGKILL); _ = await consume.waitForExit() }
+            #expect(status != nil && status != 0, "consume kept running against a refused certificate: \(consume.output.suffix(1_500))")
+            #expect(consume.output.contains("could not be verified") && consume.output.contains("kafka-ssl-ca-location"),
+                    "\(consume.output.suffix(1_500))")
+        }
         await broker.stop()
     }
 }
