@@ -6,7 +6,8 @@ import Glibc
 
 /// A throwaway PostgreSQL 15 cluster: `initdb` into a temp dir (as the `postgres` OS user
 /// when this process is root, because initdb refuses root), `wal_level=logical`, a free
-/// loopback port, trust authentication on loopback only. `stop()` removes everything.
+/// loopback port, trust authentication on loopback only (callers may replace `pg_hba.conf`
+/// and add files, e.g. for a TLS-only server). `stop()` removes everything.
 public final class PostgresCluster: Sendable {
     public let port: Int
     public let directory: String
@@ -51,9 +52,27 @@ public final class PostgresCluster: Sendable {
         "max_locks_per_transaction": "256",
     ]
 
+    /// The `pg_hba.conf` every cluster gets unless `start(hbaLines:)` replaces it: trust on
+    /// loopback and the Unix socket, for normal and replication connections.
+    public static let defaultHBALines = [
+        "local all all trust",
+        "host all all 127.0.0.1/32 trust",
+        "host replication all 127.0.0.1/32 trust",
+        "local replication all trust",
+    ]
+
     /// Creates and starts a cluster. Throws `ServerBinaryMissing` naming `scripts/setup`
     /// when PostgreSQL 15 is not installed.
-    public static func start(extraSettings: [String: String] = [:]) async throws -> PostgresCluster {
+    /// - Parameters:
+    ///   - extraSettings: `postgresql.conf` settings on top of `defaultSettings` (values as
+    ///     written in the file, so strings carry their quotes).
+    ///   - hbaLines: the whole `pg_hba.conf`, replacing `defaultHBALines` (e.g. `hostssl`
+    ///     lines for a TLS-only server).
+    ///   - dataFiles: files to place in the data directory before the server starts, by
+    ///     name, owned by the server's OS user with mode 0600 (e.g. a TLS key and
+    ///     certificate that `ssl_key_file` / `ssl_cert_file` name).
+    public static func start(extraSettings: [String: String] = [:], hbaLines: [String] = defaultHBALines,
+                             dataFiles: [String: String] = [:]) async throws -> PostgresCluster {
         let binDir = try ServerBinaries.postgresBinDir()
         return try await offPool {
             let runAs: String? = ChildProcesses.isRoot ? "postgres" : nil
@@ -83,14 +102,12 @@ public final class PostgresCluster: Sendable {
                 settings["listen_addresses"] = "'127.0.0.1'"
                 settings["unix_socket_directories"] = "'\(directory)'"
                 let conf = settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n")
-                let hba = """
-                local all all trust
-                host all all 127.0.0.1/32 trust
-                host replication all 127.0.0.1/32 trust
-                local replication all trust
-                """
                 try writeAsOwner(conf + "\n", to: data + "/postgresql.auto.conf", owner: runAs)
-                try writeAsOwner(hba + "\n", to: data + "/pg_hba.conf", owner: runAs)
+                try writeAsOwner(hbaLines.joined(separator: "\n") + "\n", to: data + "/pg_hba.conf", owner: runAs)
+                for (name, contents) in dataFiles {
+                    // The server refuses a private key that others can read.
+                    try writeAsOwner(contents, to: data + "/" + name, owner: runAs, mode: 0o600)
+                }
                 let cluster = PostgresCluster(port: port, directory: directory, binDir: binDir, runAs: runAs)
                 do {
                     try cluster.pgCtl(["-l", cluster.logPath, "-w", "-t", "60", "start"])
@@ -155,8 +172,15 @@ public final class PostgresCluster: Sendable {
     public func binary(_ name: String) -> String { binDir + "/" + name }
 }
 
-private func writeAsOwner(_ text: String, to path: String, owner: String?) throws {
-    try text.write(toFile: path, atomically: false, encoding: .utf8)
+private func writeAsOwner(_ text: String, to path: String, owner: String?, mode: mode_t? = nil) throws {
+    if let mode {
+        // Created with the mode, so a key is never readable by others, even briefly.
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {
+            throw CommandFailed(command: "write \(path)", status: errno, output: "cannot create the file")
+        }
+    } else {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
     if owner != nil, let pw = getpwnam(owner!) {
         chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid)
     }

@@ -25,7 +25,13 @@ public final class TansuBroker: Sendable {
 
     /// Starts a broker and waits until it accepts connections. Throws `ServerBinaryMissing`
     /// when Tansu is not installed.
-    public static func start(timeout: Duration = .seconds(15)) async throws -> TansuBroker {
+    /// - Parameters:
+    ///   - extraArguments: more `tansu broker` options, e.g. `--authentication` (SASL SCRAM
+    ///     required on every connection).
+    ///   - advertisedPort: the loopback port clients are told to use after bootstrap, when a
+    ///     proxy sits in front of the broker (default: the broker's own port).
+    public static func start(timeout: Duration = .seconds(15), extraArguments: [String] = [],
+                             advertisedPort: Int? = nil) async throws -> TansuBroker {
         let binary = try ServerBinaries.tansu()
         return try await offPool {
             var lastError: (any Error)?
@@ -34,9 +40,9 @@ public final class TansuBroker: Sendable {
                 let logPath = NSTemporaryDirectory() + "tansu-\(port)-\(UUID().uuidString.prefix(8)).log"
                 let pid = try spawnProcess([binary, "broker",
                                             "--listener-url", "tcp://127.0.0.1:\(port)",
-                                            "--advertised-listener-url", "tcp://127.0.0.1:\(port)",
+                                            "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort ?? port)",
                                             "--storage-engine", "memory://tansu/",
-                                            "--cluster-id", "outbox-relay"], outputPath: logPath)
+                                            "--cluster-id", "outbox-relay"] + extraArguments, outputPath: logPath)
                 let broker = TansuBroker(port: port, pid: pid, logPath: logPath)
                 let deadline = ContinuousClock.now + timeout
                 while ContinuousClock.now < deadline, kill(pid, 0) == 0 {

@@ -35,6 +35,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         let unmanaged = Unmanaged.passRetained(context)
         rd_kafka_conf_set_opaque(conf, unmanaged.toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
+        rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
         rd_kafka_conf_set_log_cb(conf, rdkafkaLogCallback)
         var errorBuffer = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorBuffer, errorBuffer.count) else {
@@ -62,12 +63,20 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Waits up to `timeout` for the next message. Partition EOF and transient errors return
     /// nil; errors that need attention throw.
     public func poll(timeout: Duration) throws(KafkaError) -> KafkaMessage? {
+        // A broker refused the credentials or the certificate (reported to the error
+        // callback during an earlier poll): fail closed instead of polling on.
+        if let failure = context.takeUnretainedValue().securityFailure { throw failure }
         let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         guard let message = rd_kafka_consumer_poll(handle.rk, ms) else { return nil }
         defer { rd_kafka_message_destroy(message) }
         let m = message.pointee
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF || KafkaError.retriable(m.err) { return nil }
+            // A refused login or certificate: name the cause and the setting to fix.
+            let reason = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? ""
+            if let failure = KafkaSecurityFailure.classify(name: String(cString: rd_kafka_err2name(m.err)), reason: reason) {
+                throw failure
+            }
             throw KafkaError(code: .consumer, err: m.err, context: "consuming")
         }
         let topic = String(cString: rd_kafka_topic_name(m.rkt))
@@ -196,9 +205,30 @@ public final class KafkaConsumer: @unchecked Sendable {
 final class ConsumerContext: ClientContext, @unchecked Sendable {
     let onAssign: @Sendable ([TopicPartition]) -> Void
     let onRevoke: @Sendable ([TopicPartition]) -> Void
+    private let firstSecurityFailure = Mutex<KafkaError?>(nil)
     init(logger: Logger, onAssign: @escaping @Sendable ([TopicPartition]) -> Void, onRevoke: @escaping @Sendable ([TopicPartition]) -> Void) {
         self.onAssign = onAssign; self.onRevoke = onRevoke
         super.init(logger: logger)
+    }
+    /// The first authentication or TLS failure the error callback saw; it stays set.
+    var securityFailure: KafkaError? { firstSecurityFailure.withLock { $0 } }
+    func recordSecurityFailure(_ error: KafkaError) {
+        firstSecurityFailure.withLock { if $0 == nil { $0 = error } }
+    }
+}
+
+/// Global errors (served inside `poll`). Without this callback librdkafka only logs them,
+/// so a refused login or certificate would leave the consumer polling forever.
+private func consumerErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque else { return }
+    let context = Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+    let code = rd_kafka_resp_err_t(rawValue: err)
+    let text = reason.map { String(cString: $0) } ?? ""
+    if let failure = KafkaSecurityFailure.classify(name: String(cString: rd_kafka_err2name(code)), reason: text) {
+        context.logger.error("kafka broker refused this client", metadata: ["error": "\(failure)"])
+        context.recordSecurityFailure(failure)
+    } else {
+        context.logger.warning("kafka client error", metadata: ["error": "\(KafkaError(code: .consumer, err: code, context: text))"])
     }
 }
 

@@ -13,6 +13,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let unreachable = Code("unreachable")
         public static let consumer = Code("consumer")
         public static let closed = Code("closed")
+        /// The broker refused the SASL credentials. Retrying cannot help.
+        public static let authentication = Code("authentication")
+        /// The TLS handshake failed (certificate not trusted, wrong protocol). Retrying cannot help.
+        public static let tls = Code("tls")
         public var description: String { raw }
     }
 

@@ -239,18 +239,31 @@ public final class KafkaProducer: Sendable {
 
     /// Fetches cluster metadata to prove the brokers are reachable. The error names the
     /// bootstrap servers and the fix; it never contains a credential.
+    ///
+    /// Fails closed, at once, when a broker refuses the SASL credentials or the TLS
+    /// handshake fails (`KafkaSecurityFailure`): librdkafka would keep reconnecting until
+    /// `timeout`, and the error would only say that no broker answered.
     public func checkConnectivity(timeout: Duration) async throws {
-        let handle = self.handle, servers = bootstrapServers, gate = self.gate
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let handle = self.handle, servers = bootstrapServers, gate = self.gate, context = self.tracked
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread.detachNewThread {
                 guard gate.enter() else { return continuation.resume(throwing: KafkaError.producerClosed) }
                 defer { gate.leave() }
-                var metadata: UnsafePointer<rd_kafka_metadata>?
-                let err = rd_kafka_metadata(handle.rk, 0, nil, &metadata, ms)
-                if let metadata { rd_kafka_metadata_destroy(metadata) }
+                let deadline = ContinuousClock.now + timeout
+                var err = RD_KAFKA_RESP_ERR__TIMED_OUT
+                repeat {
+                    if let failure = context.securityFailure { return continuation.resume(throwing: failure) }
+                    // Short slices, so a security failure reported meanwhile ends the wait.
+                    let left = deadline - ContinuousClock.now
+                    let ms = max(1, min(250, Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+                    var metadata: UnsafePointer<rd_kafka_metadata>?
+                    err = rd_kafka_metadata(handle.rk, 0, nil, &metadata, ms)
+                    if let metadata { rd_kafka_metadata_destroy(metadata) }
+                } while err != RD_KAFKA_RESP_ERR_NO_ERROR && ContinuousClock.now < deadline
                 if err == RD_KAFKA_RESP_ERR_NO_ERROR {
                     continuation.resume()
+                } else if let failure = context.securityFailure {
+                    continuation.resume(throwing: failure)
                 } else {
                     continuation.resume(throwing: KafkaError(
                         code: .unreachable, rawCode: err.rawValue, name: String(cString: rd_kafka_err2name(err)),
@@ -260,6 +273,11 @@ public final class KafkaProducer: Sendable {
             }
         }
     }
+
+    /// The first authentication or TLS failure a broker reported since this producer was
+    /// created, if any (it stays set: `onError` sees every report as it comes). Such a
+    /// failure does not heal by itself; librdkafka keeps reconnecting with its backoff.
+    public var securityFailure: KafkaError? { tracked.securityFailure }
 
     /// Asks for metadata of `topics`, which makes brokers with auto-creation enabled create
     /// them now instead of at the first message (so consumers can join right away).
@@ -380,6 +398,12 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     }
     weak var handle: RDKafkaHandle?
     private let fatalReported = Atomic<Bool>(false)
+    private let firstSecurityFailure = Mutex<KafkaError?>(nil)
+    /// The first authentication or TLS failure the error callback saw.
+    var securityFailure: KafkaError? { firstSecurityFailure.withLock { $0 } }
+    func recordSecurityFailure(_ error: KafkaError) {
+        firstSecurityFailure.withLock { if $0 == nil { $0 = error } }
+    }
 
     init(logger: Logger, onDelivery: @escaping @Sendable ([DeliveryReport]) -> Void,
          onError: @escaping @Sendable (KafkaError) -> Void, onFatalError: @escaping @Sendable (KafkaError) -> Void) {
@@ -493,6 +517,10 @@ private func producerErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason:
         error.isFatal = true
         context.logger.error("kafka producer fatal error", metadata: ["error": "\(error)"])
         context.fatal(error)
+    } else if let failure = KafkaSecurityFailure.classify(name: String(cString: rd_kafka_err2name(code)), reason: text) {
+        context.logger.error("kafka broker refused this client", metadata: ["error": "\(failure)"])
+        context.recordSecurityFailure(failure)
+        context.onError(failure)
     } else {
         let error = KafkaError(code: .delivery, err: code, context: text)
         context.logger.warning("kafka client error", metadata: ["error": "\(error)"])

@@ -12,6 +12,7 @@ import RelayCore
 import Schema
 import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,7 +42,9 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         Observability.bootstrap(logLevel: Logger.Level(rawValue: logLevel)!)
-        let interrupted = InterruptWatcher()
+        let interrupted = await InterruptWatcher()
+        let watching = Task { await interrupted.watch() }
+        defer { watching.cancel() }
         let logger = Logger(label: "demo")
         say("starting a throwaway PostgreSQL 15 and a Tansu broker …")
         let cluster = try await PostgresCluster.start()
@@ -302,18 +305,21 @@ final class TrafficStats: @unchecked Sendable {
 }
 
 /// Ctrl-C / SIGTERM end the demo early but still clean up (the servers are child processes).
-final class InterruptWatcher: @unchecked Sendable {
+/// swift-service-lifecycle's `UnixSignalsSequence` installs the handlers (ignoring the
+/// default action) and delivers the signals as an async sequence; this only records that
+/// one arrived, so every loop of the demo can stop at its next check.
+final class InterruptWatcher: Sendable {
     private let flag = Atomic<Bool>(false)
-    private var sources: [any DispatchSourceSignal] = []
+    private let signals: UnixSignalsSequence
     var fired: Bool { flag.load(ordering: .acquiring) }
 
-    init() {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [unowned self] in flag.store(true, ordering: .releasing) }
-            source.resume()
-            sources.append(source)
-        }
+    /// Returns once the handlers are installed, so a Ctrl-C right after it is not lost.
+    init() async {
+        signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+    }
+
+    /// Records signals until the calling task is cancelled.
+    func watch() async {
+        for await _ in signals { flag.store(true, ordering: .releasing) }
     }
 }

@@ -80,7 +80,9 @@ struct HTTPEndpoints {
         await server.appendRoute("GET /readyz") { _ in
             let ready = (health?.isReady() ?? true) && extraReady()
             let state = health.map { $0.current.state.rawValue } ?? "consumer"
-            return HTTPResponse(statusCode: ready ? .ok : .serviceUnavailable, body: Data("\(ready ? "ready" : "not ready") (\(state))\n".utf8))
+            let refusal = health?.kafkaRefusedBecause.map { ": " + $0 } ?? ""
+            return HTTPResponse(statusCode: ready ? .ok : .serviceUnavailable,
+                                body: Data("\(ready ? "ready" : "not ready") (\(state))\(refusal)\n".utf8))
         }
         return server
     }

@@ -33,7 +33,7 @@ final class LibPQHandle: @unchecked Sendable {
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = LibPQHandle.errorText(conn)
             PQfinish(conn)
-            throw PGError(code: .connectionFailed, message: LibPQHandle.explainConnectFailure(message),
+            throw PGError(code: .connectionFailed, message: ConnectFailureAdvice.explain(message),
                           target: target.description)
         }
         PQsetNoticeProcessor(conn, { _, _ in }, nil)  // notices (e.g. "already exists, skipping") are not errors
@@ -48,23 +48,6 @@ final class LibPQHandle: @unchecked Sendable {
 
     static func errorText(_ conn: OpaquePointer) -> String {
         String(cString: PQerrorMessage(conn)).trimmingTrailingWhitespace
-    }
-
-    /// libpq's connect errors are accurate but terse; add the usual fix.
-    static func explainConnectFailure(_ message: String) -> String {
-        if message.contains("Connection refused") {
-            return message + " — is PostgreSQL running and listening on that host and port? Check the postgres URL."
-        }
-        if message.contains("timeout expired") {
-            return message + " — the host did not answer in time; check the host, port and any firewall."
-        }
-        if message.contains("password authentication failed") || message.contains("no password supplied") {
-            return message + " — check the user and password in the postgres URL or the PGPASSWORD/.pgpass settings."
-        }
-        if message.contains("replication connection") || message.contains("pg_hba.conf") {
-            return message + " — allow this role in pg_hba.conf (for stream mode add a `replication` line) and reload."
-        }
-        return message
     }
 
     /// Runs one statement with out-of-line parameters and returns its rows.

@@ -11,8 +11,10 @@ public struct Migration: Sendable, Equatable {
         self.version = version; self.name = name; self.sql = sql
     }
 
-    /// Hex SHA-256 of the SQL text; an applied migration whose file changed is refused.
-    public var checksum: String { SHA256.hex(Array(sql.utf8)) }
+    /// The UTF-8 bytes whose hex SHA-256 is recorded when the migration is applied. The
+    /// digest itself is computed by PostgreSQL's `sha256()` (see `MigrationRunner`), so the
+    /// project carries no hash implementation of its own.
+    public var checksumInput: [UInt8] { Array(sql.utf8) }
 }
 
 extension Migration {

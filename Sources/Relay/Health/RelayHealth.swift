@@ -15,6 +15,10 @@ public final class RelayHealth: Sendable {
     private let publishedTotal = Atomic<Int>(0)
     /// Set while publishing is paused by an operator problem (a missing ACL or topic).
     private let pause = Mutex<String?>(nil)
+    /// Set while a broker refuses the relay's SASL credentials or TLS settings
+    /// (`KafkaSecurityFailure`); the flag keeps the per-acknowledgement check lock-free.
+    private let kafkaRefusal = Mutex<String?>(nil)
+    private let kafkaRefused = Atomic<Bool>(false)
 
     /// Rows acknowledged by the broker since start (the demo's progress line reads it).
     public var published: Int { publishedTotal.load(ordering: .relaxed) }
@@ -31,7 +35,26 @@ public final class RelayHealth: Sendable {
     /// Why publishing is paused, when it is: /readyz reports it.
     public var pausedBecause: String? { pause.withLock { $0 } }
 
-    func noteAck() { lastAckNanos.store(Self.now(), ordering: .relaxed) }
+    func noteAck() {
+        lastAckNanos.store(Self.now(), ordering: .relaxed)
+        // A delivery went through: the broker accepts this relay again.
+        if kafkaRefused.load(ordering: .relaxed) {
+            kafkaRefusal.withLock { $0 = nil }
+            kafkaRefused.store(false, ordering: .releasing)
+        }
+    }
+
+    /// A broker refused the credentials or the TLS handshake (`detail` names the cause and
+    /// the fix). librdkafka keeps reconnecting at its own pace; the relay reports not ready
+    /// until a delivery is acknowledged again.
+    func noteKafkaRefusal(_ detail: String) {
+        kafkaRefusal.withLock { $0 = detail }
+        kafkaRefused.store(true, ordering: .releasing)
+    }
+    /// Why a broker refuses the relay, while it does: /readyz reports it.
+    public var kafkaRefusedBecause: String? {
+        kafkaRefused.load(ordering: .acquiring) ? kafkaRefusal.withLock { $0 } : nil
+    }
     /// The capture loop is alive (read a message, a keepalive or timed out waiting).
     func noteProgress(inFlight count: Int) {
         lastProgressNanos.store(Self.now(), ordering: .relaxed)
@@ -43,9 +66,10 @@ public final class RelayHealth: Sendable {
 
     /// Ready when streaming and acknowledging: the loop made progress recently, and when
     /// events are in flight, some delivery was acknowledged recently too.
-    /// Not ready while publishing is paused for an operator problem.
+    /// Not ready while publishing is paused for an operator problem, or while a broker
+    /// refuses the relay's credentials or TLS settings.
     public func isReady(staleAfter: Duration = .seconds(15)) -> Bool {
-        guard current.state == .streaming, pausedBecause == nil else { return false }
+        guard current.state == .streaming, pausedBecause == nil, !kafkaRefused.load(ordering: .acquiring) else { return false }
         let now = Self.now(), limit = Int64(staleAfter.components.seconds) * 1_000_000_000
         guard now - lastProgressNanos.load(ordering: .relaxed) < limit else { return false }
         if inFlight.load(ordering: .relaxed) > 0 {

@@ -13,9 +13,11 @@ final class ProducerHolder: Sendable {
 
     init(configuration: KafkaConfiguration, logger: Logger,
          onDelivery: @escaping @Sendable ([DeliveryReport]) -> Void,
+         onError: @escaping @Sendable (KafkaError) -> Void = { _ in },
          onFatalError: @escaping @Sendable (KafkaError) -> Void) throws {
         make = {
-            try KafkaProducer(configuration: configuration, logger: logger, onDelivery: onDelivery, onFatalError: onFatalError)
+            try KafkaProducer(configuration: configuration, logger: logger, onDelivery: onDelivery, onError: onError,
+                              onFatalError: onFatalError)
         }
         current = Mutex(try make())
     }

@@ -34,6 +34,10 @@ final class Publisher: Sendable {
         producers = try ProducerHolder(
             configuration: configuration.kafka, logger: logger,
             onDelivery: { reports in handler.handle(reports) },
+            onError: { error in
+                // Credentials or TLS refused: not a transient outage; /readyz says why.
+                if error.code == .authentication || error.code == .tls { health.noteKafkaRefusal("\(error)") }
+            },
             onFatalError: { error in line.requestRestart("Kafka producer fatal error: \(error)") })
         deadLetters = DeadLetterWorker(configuration: configuration, line: line, producers: producers, logger: logger, metrics: metrics)
         handler.deadLetters.withLock { $0 = deadLetters }

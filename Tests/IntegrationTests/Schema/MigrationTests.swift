@@ -1,3 +1,4 @@
+import Foundation
 import PostgresClient
 @testable import Schema
 import Testing
@@ -61,13 +62,58 @@ struct MigrationTests {
         }
     }
 
-    @Test("SHA-256 matches the standard test vectors")
-    func sha256Vectors() {
-        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
-                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
-                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    @Test("the server-side checksum is standard SHA-256 hex (FIPS 180-4 vectors)")
+    func checksumVectors() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let conn = try await ctx.connect()
+            let vectors: [([UInt8], String)] = [
+                ([], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+                (Array("abc".utf8), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+                (Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8),
+                 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+                ([UInt8](repeating: 0x61, count: 1_000_000), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+                // Non-ASCII text: the bytes go as bytea, so no encoding conversion touches them.
+                (Array("Zürich → 東京".utf8), try sha256sum(Array("Zürich → 東京".utf8))),
+            ]
+            for (bytes, expected) in vectors {
+                let digest = try await conn.query("SELECT \(MigrationRunner.checksumSQL("$1")) AS d", [.bytea(bytes)]).single().string("d")
+                #expect(digest == expected)
+            }
+        }
     }
+
+    /// The checksums the earlier in-process SHA-256 recorded were the lower-case hex digest
+    /// of each migration's UTF-8 bytes (that implementation was checked against the FIPS
+    /// vectors). This writes a migrations table exactly as that code left it, with digests
+    /// from `sha256sum`, and checks that the server-side checksum accepts every row.
+    @Test("a database migrated by the earlier in-process checksum code is accepted unchanged")
+    func acceptsChecksumsRecordedByEarlierCode() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let conn = try await ctx.connect()
+            try await MigrationRunner().run(on: conn)
+            try await conn.query("UPDATE outbox_schema_migrations SET checksum = 'cleared'")
+            for migration in Migration.all {
+                try await conn.query("UPDATE outbox_schema_migrations SET checksum = $2 WHERE version = $1",
+                                     [.int(migration.version), .text(try sha256sum(Array(migration.sql.utf8)))])
+            }
+            let report = try await MigrationRunner().run(on: conn)
+            #expect(report.applied.isEmpty)
+            #expect(report.alreadyApplied == Migration.all.count)
+        }
+    }
+}
+
+/// Hex SHA-256 from coreutils' `sha256sum`, an implementation independent of PostgreSQL.
+private func sha256sum(_ bytes: [UInt8]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    let input = Pipe(), output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    try process.run()
+    input.fileHandleForWriting.write(Data(bytes))
+    try input.fileHandleForWriting.close()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return String(text.prefix(64))
 }
