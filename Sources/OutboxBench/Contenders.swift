@@ -59,7 +59,7 @@ enum Contenders {
         let port = freeLoopbackPort()
         let process = try ChildProcess([binary, "run", "--database-url", env.databaseURL, "--kafka-bootstrap-servers", env.broker.bootstrapServers,
                                         "--slot", slot, "--capture", capture.rawValue, "--http-port", String(port), "--log-level", "error",
-                                        "--no-sweeper", "--set", "spill-dir=\(NSTemporaryDirectory())"]
+                                        "--set", "sweeper=false", "--set", "spill-dir=\(NSTemporaryDirectory())"]
                                        + (env.relayKafkaProperties.isEmpty ? [] : ["--kafka-properties",
                                           env.relayKafkaProperties.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")]),
                                        outputPath: tempPath("relay-\(capture.rawValue).log"))
@@ -75,6 +75,9 @@ enum Contenders {
         }
         let finished = ContinuousClock.now
         let rss = peakRSS(pid: process.pid) ?? 0
+        if let cpu = cpuSeconds(pid: process.pid) {
+            log(String(format: "    relay CPU %.2f s for %d rows: %.1f µs/row", cpu, rows, cpu / Double(rows) * 1e6))
+        }
         let breakdown = residentByMapping(pid: process.pid).prefix(8)
         log("    resident now, by mapping: " + breakdown.map { "\($0.mapping) \(String(format: "%.1f", Double($0.bytes) / 1_048_576))" }.joined(separator: ", ") + " MiB")
         process.signal(SIGTERM)

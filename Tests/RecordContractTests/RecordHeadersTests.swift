@@ -70,6 +70,23 @@ struct RecordHeadersTests {
         #expect(measured.bytes == list.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
     }
 
+    @Test("upperBound is never below measure, whatever the style and the values", arguments: HeaderStyle.allCases)
+    func upperBound(style: HeaderStyle) {
+        // Long values everywhere: the largest id, a long type and topic, a full trace
+        // context, the largest LSN (20 digits) and a re-send attempt.
+        let id = Array(String(Int64.max).utf8), type = Array(String(repeating: "T", count: 249).utf8)
+        let created = Array(Self.created.utf8), topic = Array(String(repeating: "p", count: 249).utf8)
+        let trace = Array("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".utf8)
+        for lsn in [nil, UInt64.max] {
+            let (bound, measured) = id.withUnsafeBytes { id in type.withUnsafeBytes { type in created.withUnsafeBytes { created in
+                topic.withUnsafeBytes { topic in trace.withUnsafeBytes { trace in
+                    let input = RecordHeaderInput(idText: id, type: type, createdAt: created, topic: topic, traceParent: trace, commitLSN: lsn)
+                    return (RecordHeaders.upperBound(input), RecordHeaders.measure(style, input))
+                } } } } }
+            #expect(bound.count >= measured.count && bound.bytes >= measured.bytes, "\(bound) < \(measured)")
+        }
+    }
+
     @Test("consumers find the id and the type of every style")
     func lookupLists() {
         for style in HeaderStyle.allCases {

@@ -28,6 +28,11 @@ enum RowHeaders {
         RecordHeaders.measure(style, input(row, commitLSN: commitLSN))
     }
 
+    /// A cheap bound on `measure` (`RecordHeaders.upperBound`).
+    static func upperBound(_ row: OutboxRowView) -> (count: Int, bytes: Int) {
+        RecordHeaders.upperBound(input(row, commitLSN: .invalid))
+    }
+
     /// The same headers as a list, for a row copied out of the stream.
     static func list(_ style: HeaderStyle, for row: OutboxRow, commitLSN: LSN) -> [(String, [UInt8])] {
         RecordHeaders.list(style, id: row.id, type: row.type, createdAt: row.createdAt, topic: row.topic,
