@@ -51,7 +51,7 @@ enum ParsedMessage {
 /// concurrent consumers of the same row and makes a replay a no-op.
 ///
 /// Two paths with the same outcome. `applyBatch` does the whole batch in one set-based
-/// statement (one round trip per batch instead of five per message); when the database
+/// statement (one round trip per batch instead of three or four per message); when the database
 /// refuses a batch's data, the caller rolls back and falls back to `apply`, one message per
 /// savepoint, which isolates the message at fault.
 ///
@@ -61,8 +61,8 @@ enum ParsedMessage {
 struct EffectApplier {
     var logger: Logger
 
-    /// One decoder for every message: it holds no state between calls, and creating one per
-    /// message showed up in the profile.
+    /// One decoder for every message (it keeps no state between calls) rather than one
+    /// allocated and set up per message.
     private static let decoder = JSONDecoder()
 
     init(logger: Logger = Logger(label: "outbox-consumers")) {
@@ -138,12 +138,13 @@ struct EffectApplier {
     /// `existing` and `completed` run on the same snapshot: a row `existing` saw but
     /// `completed` did not touch was COMPLETE already (or was completed by a concurrent
     /// consumer, whose commit the UPDATE waited for and re-checked), so it is a duplicate;
-    /// a row neither saw is missing. The UPDATE takes the row locks the guard needs, in
-    /// index (id) order, so two consumers holding overlapping batches (briefly, around a
-    /// rebalance) lock in the same order. Effects are inserted only for rows this
-    /// statement completed. There is no separate PUBLISHED step: inside this transaction
-    /// no other session could ever see it, so writing it cost a second row version (and
-    /// index entry) per row for nothing.
+    /// a row neither saw is missing. The UPDATE takes the row locks the guard needs; its
+    /// primary-key scan visits the (sorted) ids in order, so two consumers holding
+    /// overlapping batches (briefly, around a rebalance) lock in the same order, and a
+    /// deadlock all the same is transient: the batch is retried. Effects are inserted only
+    /// for rows this statement completed. There is no separate PUBLISHED step: inside this
+    /// transaction no other session could ever see it, so writing it cost a second row
+    /// version (and index entry) per row for nothing.
     static let batchStatement = """
         WITH existing AS (
             SELECT outbox_id FROM outbox WHERE outbox_id = ANY($1::bigint[])
