@@ -46,16 +46,24 @@ enum ParsedMessage {
     }
 }
 
-/// Applies effects inside the caller's transaction: status guard, PUBLISHED, effect,
-/// COMPLETE. The guard (`SELECT … FOR UPDATE` on the outbox row) serializes concurrent
-/// consumers of the same row and makes a replay a no-op.
+/// Applies effects inside the caller's transaction: status guard, effect, COMPLETE. The
+/// guard (the row lock on the outbox row, taken before anything is written) serializes
+/// concurrent consumers of the same row and makes a replay a no-op.
 ///
-/// Two paths with the same outcome. `applyBatch` does the whole batch in a handful of
-/// set-based statements (a few round trips per batch instead of six per message); when the
-/// database refuses a batch's data, the caller rolls back and falls back to `apply`, one
-/// message per savepoint, which isolates the message at fault.
+/// Two paths with the same outcome. `applyBatch` does the whole batch in one set-based
+/// statement (one round trip per batch instead of three or four per message); when the database
+/// refuses a batch's data, the caller rolls back and falls back to `apply`, one message per
+/// savepoint, which isolates the message at fault.
+///
+/// The original service flipped the row to PUBLISHED on receipt and to COMPLETE after the
+/// effect. Both flips happen in one transaction here, so no other session can ever see
+/// PUBLISHED; the row goes straight to COMPLETE (one row version instead of two).
 struct EffectApplier {
     var logger: Logger
+
+    /// One decoder for every message (it keeps no state between calls) rather than one
+    /// allocated and set up per message.
+    private static let decoder = JSONDecoder()
 
     init(logger: Logger = Logger(label: "outbox-consumers")) {
         self.logger = logger
@@ -74,7 +82,7 @@ struct EffectApplier {
         case .success(let decided): kind = decided
         case .failure(let refused): return .poison(reason: refused.reason, detail: refused.detail)
         }
-        let decoder = JSONDecoder()
+        let decoder = Self.decoder
         do {
             if kind == .booking {
                 let event = try decoder.decode(BookingEffect.self, from: Data(message.value))
@@ -104,9 +112,6 @@ struct EffectApplier {
             return .poison(reason: "missing_outbox_row", detail: "outbox row \(outboxID) does not exist")
         }
         if status == "COMPLETE" { return .duplicate }
-        // As the original service did on receipt, then the effect, then COMPLETE: all in
-        // this transaction, so the flips are only visible together with the effect.
-        try connection.queryBlocking("UPDATE outbox SET status = 'PUBLISHED' WHERE outbox_id = $1", [.int(outboxID)])
         switch parsed {
         case .booking(let id, let event, let payload):
             try connection.queryBlocking("""
@@ -129,97 +134,74 @@ struct EffectApplier {
 
     // MARK: a whole batch (set-based)
 
+    /// The whole batch in one statement: one round trip, and each outbox row written once.
+    /// `existing` and `completed` run on the same snapshot: a row `existing` saw but
+    /// `completed` did not touch was COMPLETE already (or was completed by a concurrent
+    /// consumer, whose commit the UPDATE waited for and re-checked), so it is a duplicate;
+    /// a row neither saw is missing. The UPDATE takes the row locks the guard needs; its
+    /// primary-key scan visits the (sorted) ids in order, so two consumers holding
+    /// overlapping batches (briefly, around a rebalance) lock in the same order, and a
+    /// deadlock all the same is transient: the batch is retried. Effects are inserted only
+    /// for rows this statement completed. There is no separate PUBLISHED step: inside this
+    /// transaction no other session could ever see it, so writing it cost a second row
+    /// version (and index entry) per row for nothing.
+    static let batchStatement = """
+        WITH existing AS (
+            SELECT outbox_id FROM outbox WHERE outbox_id = ANY($1::bigint[])
+        ), completed AS (
+            UPDATE outbox SET status = 'COMPLETE'
+            WHERE outbox_id = ANY($1::bigint[]) AND status <> 'COMPLETE'
+            RETURNING outbox_id
+        ), booked AS (
+            INSERT INTO booking_record (outbox_id, booking_id, seat_id, user_id, payload)
+            SELECT r.id, r.booking_id, r.seat_id, r.user_id, r.payload::jsonb
+            FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+                AS r(id, booking_id, seat_id, user_id, payload)
+            JOIN completed c ON c.outbox_id = r.id
+            ON CONFLICT (outbox_id) DO NOTHING
+        ), paid AS (
+            INSERT INTO payment_ledger (outbox_id, payment_id, booking_id, user_id, amount)
+            SELECT r.id, r.payment_id, r.booking_id, r.user_id, r.amount
+            FROM unnest($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+                AS r(id, payment_id, booking_id, user_id, amount)
+            JOIN completed c ON c.outbox_id = r.id
+            ON CONFLICT (outbox_id) DO NOTHING
+        ), expired AS (
+            UPDATE wait_token SET status = 'EXPIRED'
+            WHERE token_id IN (
+                SELECT t.token_id FROM unnest($7::bigint[], $12::bigint[]) AS t(id, token_id)
+                JOIN completed c ON c.outbox_id = t.id)
+        )
+        SELECT e.outbox_id, c.outbox_id IS NOT NULL AS completed
+        FROM existing e LEFT JOIN completed c USING (outbox_id)
+        """
+
     /// Outcomes aligned with `batch`. Throws what the database threw; the caller decides
     /// between retrying (transient) and falling back to `apply` per message (data).
     func applyBatch(_ batch: [KafkaMessage], on connection: PGConnection) throws -> [ApplyOutcome] {
-        let parsed = batch.map(parse)
-        let ids = Set(parsed.compactMap(\.outboxID))
-        var status: [Int64: String] = [:]
-        if !ids.isEmpty {
-            // Locks in id order, so two consumers holding overlapping batches (briefly,
-            // around a rebalance) cannot deadlock.
-            let rows = try connection.queryBlocking(
-                "SELECT outbox_id, status FROM outbox WHERE outbox_id = ANY($1::bigint[]) ORDER BY outbox_id FOR UPDATE",
-                [.text(Self.arrayLiteral(ids.sorted()))]).rows
-            for row in rows { status[try row.int64("outbox_id")] = try row.string("status") }
+        let plan = BatchPlan(batch.map(parse))
+        guard !plan.ids.isEmpty else { return plan.outcomes(existing: [], completed: []) }
+        let rows = try connection.queryBlocking(Self.batchStatement, [
+            .text(SQLArray.bigints(plan.ids)),
+            .text(SQLArray.bigints(plan.bookings.lazy.map(\.id))),
+            .text(SQLArray.bigints(plan.bookings.lazy.map(\.event.bookingId))),
+            .text(SQLArray.bigints(plan.bookings.lazy.map(\.event.seatId))),
+            .text(SQLArray.bigints(plan.bookings.lazy.map(\.event.userId))),
+            .text(SQLArray.texts(plan.bookings.lazy.map(\.payload))),
+            .text(SQLArray.bigints(plan.payments.lazy.map(\.id))),
+            .text(SQLArray.bigints(plan.payments.lazy.map(\.event.paymentId))),
+            .text(SQLArray.bigints(plan.payments.lazy.map(\.event.bookingId))),
+            .text(SQLArray.bigints(plan.payments.lazy.map(\.event.userId))),
+            .text(SQLArray.bigints(plan.payments.lazy.map(\.event.amount))),
+            .text(SQLArray.bigints(plan.payments.lazy.map(\.event.tokenId))),
+        ]).rows
+        var existing = Set<Int64>(minimumCapacity: rows.count), completed = Set<Int64>(minimumCapacity: rows.count)
+        for row in rows {
+            let id = try row.int64("outbox_id")
+            existing.insert(id)
+            if try row.bool("completed") { completed.insert(id) }
         }
-
-        var outcomes: [ApplyOutcome] = []
-        outcomes.reserveCapacity(batch.count)
-        var applying: [Int64] = [], bookings: [(Int64, BookingEffect, [UInt8])] = [], payments: [(Int64, PaymentEffect)] = []
-        var seen = Set<Int64>()
-        for message in parsed {
-            if let poison = message.poisonOutcome {
-                outcomes.append(poison)
-                continue
-            }
-            guard let id = message.outboxID else { preconditionFailure("an effect without an outbox id") }
-            guard let current = status[id] else {
-                outcomes.append(.poison(reason: "missing_outbox_row", detail: "outbox row \(id) does not exist"))
-                continue
-            }
-            // A second copy in the same batch is a duplicate of the first, as it would be
-            // one batch later.
-            if current == "COMPLETE" || !seen.insert(id).inserted {
-                outcomes.append(.duplicate)
-                continue
-            }
-            applying.append(id)
-            switch message {
-            case .booking(_, let event, let payload): bookings.append((id, event, payload))
-            case .payment(_, let event): payments.append((id, event))
-            case .poison: break
-            }
-            outcomes.append(.applied(type: message.type))
-        }
-        guard !applying.isEmpty else { return outcomes }
-
-        let idArray = PGValue.text(Self.arrayLiteral(applying))
-        try connection.queryBlocking("UPDATE outbox SET status = 'PUBLISHED' WHERE outbox_id = ANY($1::bigint[])", [idArray])
-        if !bookings.isEmpty {
-            try connection.queryBlocking("""
-                INSERT INTO booking_record (outbox_id, booking_id, seat_id, user_id, payload)
-                SELECT id, booking_id, seat_id, user_id, payload
-                FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, booking_id bigint, seat_id bigint, user_id bigint, payload jsonb)
-                ON CONFLICT (outbox_id) DO NOTHING
-                """, [.text(Self.bookingRecords(bookings))])
-        }
-        if !payments.isEmpty {
-            try connection.queryBlocking("""
-                INSERT INTO payment_ledger (outbox_id, payment_id, booking_id, user_id, amount)
-                SELECT id, payment_id, booking_id, user_id, amount
-                FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, payment_id bigint, booking_id bigint, user_id bigint, amount bigint)
-                ON CONFLICT (outbox_id) DO NOTHING
-                """, [.text(Self.ledgerRecords(payments))])
-            try connection.queryBlocking("UPDATE wait_token SET status = 'EXPIRED' WHERE token_id = ANY($1::bigint[])",
-                                         [.text(Self.arrayLiteral(payments.map(\.1.tokenId)))])
-        }
-        try connection.queryBlocking("UPDATE outbox SET status = 'COMPLETE' WHERE outbox_id = ANY($1::bigint[])", [idArray])
-        return outcomes
-    }
-
-    /// `{1,2,3}`: a bigint[] parameter (numbers only, so no quoting).
-    static func arrayLiteral(_ values: [Int64]) -> String {
-        "{" + values.map(String.init).joined(separator: ",") + "}"
-    }
-
-    /// One JSON array for `jsonb_to_recordset`. The payload goes in as the JSON it already
-    /// is (the decoder accepted it), so it is stored byte for byte as the relay sent it.
-    static func bookingRecords(_ rows: [(Int64, BookingEffect, [UInt8])]) -> String {
-        jsonArray(rows) { id, event, payload in
-            #"{"id":\#(id),"booking_id":\#(event.bookingId),"seat_id":\#(event.seatId),"user_id":\#(event.userId),"payload":"#
-                + String(decoding: payload, as: UTF8.self) + "}"
-        }
-    }
-
-    static func ledgerRecords(_ rows: [(Int64, PaymentEffect)]) -> String {
-        jsonArray(rows) { id, p in
-            return #"{"id":\#(id),"payment_id":\#(p.paymentId),"booking_id":\#(p.bookingId),"user_id":\#(p.userId),"amount":\#(p.amount)}"#
-        }
-    }
-
-    private static func jsonArray<Row>(_ rows: [Row], _ object: (Row) -> String) -> String {
-        "[" + rows.map(object).joined(separator: ",") + "]"
+        return plan.outcomes(existing: existing, completed: completed)
     }
 
     struct MissingOutboxID: Error {

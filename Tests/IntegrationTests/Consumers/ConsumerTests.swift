@@ -133,6 +133,36 @@ struct ConsumerTests {
         }
     }
 
+    @Test("payloads with quotes, backslashes, commas, braces, the word NULL and non-ASCII text are stored as sent, in a batch")
+    func awkwardPayloadsStoredAsSent() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let notes = [#"say \"hi\""#, #"C:\\path\\x"#, "a,b {c} NULL", "Zoë 🎫 日本", "NULL"]
+            var sent: [Int64: String] = [:]
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            for (n, note) in notes.enumerated() {
+                let payload = #"{"book":{"bookingId":\#(n + 1),"seatId":1,"userId":1,"price":1,"status":"RESERVED","note":"\#(note)"},"#
+                    + #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"}}"#
+                let id = try await db.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:q', 'BOOK_SAVE', $1::jsonb) RETURNING outbox_id",
+                                            [.text(payload)]).single().int64("outbox_id")
+                sent[id] = payload
+                _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:q".utf8), value: Array(payload.utf8),
+                                            headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            }
+            await producer.close()
+            let consumer = try RunningConsumer.start(ctx, batchSize: 64)
+            #expect(await eventually { consumer.service.totals.applied == notes.count })
+            try await consumer.stop()
+            #expect(consumer.service.totals.deadLettered == 0)
+            for (id, payload) in sent {
+                let stored = try await db.query("SELECT payload = $2::jsonb AS same FROM booking_record WHERE outbox_id = $1",
+                                                [.int(id), .text(payload)]).single().bool("same")
+                #expect(stored, "row \(id) not stored as sent: \(payload)")
+            }
+        }
+    }
+
     @Test("the relay's outbox-id header wins over a stale outboxId in the payload: the effect goes to the header's row only")
     func headerIDWinsOverPayload() async throws {
         try await withTestContext { ctx in
