@@ -59,8 +59,9 @@ struct BenchEnvironment {
     /// `rows` rows of about 230 bytes in `transactionRows`-row transactions. Returns the
     /// WAL position after the backlog.
     @discardableResult
-    func backlog(slot: String?, plugin: String = "pgoutput", rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH") async throws -> LSN {
-        try await db.query("TRUNCATE outbox")
+    func backlog(slot: String?, plugin: String = "pgoutput", rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH",
+                 truncate: Bool = true) async throws -> LSN {
+        if truncate { try await db.query("TRUNCATE outbox") }
         if let slot {
             try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
             // A deliberately new slot: forget the old one's record, or the relay would

@@ -24,6 +24,8 @@ struct Run: AsyncParsableCommand {
     var capture: String?
     @Option(help: "Logical replication slot (default outbox_relay).")
     var slot: String?
+    @Option(help: "Run one shard, I/N (0-based index of N, as created by `migrate --shards N`): slot <slot>_I, publication <publication>_I_of_N.")
+    var shard: String?
     @Option(name: .customLong("create-slot"), help: "Create the slot and publication when missing (default true).")
     var createSlot: String?
     @Option(name: .customLong("sweeper-interval"), help: "How often the sweeper re-sends stuck INIT rows (default 20s).")
@@ -41,6 +43,7 @@ struct Run: AsyncParsableCommand {
         extra["capture"] = capture ?? extra["capture"]
         extra["slot"] = slot ?? extra["slot"]
         extra["create-slot"] = createSlot ?? extra["create-slot"]
+        extra["shard"] = shard ?? extra["shard"]
         extra["sweeper-interval"] = sweeperInterval ?? extra["sweeper-interval"]
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))

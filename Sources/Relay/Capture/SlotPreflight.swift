@@ -9,6 +9,9 @@ struct SlotPreflight {
     let slot: String
     let publication: String
     let createIfMissing: Bool
+    /// Sharded capture: the publication must come from `migrate --shards N` (it carries the
+    /// shard's row filter), so it is never created here.
+    var shard: ShardSpec? = nil
 
     /// What the relay knows about the slot after the checks.
     struct SlotState: Equatable {
@@ -102,6 +105,8 @@ struct SlotPreflight {
     }
 
     private func checkPublication(_ execute: (String) throws -> PGResult) throws {
+        if let shard { return try checkShardPublication(shard, execute) }
+        try refuseIfSharded(execute)
         let rows = try execute("""
             SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = \(quoteLiteral(publication))
             """).rows
@@ -119,5 +124,38 @@ struct SlotPreflight {
             throw RelayError(.publicationMisconfigured, "Publication \"\(publication)\" does not publish inserts.",
                              fix: "ALTER PUBLICATION \(publication) SET (publish = 'insert').")
         }
+    }
+}
+
+extension SlotPreflight {
+    /// The shard's publication exists and filters rows (made by `migrate --shards N`). A
+    /// relay started with a stale `--shard I/N` after a reshard finds none and stops: it
+    /// would read another layout's rows.
+    fileprivate func checkShardPublication(_ shard: ShardSpec, _ execute: (String) throws -> PGResult) throws {
+        let rows = try execute("""
+            SELECT p.pubinsert, t.rowfilter FROM pg_publication p
+            LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname AND t.tablename = 'outbox'
+            WHERE p.pubname = \(quoteLiteral(publication))
+            """).rows
+        guard let row = rows.first else {
+            throw RelayError(.publicationMisconfigured,
+                             "Publication \"\(publication)\" of shard \(shard) does not exist: the database is not split into \(shard.count) shards.",
+                             fix: "run `outbox-relay migrate --shards \(shard.count)` (add --reshard when it currently has another shard count, after stopping every relay), or start this relay with the --shard I/N that matches the database's shard count (`outbox-relay status` lists the shards).")
+        }
+        guard try row.bool("pubinsert"), try row.optionalString("rowfilter")?.contains("hashtext") == true else {
+            throw RelayError(.publicationMisconfigured,
+                             "Publication \"\(publication)\" of shard \(shard) does not publish outbox inserts filtered by the shard's key hash.",
+                             fix: "drop it and run `outbox-relay migrate --shards \(shard.count)`, which creates it with the shard's row filter.")
+        }
+    }
+
+    /// An unsharded relay on a sharded database would publish every shard's rows a second
+    /// time, racing the shard relays on each key: refuse.
+    fileprivate func refuseIfSharded(_ execute: (String) throws -> PGResult) throws {
+        let names = try execute("SELECT pubname FROM pg_publication").rows.map { try $0.string("pubname") }
+        guard let sharded = names.compactMap({ ShardSpec.fromPublicationName($0, base: publication) }).first else { return }
+        throw RelayError(.publicationMisconfigured,
+                         "This database is split into \(sharded.count) shards (publication \"\(sharded.publicationName(base: publication))\"), but this relay runs unsharded: it would publish every shard's rows again, out of order with the shard relays.",
+                         fix: "run one relay per shard with --shard I/\(sharded.count) (I from 0 to \(sharded.count - 1)), or reshard to a single shard (`outbox-relay migrate --shards 1 --reshard`, then run it with --shard 0/1).")
     }
 }
