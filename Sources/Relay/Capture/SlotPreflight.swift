@@ -42,7 +42,7 @@ struct SlotPreflight {
                    active_pid, current_database() AS here
             FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(slot))
             """).rows
-        let recorded = try store.read(execute)
+        var recorded = try store.read(execute)
         var confirmed: LSN?
         var active: Int32?
         if let row = rows.first {
@@ -50,10 +50,33 @@ struct SlotPreflight {
             confirmed = try row.optionalLSN("confirmed") ?? .invalid
             active = try row.optionalString("active_pid").flatMap { Int32($0) }
         }
+        var holdsFirstStartLock = false
+        if try store.isCreating(execute) == true {
+            // A first start began: a peer is publishing the rows committed before its new slot
+            // (the slot is not active meanwhile), or it died doing so. Streaming that slot now
+            // would publish newer rows before older ones of the same key, or skip the older.
+            guard try tryFirstStartLock(execute) else { throw Self.firstStartInProgress(slot) }
+            holdsFirstStartLock = true
+            // Its relay died: nothing was streamed from that slot yet. Start over.
+            if rows.first != nil {
+                _ = try execute("SELECT pg_drop_replication_slot(\(quoteLiteral(slot)))")
+                confirmed = nil
+            }
+            try store.delete(execute)
+            recorded = nil
+        }
         switch SlotIdentityCheck.decide(slot: confirmed, recorded: recorded, createIfMissing: createIfMissing) {
         case .create:
-            // Not recorded yet: the caller records it (`recordCreated`) once whatever the
-            // creation owes is done, so a failed first start leaves no record behind.
+            // The record says "creating" from before the slot exists until the caller's
+            // `recordCreated`, once the rows committed before the slot are published; the
+            // session lock tells a live first start from an interrupted one.
+            if !holdsFirstStartLock {
+                guard try tryFirstStartLock(execute) else { throw Self.firstStartInProgress(slot) }
+            }
+            guard try store.beginCreating(execute) else {
+                _ = try execute("SELECT pg_advisory_unlock(\(Self.firstStartLockKey(slot)))")
+                throw Self.firstStartInProgress(slot)  // a peer finished one a moment ago: start normally at the next poll
+            }
             let lsn = try createSlot()
             return SlotState(confirmedFlush: lsn, activePID: nil, created: true)
         case .adopt(let lsn):
@@ -75,9 +98,27 @@ struct SlotPreflight {
         }
     }
 
-    /// Records a slot this relay created (a record another relay wrote first wins).
+    /// Records a slot this relay created, once its first start is complete, and lets peers
+    /// go on (they stream it from here).
     func recordCreated(at lsn: LSN, execute: (String) throws -> PGResult) throws {
-        try SlotRecordStore(slot: slot).record(createdAt: lsn, change: "created", replace: false, execute)
+        try SlotRecordStore(slot: slot).finishCreating(at: lsn, execute)
+        _ = try execute("SELECT pg_advisory_unlock(\(Self.firstStartLockKey(slot)))")
+    }
+
+    /// A session advisory lock held by the relay doing a slot's first start, from before it
+    /// creates the slot until `recordCreated`: its connection's end (a crash) releases it.
+    /// Not the notify mode's reader lock (another key derivation).
+    static func firstStartLockKey(_ slot: String) -> Int64 {
+        Int64(truncatingIfNeeded: ("first-start:" + slot).utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
+    }
+
+    private func tryFirstStartLock(_ execute: (String) throws -> PGResult) throws -> Bool {
+        try execute("SELECT pg_try_advisory_lock(\(Self.firstStartLockKey(slot))) AS got").single().bool("got")
+    }
+
+    static func firstStartInProgress(_ slot: String) -> RelayError {
+        RelayError(.slotInUse, "Replication slot \"\(slot)\" is being created by another relay (its first start publishes the rows committed before it); waiting as a standby.",
+                   fix: "nothing: this relay streams or takes over once that first start is done.", halting: false)
     }
 
     static func resetFix(_ slot: String) -> String {

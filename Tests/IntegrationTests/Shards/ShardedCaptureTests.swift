@@ -124,6 +124,37 @@ struct ShardedCaptureTests {
         }
     }
 
+    @Test("a first start killed while it publishes the rows before its slot is redone by the next start (two racing), never adopted half-done")
+    func firstStartKilledMidGap() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let oracle = try await CommitOrderOracle.create(on: db)
+            #expect(try await migrate(ctx, ["--shards", "1"]).status == 0)
+            // A large gap, so the kill lands while the first start publishes it.
+            try await insertOutboxRows(db, transactions: 40, rowsPerTransaction: 1_000, keys: 50)
+            let first = try startShard(ctx, "0/1", logName: "first-start")
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(5)) { first.output.contains("created replication slot") },
+                    "\(first.output.suffix(1_000))")
+            first.signal(SIGKILL)
+            _ = await first.waitForExit()
+            let state = try await db.query("SELECT last_change FROM outbox_relay_slot WHERE slot_name = $1", [.text(ctx.slotName + "_0")]).rows
+            #expect(try state.first?.string("last_change") == "creating", "the kill must land mid-gap for this test to mean anything")
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 10, keys: 50)
+            // Two relays at once: one redoes the first start, the other waits for it.
+            let relays = try (0..<2).map { try startShard(ctx, "0/1", logName: "after-kill-\($0)") }
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 10, keys: 50)
+            let last = try await oracle.lastChangeLSN(on: db)
+            #expect(try await eventually(timeout: .seconds(90)) {
+                (try await slotConfirmedLSN(db, slot: "\(ctx.slotName)_0")).map { $0 >= last } ?? false
+            })
+            let (check, _) = try await checkDelivery(db, oracle: oracle, bootstrapServers: ctx.bootstrapServers, timeout: .seconds(120), idle: .seconds(4))
+            print("SHARDS first start killed mid-gap: \(check)")
+            #expect(check.isClean, "\(check)")
+            for relay in relays { _ = await relay.terminate(timeout: .seconds(30)) }
+            try await oracle.drop(on: db)
+        }
+    }
+
     @Test("status reports every shard and fails when a shard has no active relay")
     func statusPerShard() async throws {
         try await withTestContext { ctx in
