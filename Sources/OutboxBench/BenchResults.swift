@@ -29,6 +29,8 @@ struct BenchResults: Codable {
     var effectsPerSecond: [String: Sample] = [:]
     /// Sharded capture: rows/s by shard count ("1 shard", "2 shards"), run i of each side by side.
     var shards: [String: Sample] = [:]
+    /// Per run: where the CPU went (walsenders, relays, broker).
+    var shardProfiles: [String] = []
 
     init(machine: MachineInfo, rows: Int, largeRows: Int, runs: Int) {
         self.machine = machine; self.rows = rows; self.largeRows = largeRows; self.runs = runs
@@ -73,6 +75,7 @@ struct BenchResults: Codable {
                 let ratio = one.map { one in Sample(zip(s.runs, one.runs).map { $0 / $1 }).text("%.2f") } ?? "-"
                 out += "| \(name) | \(s.text()) | \(ratio) |\n"
             }
+            out += "\nCPU per run:\n\n" + shardProfiles.map { "- \($0)\n" }.joined()
         }
         return out
     }

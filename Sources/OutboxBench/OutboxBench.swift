@@ -157,9 +157,10 @@ struct OutboxBench: AsyncParsableCommand {
             var rates: [Int: [Double]] = [:]
             for round in 1...runs {
                 for count in [1, 2] {
-                    let rate = try await ShardBench.drain(env, binary: binary, shards: count, rows: rows)
+                    let (rate, profile) = try await ShardBench.drain(env, binary: binary, shards: count, rows: rows)
                     log("  \(count) shard(s) run \(round): \(String(format: "%.0f", rate)) rows/s")
                     rates[count, default: []].append(rate)
+                    r.shardProfiles.append("\(count) shard(s), round \(round): \(profile.text)")
                 }
             }
             for (count, values) in rates { r.shards[count == 1 ? "1 shard" : "\(count) shards"] = Sample(values) }

@@ -14,7 +14,19 @@ enum ShardBench {
     /// sharded database (they would refuse to start).
     static let publicationBase = "bench_pub"
 
-    static func drain(_ env: BenchEnvironment, binary: String, shards: Int, rows: Int) async throws -> Double {
+    /// Where the CPU went during one drain, in CPU seconds (a coarse profile from
+    /// /proc/<pid>/stat): PostgreSQL's walsenders, the relay processes and the broker.
+    struct Profile: Codable {
+        var elapsed: Double, walsenders: [Double], relays: [Double], broker: Double
+        var text: String {
+            func list(_ values: [Double]) -> String { values.map { String(format: "%.2f", $0) }.joined(separator: " + ") }
+            let busy = walsenders.reduce(0, +) + relays.reduce(0, +) + broker
+            return String(format: "%.2f s: walsenders %@, relays %@, broker %.2f CPU s; %.2f of 2 cores busy (these three)",
+                          elapsed, list(walsenders), list(relays), broker, busy / elapsed)
+        }
+    }
+
+    static func drain(_ env: BenchEnvironment, binary: String, shards: Int, rows: Int) async throws -> (rowsPerSecond: Double, profile: Profile) {
         _ = try await ShardMigration.apply(on: env.db, count: shards, reshard: true, slotBase: slotBase, publicationBase: publicationBase)
         // Slots before the backlog, so the relays stream it (they adopt slots made by hand).
         try await env.db.query("TRUNCATE outbox")
@@ -24,6 +36,7 @@ enum ShardBench {
         }
         try await env.backlog(slot: nil, rows: rows, truncate: false)
         let ports = (0..<shards).map { _ in freeLoopbackPort() }
+        let brokerBefore = cpuSeconds(pid: env.broker.pid) ?? 0
         let started = ContinuousClock.now
         let processes = try (0..<shards).map { shard in
             try ChildProcess([binary, "run", "--database-url", env.databaseURL, "--kafka-bootstrap-servers", env.broker.bootstrapServers,
@@ -47,6 +60,11 @@ enum ShardBench {
             }
         }
         let elapsed = ContinuousClock.now - started
+        // Walsenders and relays live exactly as long as the run so far: their totals are its cost.
+        let walsenderPIDs = try await env.db.query("SELECT pid FROM pg_stat_replication").rows.map { Int32(try $0.int("pid")) }
+        let profile = Profile(elapsed: seconds(elapsed), walsenders: walsenderPIDs.compactMap { cpuSeconds(pid: $0) },
+                              relays: processes.compactMap { cpuSeconds(pid: $0.pid) },
+                              broker: (cpuSeconds(pid: env.broker.pid) ?? 0) - brokerBefore)
         for process in processes { process.signal(SIGTERM) }
         for process in processes {
             guard let status = await process.waitForExit(timeout: .seconds(60)), status == 0 else {
@@ -54,7 +72,17 @@ enum ShardBench {
                 throw BenchError("a shard relay did not stop cleanly after SIGTERM: \(process.output.suffix(800))")
             }
         }
-        log("    \(shards) shard(s): rows per shard \(published)")
-        return Double(rows) / seconds(elapsed)
+        log("    \(shards) shard(s): rows per shard \(published); profile \(profile.text)")
+        return (Double(rows) / seconds(elapsed), profile)
     }
+}
+
+/// User plus system CPU time of a process so far (fields 14 and 15 of /proc/<pid>/stat).
+func cpuSeconds(pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return nil }
+    // After the command name: field 3 onwards; utime and stime are fields 14 and 15.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }

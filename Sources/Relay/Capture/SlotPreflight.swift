@@ -50,20 +50,21 @@ struct SlotPreflight {
             confirmed = try row.optionalLSN("confirmed") ?? .invalid
             active = try row.optionalString("active_pid").flatMap { Int32($0) }
         }
-        var holdsFirstStartLock = false
+        var holdsFirstStartLock = false, interrupted = false
         if try store.isCreating(execute) == true {
             // A first start began: a peer is publishing the rows committed before its new slot
             // (the slot is not active meanwhile), or it died doing so. Streaming that slot now
             // would publish newer rows before older ones of the same key, or skip the older.
             guard try tryFirstStartLock(execute) else { throw Self.firstStartInProgress(slot) }
             holdsFirstStartLock = true
-            // Its relay died: nothing was streamed from that slot yet. Start over.
+            // Its relay died: nothing was streamed from that slot yet. Start over (the
+            // "creating" record stays: it is this first start's too).
             if rows.first != nil {
                 _ = try execute("SELECT pg_drop_replication_slot(\(quoteLiteral(slot)))")
                 confirmed = nil
             }
-            try store.delete(execute)
             recorded = nil
+            interrupted = true
         }
         switch SlotIdentityCheck.decide(slot: confirmed, recorded: recorded, createIfMissing: createIfMissing) {
         case .create:
@@ -73,7 +74,7 @@ struct SlotPreflight {
             if !holdsFirstStartLock {
                 guard try tryFirstStartLock(execute) else { throw Self.firstStartInProgress(slot) }
             }
-            guard try store.beginCreating(execute) else {
+            guard try interrupted || store.beginCreating(execute) else {
                 _ = try execute("SELECT pg_advisory_unlock(\(Self.firstStartLockKey(slot)))")
                 throw Self.firstStartInProgress(slot)  // a peer finished one a moment ago: start normally at the next poll
             }

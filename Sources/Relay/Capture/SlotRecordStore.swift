@@ -47,10 +47,6 @@ struct SlotRecordStore: Sendable {
             """)
     }
 
-    func delete(_ execute: (String) throws -> PGResult) throws {
-        _ = try execute("DELETE FROM outbox_relay_slot WHERE slot_name = \(quoteLiteral(slot))")
-    }
-
     /// Records a slot that begins at `lsn`. `replace` overwrites an existing record (a
     /// reset); otherwise a record another relay wrote first wins.
     func record(createdAt lsn: LSN, change: String, replace: Bool, _ execute: (String) throws -> PGResult) throws {
