@@ -179,8 +179,15 @@ struct ShardedCaptureTests {
             #expect(missing.output.contains("shard 2/3 slot \(ctx.slotName)_2: missing, NO ACTIVE RELAY"), "\(missing.output)")
             #expect(missing.output.contains("shard 2/3 has no active relay"), "\(missing.output)")
 
-            let third = try startShard(ctx, "2/3", logName: "status-s2")
+            let port = freeLoopbackPort()
+            let third = try startShard(ctx, "2/3", logName: "status-s2", httpPort: port)
             #expect(await eventually(timeout: .seconds(30)) { (try? await status().status) == 0 })
+            // The shard relay's own endpoints say which shard they serve.
+            let ready = await LoopbackHTTP.get(port: port, path: "/readyz")
+            #expect(ready?.status == 200 && ready?.body.contains("slot \(ctx.slotName)_2 (shard 2/3)") == true, "\(ready?.body ?? "-")")
+            let metrics = await LoopbackHTTP.get(port: port, path: "/metrics")?.body ?? ""
+            #expect(metrics.contains("outbox_relay_shard{") && metrics.contains("shard=\"2\"") && metrics.contains("shards=\"3\""),
+                    "\(metrics.split(separator: "\n").filter { $0.contains("shard") })")
             relays[1].signal(SIGKILL)
             _ = await relays[1].waitForExit()
             #expect(await eventually(timeout: .seconds(15)) { (try? await status().status) == 2 })
