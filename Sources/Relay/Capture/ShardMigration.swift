@@ -52,18 +52,23 @@ public enum ShardMigration {
                                  "Resharding needs every relay stopped, but \(active.map { "slot \($0.name) is in use by process \($0.pid!)" }.joined(separator: ", ")).",
                                  fix: "stop every relay of the current layout (active and standby; SIGTERM), then run `outbox-relay migrate --shards \(count) --reshard` again.")
             }
-            // Slots and their records first: a failure half-way leaves a layout that the next
-            // run recognises as still to be resharded, never a slot adopted without its gap.
-            for slot in slots {
-                try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot.name)])
-                report.droppedSlots.append(slot.name)
-            }
-            try await db.query("DELETE FROM outbox_relay_slot WHERE slot_name = ANY($1::text[])",
-                               [.text("{" + slots.map { "\"\($0.name)\"" }.joined(separator: ",") + "}")])
+            // The old publications first: a forgotten standby of the old layout then halts at
+            // its next poll instead of creating a slot for the old row filter. Then the slots
+            // and their records. A failure half-way leaves shard slots without publications,
+            // which the next run treats as still to be resharded: never adopted.
             for publication in oldShardPublications where !target.contains(where: { $0.publicationName(base: publicationBase) == publication }) {
                 try await db.query("DROP PUBLICATION IF EXISTS \(quoteIdentifier(publication))")
                 report.droppedPublications.append(publication)
             }
+            for slot in slots {
+                try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot.name)])
+                report.droppedSlots.append(slot.name)
+            }
+            // Every record of the layout, also of a slot an earlier attempt dropped already:
+            // a record without its slot would stop the new shard's first start (invariant 8).
+            // Slot names are [a-z0-9_]: nothing in the base is a regex metacharacter.
+            try await db.query("DELETE FROM outbox_relay_slot WHERE slot_name = $1 OR slot_name ~ ('^' || $1 || '_[0-9]+$')",
+                               [.text(slotBase)])
         }
         for shard in target {
             let name = shard.publicationName(base: publicationBase)

@@ -206,6 +206,7 @@ struct ShardedCaptureTests {
             #expect(try await migrate(ctx, ["--shards", "2"]).status == 0)
             // No sweepers: a re-send could hide a row the procedure lost.
             let old = try (0..<2).map { try startShard(ctx, "\($0)/2", logName: "old-s\($0)") }
+            for shard in 0..<2 { #expect(await waitUntilStreaming(db, "\(ctx.slotName)_\(shard)", timeout: .seconds(60))) }
             let load = LoadGenerator(url: ctx.databaseURL, keys: 60, pauseMicros: 2_000)
             try await Task.sleep(for: .seconds(3))
             // Refused while relays run, even with --reshard: their slots would be dropped under them.
