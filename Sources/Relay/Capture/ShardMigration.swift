@@ -1,5 +1,5 @@
 public import PostgresClient
-public import RelayCore
+import RelayCore
 
 /// `outbox-relay migrate --shards N [--reshard]`: splits capture into N shards. Creates one
 /// publication per shard, `<publication>_I_of_N`, whose row filter keeps the rows whose
@@ -34,13 +34,11 @@ public enum ShardMigration {
             """).rows.map { (name: try $0.string("slot_name"), pid: try $0.optionalInt64("active_pid")) }
             .filter { $0.name == slotBase || ShardSpec.indexFromSlotName($0.name, base: slotBase) != nil }
         let unsharded = slots.contains { $0.name == slotBase }
-        let strayShardSlots = slots.contains { ShardSpec.indexFromSlotName($0.name, base: slotBase).map { $0 >= count } ?? false }
+        let layout = ShardLayout(publicationCounts: counts, unshardedSlot: unsharded,
+                                 shardSlotIndexes: slots.compactMap { ShardSpec.indexFromSlotName($0.name, base: slotBase) })
 
         var report = Report(count: count)
-        // Shard slots without their publications are leftovers of another layout: their
-        // positions belong to other row filters, so they are never adopted.
-        let sameLayout = !unsharded && !strayShardSlots && (counts == [count] || (counts.isEmpty && slots.isEmpty))
-        if !sameLayout {
+        if !layout.isCompatible(withCount: count) {
             guard reshard else {
                 throw RelayError(.invalidConfiguration,
                                  "The database's capture layout is \(describe(unsharded: unsharded, counts: counts, slots: slots.map(\.name))); changing it to \(count) shards is a reshard, which drops the current slots.",
