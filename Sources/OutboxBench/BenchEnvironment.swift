@@ -59,8 +59,10 @@ struct BenchEnvironment {
     /// `rows` rows of about 230 bytes in `transactionRows`-row transactions. Returns the
     /// WAL position after the backlog.
     @discardableResult
-    func backlog(slot: String?, plugin: String = "pgoutput", rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH") async throws -> LSN {
-        try await backlog(slots: slot.map { [BenchSlot(name: $0, plugin: plugin)] } ?? [], rows: rows, transactionRows: transactionRows, topic: topic)
+    func backlog(slot: String?, plugin: String = "pgoutput", rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH",
+                 truncate: Bool = true) async throws -> LSN {
+        try await backlog(slots: slot.map { [BenchSlot(name: $0, plugin: plugin)] } ?? [], rows: rows, transactionRows: transactionRows,
+                          topic: topic, truncate: truncate)
     }
 
     /// One backlog for several contenders: every slot is created before the rows, so each
@@ -68,8 +70,10 @@ struct BenchEnvironment {
     /// checkpointer writing the backlog's dirty pages nor autovacuum's analyze of the new
     /// rows lands inside a contender's timing.
     @discardableResult
-    func backlog(slots: [BenchSlot], rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH") async throws -> LSN {
-        try await db.query("TRUNCATE outbox")
+    /// `truncate: false` adds to the rows already there (a backlog for another slot).
+    func backlog(slots: [BenchSlot], rows: Int, transactionRows: Int = 1_000, topic: String = "BENCH",
+                 truncate: Bool = true) async throws -> LSN {
+        if truncate { try await db.query("TRUNCATE outbox") }
         for slot in slots {
             try await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [.text(slot.name)])
             // A deliberately new slot: forget the old one's record, or the relay would

@@ -29,6 +29,10 @@ struct BenchResults: Codable {
     var latency: [String: LatencySummary] = [:]
     var insertTPS: [String: Sample] = [:]
     var effectsPerSecond: [String: Sample] = [:]
+    /// Sharded capture: rows/s by shard count ("1 shard", "2 shards"), run i of each side by side.
+    var shards: [String: Sample] = [:]
+    /// Per run: where the CPU went (walsenders, relays, broker).
+    var shardProfiles: [String] = []
 
     init(machine: MachineInfo, rows: Int, largeRows: Int, runs: Int) {
         self.machine = machine; self.rows = rows; self.largeRows = largeRows; self.runs = runs
@@ -69,6 +73,15 @@ struct BenchResults: Codable {
         }
         out += "\n**Consumer throughput** (effects/s, one consumer)\n\n| mode | effects/s |\n| --- | ---: |\n"
         for (name, s) in effectsPerSecond.sorted(by: { $0.value.median > $1.value.median }) { out += "| \(name) | \(s.text()) |\n" }
+        if !shards.isEmpty {
+            let one = shards["1 shard"]
+            out += "\n**Sharded capture** (\(rows) rows of ~230 B, shard relays as separate processes)\n\n| shard relays | rows/s | × 1 shard, per round |\n| --- | ---: | ---: |\n"
+            for (name, s) in shards.sorted(by: { $0.key < $1.key }) {
+                let ratio = one.map { one in Sample(zip(s.runs, one.runs).map { $0 / $1 }).text("%.2f") } ?? "-"
+                out += "| \(name) | \(s.text()) | \(ratio) |\n"
+            }
+            out += "\nCPU per run:\n\n" + shardProfiles.map { "- \($0)\n" }.joined()
+        }
         return out
     }
 }

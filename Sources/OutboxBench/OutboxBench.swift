@@ -23,7 +23,7 @@ struct OutboxBench: AsyncParsableCommand {
     @Flag(name: .customLong("skip-slow-poller"), help: "Skip the 20 s-period polling relay latency runs.") var skipSlowPoller = false
     @Option(name: .customLong("kafka-property"), help: "A librdkafka property for every relay under test, key=value (repeatable), e.g. linger.ms=0.")
     var kafkaProperties: [String] = []
-    @Option(help: "Only these sections, comma-separated: drain, notify, alternatives, large, latency, trigger, consumer (default: all).")
+    @Option(help: "Only these sections, comma-separated: drain, notify, alternatives, large, latency, trigger, consumer, shards (default: all).")
     var only: String?
 
     func validate() throws {
@@ -46,7 +46,7 @@ struct OutboxBench: AsyncParsableCommand {
         return out
     }
 
-    static let allSections: Set<String> = ["drain", "notify", "alternatives", "large", "latency", "trigger", "consumer"]
+    static let allSections: Set<String> = ["drain", "notify", "alternatives", "large", "latency", "trigger", "consumer", "shards"]
     var sections: Set<String> {
         guard let only else { return Self.allSections }
         return Set(only.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
@@ -175,6 +175,20 @@ struct OutboxBench: AsyncParsableCommand {
         if drain.count > 2 {  // the two references alone compare nothing
             log("drain \(rows) rows (1,000-row transactions), \(runs) interleaved rounds")
             try await interleaved(env, drain, into: &r.drain, rss: &r.rss)
+        }
+
+        if sections.contains("shards") {
+            log("sharded capture: \(rows) rows, 1 shard relay against 2, \(runs) interleaved rounds")
+            var rates: [Int: [Double]] = [:]
+            for round in 1...runs {
+                for count in [1, 2] {
+                    let (rate, profile) = try await ShardBench.drain(env, binary: binary, shards: count, rows: rows)
+                    log("  \(count) shard(s) run \(round): \(String(format: "%.0f", rate)) rows/s")
+                    rates[count, default: []].append(rate)
+                    r.shardProfiles.append("\(count) shard(s), round \(round): \(profile.text)")
+                }
+            }
+            for (count, values) in rates { r.shards[count == 1 ? "1 shard" : "\(count) shards"] = Sample(values) }
         }
 
         if largeRows > 0 && sections.contains("large") {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresClient
 import Relay
+import RelayCore
 import Schema
 
 struct Migrate: AsyncParsableCommand {
@@ -13,6 +14,12 @@ struct Migrate: AsyncParsableCommand {
 
     @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream removes it so writers pay nothing (default \(SettingsCatalog.defaultText("capture"))).")
     var capture: String?
+    @Option(help: "Split capture into N shards by a hash of mq_key: one publication per shard (slots are created by each shard relay's first start). See README \"Sharded capture\".")
+    var shards: String?
+    @Flag(help: "With --shards: allow changing the layout (drops the current slots; stop every relay first).")
+    var reshard = false
+    @Option(help: "Slot base name for --shards (default outbox_relay; shard I uses <slot>_I).")
+    var slot: String?
     @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants.")
     var grantRoles = false
     @Option(name: .customLong("relay-role"), help: "Relay role for --grant-roles (default outbox_relay).")
@@ -21,8 +28,18 @@ struct Migrate: AsyncParsableCommand {
     var consumerRole = "outbox_consumer"
 
     func run() async throws {
-        let resolved = ResolvedConfiguration(settings: try connection.settings(extra: capture.map { ["capture": $0] } ?? [:]))
+        var extra: [String: String] = [:]
+        extra["capture"] = capture
+        extra["slot"] = slot
+        let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         let mode = try resolved.choice("capture", default: SettingsCatalog.defaultText("capture"), ["stream", "notify"])
+        let shardCount = try shards.map { text in
+            do { return try ShardSpec.parseCount(text) } catch { throw ValidationError("--shards: \(error)") }
+        }
+        if shardCount != nil, mode == "notify" {
+            throw ValidationError("--shards cannot be combined with --capture notify. Fix: sharded relays use stream capture; drop --capture notify.")
+        }
+        if reshard, shardCount == nil { throw ValidationError("--reshard needs --shards N. Fix: pass the new shard count, e.g. --shards 3 --reshard.") }
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
             throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
@@ -36,6 +53,15 @@ struct Migrate: AsyncParsableCommand {
         } else {
             try await NotifyTrigger.remove(on: db)
             print("stream capture: no trigger on outbox")
+        }
+        if let shardCount {
+            let report = try await ShardMigration.apply(on: db, count: shardCount, reshard: reshard,
+                                                        slotBase: resolved.settings.string("slot", default: "outbox_relay"),
+                                                        publicationBase: resolved.settings.string("publication", default: "outbox_pub"))
+            if !report.droppedSlots.isEmpty || !report.droppedPublications.isEmpty {
+                print("reshard: dropped slots [\(report.droppedSlots.joined(separator: ", "))], publications [\(report.droppedPublications.joined(separator: ", "))]")
+            }
+            print("shards: \(shardCount) (created publications [\(report.createdPublications.joined(separator: ", "))]); start one relay per shard with --shard I/\(shardCount), I = 0...\(shardCount - 1)")
         }
         if grantRoles {
             let env = ProcessInfo.processInfo.environment

@@ -79,7 +79,8 @@ struct HTTPEndpoints {
         }
         await server.appendRoute("GET /readyz") { _ in
             let ready = (health?.isReady() ?? true) && extraReady()
-            let state = health.map { $0.current.state.rawValue } ?? "consumer"
+            // The detail names the slot (and the shard, on a sharded relay): one line per shard in a fleet view.
+            let state = health.map { "\($0.current.state.rawValue)\($0.current.detail.isEmpty ? "" : ": \($0.current.detail)")" } ?? "consumer"
             let refusal = health?.kafkaRefusedBecause.map { ": " + $0 } ?? ""
             return HTTPResponse(statusCode: ready ? .ok : .serviceUnavailable,
                                 body: Data("\(ready ? "ready" : "not ready") (\(state))\(refusal)\n".utf8))

@@ -70,6 +70,7 @@ struct ResolvedConfiguration {
             c.headerStyle = HeaderStyle(rawValue: try settings.choice("header-style", default: c.headerStyle.rawValue,
                                                                       among: HeaderStyle.allCases.map(\.rawValue)))!
         }
+        try applyShard(to: &c)
         do { try c.validate() } catch { throw ValidationError(error.description) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: c.spillDirectory, isDirectory: &isDirectory), isDirectory.boolValue,
@@ -77,6 +78,17 @@ struct ResolvedConfiguration {
             throw ValidationError("spill-dir \(c.spillDirectory) is not a writable directory. Fix: create it or point spill-dir elsewhere.")
         }
         return c
+    }
+
+    /// `shard = I/N`: the shard's slot and publication are derived from the base names.
+    func applyShard(to c: inout RelayConfiguration) throws {
+        guard let text = settings.optionalString("shard"), !text.isEmpty else { return }
+        do {
+            let shard = try ShardSpec.parse(text)
+            c.shard = shard
+            c.slotName = shard.slotName(base: c.slotName)
+            c.publication = shard.publicationName(base: c.publication)
+        } catch { throw ValidationError("shard: \(error)") }
     }
 
     func sweeper() throws -> (policy: SweeperPolicy?, retention: Duration?) {

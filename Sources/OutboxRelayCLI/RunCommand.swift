@@ -27,6 +27,8 @@ struct Run: AsyncParsableCommand {
     var capture: String?
     @Option(help: SettingsCatalog.help("slot"))
     var slot: String?
+    @Option(help: SettingsCatalog.help("shard"))
+    var shard: String?
     @Flag(name: .customLong("create-slot"), inversion: .prefixedNo, help: SettingsCatalog.help("create-slot"))
     var createSlot: Bool?
     @Flag(name: .customLong("sweeper"), inversion: .prefixedNo, help: SettingsCatalog.help("sweeper"))
@@ -46,6 +48,7 @@ struct Run: AsyncParsableCommand {
         extra["slot"] = slot ?? extra["slot"]
         extra["create-slot"] = createSlot.map { String($0) } ?? extra["create-slot"]
         extra["sweeper"] = sweeper.map { String($0) } ?? extra["sweeper"]
+        extra["shard"] = shard ?? extra["shard"]
         extra["sweeper-interval"] = sweeperInterval ?? extra["sweeper-interval"]
         extra["sweeper-min-age"] = sweeperMinAge ?? extra["sweeper-min-age"]
         extra["header-style"] = headerStyle ?? extra["header-style"]

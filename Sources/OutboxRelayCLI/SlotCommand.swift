@@ -25,12 +25,15 @@ struct Slot: AsyncParsableCommand {
         @OptionGroup var set: SetOptions
         @Option(help: SettingsCatalog.help("slot"))
         var slot: String?
+        @Option(help: "Reset one shard's slot, I/N (re-sends only that shard's rows still INIT).")
+        var shard: String?
         @Flag(help: "Required: confirms that every relay of the slot is stopped and the slot may be dropped and recreated.")
         var confirm = false
 
         func run() async throws {
             var extra = try set.flags()
             extra["slot"] = slot ?? extra["slot"]
+            extra["shard"] = shard ?? extra["shard"]
             let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
             let configuration = try resolved.relay()
             guard confirm else {

@@ -40,7 +40,10 @@ struct Status: AsyncParsableCommand {
             SELECT confirmed_flush_lsn::text AS confirmed, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag,
                    active, wal_status FROM pg_replication_slots WHERE slot_name = $1
             """, [.text(slotName)]).rows
-        if let row = slotRows.first {
+        if let shardBreaches = try await ShardStatus.check(db, slotBase: slotName, maxSlotLag: maxSlotLag,
+                                                           publicationBase: resolved.settings.string("publication", default: "outbox_pub")) {
+            breaches += shardBreaches
+        } else if let row = slotRows.first {
             let lag = try row.optionalInt64("lag") ?? 0
             print("slot \(slotName): confirmed \(try row.optionalString("confirmed") ?? "-"), lag \(lag) bytes, active \(try row.bool("active")), wal_status \(try row.optionalString("wal_status") ?? "-")")
             if let limitText = maxSlotLag {

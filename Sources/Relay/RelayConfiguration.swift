@@ -43,6 +43,10 @@ public struct RelayConfiguration: Sendable {
     public var applicationName = "outbox-relay"
     /// The header vocabulary of published records (`RecordHeaders`). Default: outbox.
     public var headerStyle = HeaderStyle.default
+    /// Sharded capture (`--shard I/N`): this relay reads only shard I's rows, through the
+    /// shard's own slot and publication (`slotName`/`publication` are then the shard's).
+    /// nil: one slot carries every row.
+    public var shard: ShardSpec?
 
     public init(databaseURL: String, kafka: KafkaConfiguration, router: TopicRouter? = nil) {
         self.databaseURL = databaseURL
@@ -69,6 +73,9 @@ public struct RelayConfiguration: Sendable {
             try fail("status-interval", "must be between 10 ms and 30 s", "use the default 1 s; PostgreSQL's wal_sender_timeout is 60 s")
         }
         if notifyChannel.isEmpty || notifyChannel.utf8.count > 63 { try fail("notify-channel", "must be 1-63 characters", "use the default outbox_relay") }
+        if shard != nil, capture == .notify {
+            try fail("capture", "notify cannot be combined with --shard", "use stream capture for sharded relays (notify mode reads one slot through SQL and is meant for a single relay behind a pooler), or run unsharded")
+        }
         if let refused = ProducerGuarantees.check(kafka.properties) { throw RelayError(.invalidConfiguration, refused.message, fix: refused.fix) }
     }
 

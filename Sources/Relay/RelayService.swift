@@ -80,6 +80,7 @@ public final class RelayService: Service, Sendable {
     }
 
     private func runRelay() async throws {
+        if let shard = configuration.shard { metrics.shard(index: shard.index, count: shard.count, slot: configuration.slotName).record(1) }
         let publisher = try Publisher(configuration: configuration, logger: logger, metrics: metrics, health: health)
         let stopDeadline = running.withLock { running in
             running.publisher = publisher

@@ -11,6 +11,8 @@ import Schema
 struct GapPublisher {
     let router: TopicRouter
     var headerStyle = HeaderStyle.default
+    /// Sharded capture: only this shard's rows (its slot never streams the others').
+    var shard: ShardSpec? = nil
     static let batchSize = 1_000
 
     struct Outcome: Equatable {
@@ -35,7 +37,7 @@ struct GapPublisher {
         try connection.queryBlocking("""
             DECLARE gap NO SCROLL CURSOR FOR
             SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created_at, trace_parent
-            FROM outbox WHERE status = 'INIT' ORDER BY outbox_id
+            FROM outbox WHERE status = 'INIT'\(shard.map { " AND " + $0.predicateSQL() } ?? "") ORDER BY outbox_id
             """)
         while true {
             let rows = try connection.queryBlocking("FETCH \(Self.batchSize) FROM gap").rows

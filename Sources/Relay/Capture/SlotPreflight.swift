@@ -9,6 +9,9 @@ struct SlotPreflight {
     let slot: String
     let publication: String
     let createIfMissing: Bool
+    /// Sharded capture: the publication must come from `migrate --shards N` (it carries the
+    /// shard's row filter), so it is never created here.
+    var shard: ShardSpec? = nil
 
     /// What the relay knows about the slot after the checks.
     struct SlotState: Equatable {
@@ -39,7 +42,7 @@ struct SlotPreflight {
                    active_pid, current_database() AS here
             FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(slot))
             """).rows
-        let recorded = try store.read(execute)
+        var recorded = try store.read(execute)
         var confirmed: LSN?
         var active: Int32?
         if let row = rows.first {
@@ -47,10 +50,34 @@ struct SlotPreflight {
             confirmed = try row.optionalLSN("confirmed") ?? .invalid
             active = try row.optionalString("active_pid").flatMap { Int32($0) }
         }
+        var holdsFirstStartLock = false, interrupted = false
+        if try store.isCreating(execute) == true {
+            // A first start began: a peer is publishing the rows committed before its new slot
+            // (the slot is not active meanwhile), or it died doing so. Streaming that slot now
+            // would publish newer rows before older ones of the same key, or skip the older.
+            guard try tryFirstStartLock(execute) else { throw Self.firstStartInProgress(slot) }
+            holdsFirstStartLock = true
+            // Its relay died: nothing was streamed from that slot yet. Start over (the
+            // "creating" record stays: it is this first start's too).
+            if rows.first != nil {
+                _ = try execute("SELECT pg_drop_replication_slot(\(quoteLiteral(slot)))")
+                confirmed = nil
+            }
+            recorded = nil
+            interrupted = true
+        }
         switch SlotIdentityCheck.decide(slot: confirmed, recorded: recorded, createIfMissing: createIfMissing) {
         case .create:
-            // Not recorded yet: the caller records it (`recordCreated`) once whatever the
-            // creation owes is done, so a failed first start leaves no record behind.
+            // The record says "creating" from before the slot exists until the caller's
+            // `recordCreated`, once the rows committed before the slot are published; the
+            // session lock tells a live first start from an interrupted one.
+            if !holdsFirstStartLock {
+                guard try tryFirstStartLock(execute) else { throw Self.firstStartInProgress(slot) }
+            }
+            guard try interrupted || store.beginCreating(execute) else {
+                _ = try execute("SELECT pg_advisory_unlock(\(Self.firstStartLockKey(slot)))")
+                throw Self.firstStartInProgress(slot)  // a peer finished one a moment ago: start normally at the next poll
+            }
             let lsn = try createSlot()
             return SlotState(confirmedFlush: lsn, activePID: nil, created: true)
         case .adopt(let lsn):
@@ -72,9 +99,27 @@ struct SlotPreflight {
         }
     }
 
-    /// Records a slot this relay created (a record another relay wrote first wins).
+    /// Records a slot this relay created, once its first start is complete, and lets peers
+    /// go on (they stream it from here).
     func recordCreated(at lsn: LSN, execute: (String) throws -> PGResult) throws {
-        try SlotRecordStore(slot: slot).record(createdAt: lsn, change: "created", replace: false, execute)
+        try SlotRecordStore(slot: slot).finishCreating(at: lsn, execute)
+        _ = try execute("SELECT pg_advisory_unlock(\(Self.firstStartLockKey(slot)))")
+    }
+
+    /// A session advisory lock held by the relay doing a slot's first start, from before it
+    /// creates the slot until `recordCreated`: its connection's end (a crash) releases it.
+    /// Not the notify mode's reader lock (another key derivation).
+    static func firstStartLockKey(_ slot: String) -> Int64 {
+        Int64(truncatingIfNeeded: ("first-start:" + slot).utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
+    }
+
+    private func tryFirstStartLock(_ execute: (String) throws -> PGResult) throws -> Bool {
+        try execute("SELECT pg_try_advisory_lock(\(Self.firstStartLockKey(slot))) AS got").single().bool("got")
+    }
+
+    static func firstStartInProgress(_ slot: String) -> RelayError {
+        RelayError(.slotInUse, "Replication slot \"\(slot)\" is being created by another relay (its first start publishes the rows committed before it); waiting as a standby.",
+                   fix: "nothing: this relay streams or takes over once that first start is done.", halting: false)
     }
 
     static func resetFix(_ slot: String) -> String {
@@ -102,6 +147,8 @@ struct SlotPreflight {
     }
 
     private func checkPublication(_ execute: (String) throws -> PGResult) throws {
+        if let shard { return try checkShardPublication(shard, execute) }
+        try refuseIfSharded(execute)
         let rows = try execute("""
             SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = \(quoteLiteral(publication))
             """).rows
@@ -119,5 +166,38 @@ struct SlotPreflight {
             throw RelayError(.publicationMisconfigured, "Publication \"\(publication)\" does not publish inserts.",
                              fix: "ALTER PUBLICATION \(publication) SET (publish = 'insert').")
         }
+    }
+}
+
+extension SlotPreflight {
+    /// The shard's publication exists and filters rows (made by `migrate --shards N`). A
+    /// relay started with a stale `--shard I/N` after a reshard finds none and stops: it
+    /// would read another layout's rows.
+    fileprivate func checkShardPublication(_ shard: ShardSpec, _ execute: (String) throws -> PGResult) throws {
+        let rows = try execute("""
+            SELECT p.pubinsert, t.rowfilter FROM pg_publication p
+            LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname AND t.tablename = 'outbox'
+            WHERE p.pubname = \(quoteLiteral(publication))
+            """).rows
+        guard let row = rows.first else {
+            throw RelayError(.publicationMisconfigured,
+                             "Publication \"\(publication)\" of shard \(shard) does not exist: the database is not split into \(shard.count) shards.",
+                             fix: "run `outbox-relay migrate --shards \(shard.count)` (add --reshard when it currently has another shard count, after stopping every relay), or start this relay with the --shard I/N that matches the database's shard count (`outbox-relay status` lists the shards).")
+        }
+        guard try row.bool("pubinsert"), try row.optionalString("rowfilter")?.contains("hashtext") == true else {
+            throw RelayError(.publicationMisconfigured,
+                             "Publication \"\(publication)\" of shard \(shard) does not publish outbox inserts filtered by the shard's key hash.",
+                             fix: "drop it and run `outbox-relay migrate --shards \(shard.count)`, which creates it with the shard's row filter.")
+        }
+    }
+
+    /// An unsharded relay on a sharded database would publish every shard's rows a second
+    /// time, racing the shard relays on each key: refuse.
+    fileprivate func refuseIfSharded(_ execute: (String) throws -> PGResult) throws {
+        let names = try execute("SELECT pubname FROM pg_publication").rows.map { try $0.string("pubname") }
+        guard let sharded = names.compactMap({ ShardSpec.fromPublicationName($0, base: publication) }).first else { return }
+        throw RelayError(.publicationMisconfigured,
+                         "This database is split into \(sharded.count) shards (publication \"\(sharded.publicationName(base: publication))\"), but this relay runs unsharded: it would publish every shard's rows again, out of order with the shard relays.",
+                         fix: "run one relay per shard with --shard I/\(sharded.count) (I from 0 to \(sharded.count - 1)), or reshard to a single shard (`outbox-relay migrate --shards 1 --reshard`, then run it with --shard 0/1).")
     }
 }

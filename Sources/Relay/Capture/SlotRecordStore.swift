@@ -19,6 +19,34 @@ struct SlotRecordStore: Sendable {
         }
     }
 
+    /// `last_change` of a record whose first start is under way: written before the slot is
+    /// created, replaced by `created` once the rows committed before the slot are published.
+    static let creating = "creating"
+
+    /// Whether the record says a first start began and never finished; nil: no record.
+    func isCreating(_ execute: (String) throws -> PGResult) throws -> Bool? {
+        try execute("SELECT last_change FROM outbox_relay_slot WHERE slot_name = \(quoteLiteral(slot))")
+            .rows.first.map { try $0.string("last_change") == Self.creating }
+    }
+
+    /// Marks a first start under way, before the slot exists. False when a record exists.
+    func beginCreating(_ execute: (String) throws -> PGResult) throws -> Bool {
+        try execute("""
+            INSERT INTO outbox_relay_slot (slot_name, created_lsn, confirmed_lsn, last_change)
+            VALUES (\(quoteLiteral(slot)), '0/0', '0/0', \(quoteLiteral(Self.creating)))
+            ON CONFLICT (slot_name) DO NOTHING
+            """).affectedRows == 1
+    }
+
+    /// Ends a first start: the slot begins at `lsn` and its earlier rows are published.
+    func finishCreating(at lsn: LSN, _ execute: (String) throws -> PGResult) throws {
+        _ = try execute("""
+            UPDATE outbox_relay_slot SET created_lsn = \(quoteLiteral(lsn.description)), confirmed_lsn = \(quoteLiteral(lsn.description)),
+                   updated_at = now(), last_change = 'created'
+            WHERE slot_name = \(quoteLiteral(slot)) AND last_change = \(quoteLiteral(Self.creating))
+            """)
+    }
+
     /// Records a slot that begins at `lsn`. `replace` overwrites an existing record (a
     /// reset); otherwise a record another relay wrote first wins.
     func record(createdAt lsn: LSN, change: String, replace: Bool, _ execute: (String) throws -> PGResult) throws {

@@ -68,7 +68,7 @@ public enum SlotReset {
                 let reader = try GapPublisher.importSnapshot(snapshot, dsn: configuration.databaseURL,
                                                              applicationName: "\(configuration.applicationName)-slot-reset")
                 _ = replication  // the export lives until this connection's next command: keep it until imported
-                let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle).publish(from: reader, producer: producer)
+                let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard).publish(from: reader, producer: producer)
                 try store.record(createdAt: lsn, change: "reset", replace: true) { try reader.queryBlocking($0) }
                 return outcome
             }

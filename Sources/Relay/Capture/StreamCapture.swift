@@ -48,7 +48,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         defer { current.withLock { $0 = nil } }
 
         let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
-                                      createIfMissing: configuration.createSlot)
+                                      createIfMissing: configuration.createSlot, shard: configuration.shard)
         // The very first start: the slot is created with an exported snapshot, imported at
         // once (the export ends with the connection's next command) to publish the rows
         // committed before the slot, which it will never stream.
@@ -90,7 +90,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         } catch let error as PGError where error.sqlState == PGError.State.objectInUse {
             throw Self.slotInUse(configuration.slotName, pid: nil)
         }
-        health.set(.streaming, "slot \(configuration.slotName) from \(slot.confirmedFlush)")
+        health.set(.streaming, "slot \(configuration.slotName)\(configuration.shard.map { " (shard \($0))" } ?? "") from \(slot.confirmedFlush)")
         metrics.streaming.record(1)
         defer { metrics.streaming.record(0) }
         logger.info("streaming", metadata: ["slot": "\(configuration.slotName)", "from": "\(slot.confirmedFlush)", "server": "\(connection.target)"])
@@ -124,7 +124,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     private func publishRowsBeforeSlot(from gap: PGConnection, connection: ReplicationConnection) throws {
         let line = publisher.line
         do {
-            let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle).publish(
+            let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard).publish(
                 from: gap, producer: try publisher.producers.producer(),
                 giveUp: { line.stopDeadline != nil || line.pendingRestart != nil })
             logger.notice("first start: published the rows still INIT that were committed before the slot", metadata: [

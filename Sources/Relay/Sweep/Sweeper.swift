@@ -42,25 +42,36 @@ public final class Sweeper: Sendable {
 
     /// The condition on a row being due: INIT, old enough, and past its backoff. The
     /// partial index on INIT rows by created_at serves it, however large the table.
-    static let dueCondition = """
+    /// Sharded capture adds the shard's predicate: a shard's sweeper waits on its own
+    /// stream's confirmation only, so touching another shard's key could re-send it before
+    /// that shard's stream first delivered it (out of order).
+    private var dueCondition: String {
+        """
         status = 'INIT'
           AND created_at < now() - make_interval(secs => $1)
           AND (last_sent_at IS NULL
                OR last_sent_at <= now() - make_interval(secs => LEAST($3::float8, $2::float8 * power(2, GREATEST(attempts - 1, 0)))))
-        """
+        """ + shardCondition
+    }
+
+    /// ` AND <shard predicate>` for a sharded relay, empty otherwise.
+    private var shardCondition: String { configuration.shard.map { " AND " + $0.predicateSQL() } ?? "" }
 
     /// Candidates and the watermark in one statement, so in one snapshot: every candidate
     /// committed before `pg_current_wal_insert_lsn()` is evaluated. Takes no lock.
-    static let snapshotSQL = """
+    var snapshotSQL: String {
+        """
         SELECT pg_current_wal_insert_lsn()::text AS watermark,
                COALESCE(array_agg(outbox_id ORDER BY outbox_id)::text, '{}') AS ids
         FROM (SELECT outbox_id FROM outbox WHERE \(dueCondition) ORDER BY created_at LIMIT $4) candidates
         """
+    }
 
     /// Claims the candidates still due, in one short statement: `last_sent_at` is the
     /// claim (a second sweeper's re-check finds the row not due), SKIP LOCKED passes over
     /// rows a consumer holds right now (they are being completed anyway).
-    static let claimSQL = """
+    var claimSQL: String {
+        """
         UPDATE outbox o SET last_sent_at = now()
         FROM (SELECT outbox_id FROM outbox WHERE outbox_id = ANY($5::bigint[]) AND \(dueCondition)
               ORDER BY outbox_id LIMIT $4 FOR UPDATE SKIP LOCKED) claimed
@@ -68,6 +79,7 @@ public final class Sweeper: Sendable {
         RETURNING o.outbox_id, o.topic, o.mq_key, o.type, o.payload::text AS payload, o.created_at::text AS created_at,
                   o.trace_parent, o.attempts
         """
+    }
 
     private var dueParameters: [PGValue] {
         [.text(String(policy.minimumAge.inSeconds)), .text(String(policy.backoffBase.inSeconds)),
@@ -76,7 +88,7 @@ public final class Sweeper: Sendable {
 
     /// Step 1 of a round: the candidates (at most one batch) and the watermark.
     func snapshot(on connection: PGConnection) async throws -> (ids: [Int64], watermark: LSN) {
-        let row = try await connection.query(Self.snapshotSQL, dueParameters).single()
+        let row = try await connection.query(snapshotSQL, dueParameters).single()
         let text = try row.string("ids").dropFirst().dropLast()
         return (text.split(separator: ",").compactMap { Int64($0) }, try row.lsn("watermark"))
     }
@@ -86,7 +98,7 @@ public final class Sweeper: Sendable {
     /// records the outcome. Call it only once the stream has published every id.
     func resend(_ ids: [Int64], on connection: PGConnection, producers: ProducerHolder) async throws -> RoundResult {
         guard !ids.isEmpty else { return RoundResult() }
-        let claimed = try await connection.query(Self.claimSQL, dueParameters + [.text("{" + ids.map(String.init).joined(separator: ",") + "}")])
+        let claimed = try await connection.query(claimSQL, dueParameters + [.text("{" + ids.map(String.init).joined(separator: ",") + "}")])
             .rows.map { try ClaimedRow($0, style: configuration.headerStyle) }.sorted { $0.id < $1.id }
         var result = RoundResult()
         var outgoing: [(id: Int64, record: OutgoingRecord)] = []
@@ -162,7 +174,7 @@ public final class Sweeper: Sendable {
             let result = try await connection.query("""
                 DELETE FROM outbox WHERE outbox_id IN (
                     SELECT outbox_id FROM outbox
-                    WHERE status = 'COMPLETE' AND created_at < now() - make_interval(secs => $1)
+                    WHERE status = 'COMPLETE' AND created_at < now() - make_interval(secs => $1)\(shardCondition)
                     ORDER BY created_at LIMIT $2)
                 """, [.text(String(age.inSeconds)), .int(retentionBatch)])
             deleted += result.affectedRows
@@ -173,7 +185,7 @@ public final class Sweeper: Sendable {
 
     /// EXPLAIN of the snapshot query, for the docs and the efficiency test.
     func explain(on connection: PGConnection) async throws -> String {
-        let plan = try await connection.query("EXPLAIN " + Self.snapshotSQL.replacingOccurrences(of: "$1", with: "10")
+        let plan = try await connection.query("EXPLAIN " + snapshotSQL.replacingOccurrences(of: "$1", with: "10")
             .replacingOccurrences(of: "$2::float8", with: "10::float8").replacingOccurrences(of: "$3::float8", with: "3600::float8")
             .replacingOccurrences(of: "$4", with: "500"))
         return try plan.rows.map { try $0.string("QUERY PLAN") }.joined(separator: "\n")

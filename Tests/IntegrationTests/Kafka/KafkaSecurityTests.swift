@@ -75,7 +75,7 @@ struct KafkaSecurityTests {
 
     @Test("an untrusted broker certificate (wrong CA, or another host's name) fails at once with the cause; reconnects stay bounded")
     func untrustedCertificate() async throws {
-        let certificates = try TestCertificates.make(hostName: "broker.outbox.test")
+        let certificates = try await TestCertificates.make(hostName: "broker.outbox.test")
         defer { certificates.remove() }
         let port = freeLoopbackPort()
         let serverLog = certificates.directory + "/s_server.log"
@@ -131,7 +131,7 @@ struct KafkaSecurityTests {
 
     @Test("over verified TLS (Tansu behind a TLS terminator) the library and `run` deliver and are acknowledged")
     func verifiedTLSSession() async throws {
-        let certificates = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
+        let certificates = try await TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
         defer { certificates.remove() }
         let tlsPort = freeLoopbackPort()
         // The broker tells clients to come back through the terminator after bootstrap.
@@ -172,8 +172,8 @@ struct KafkaSecurityTests {
 
     @Test("a running relay whose broker starts refusing its TLS reports not ready naming the cause, and ready again once deliveries go through")
     func refusalAfterStartTurnsReadinessOff() async throws {
-        let certificates = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
-        let impostor = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")  // another CA
+        let certificates = try await TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
+        let impostor = try await TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")  // another CA
         defer { certificates.remove(); impostor.remove() }
         let tlsPort = freeLoopbackPort()
         let broker = try await TansuBroker.start(advertisedPort: tlsPort)
@@ -227,8 +227,8 @@ struct KafkaSecurityTests {
 
     @Test("a running consume whose broker starts refusing its TLS stops, exiting non-zero with the cause")
     func consumeStopsOnRefusalAfterStart() async throws {
-        let certificates = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
-        let impostor = try TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")  // another CA
+        let certificates = try await TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")
+        let impostor = try await TestCertificates.make(hostName: "broker.outbox.test", ipAddress: "127.0.0.1")  // another CA
         defer { certificates.remove(); impostor.remove() }
         let tlsPort = freeLoopbackPort()
         let broker = try await TansuBroker.start(advertisedPort: tlsPort)

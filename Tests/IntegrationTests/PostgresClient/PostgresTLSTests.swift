@@ -51,7 +51,7 @@ struct PostgresTLSTests {
 
     /// Starts a TLS-only server with a fresh database, runs `body`, removes everything.
     func withTLSServer<T: Sendable>(_ body: (TLSServer) async throws -> T) async throws -> T {
-        let certificates = try TestCertificates.make(hostName: Self.hostName)
+        let certificates = try await TestCertificates.make(hostName: Self.hostName)
         defer { certificates.remove() }
         let cluster = try await PostgresCluster.start(
             extraSettings: ["ssl": "on", "ssl_cert_file": "'server.crt'", "ssl_key_file": "'server.key'"],

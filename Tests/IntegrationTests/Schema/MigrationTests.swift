@@ -73,7 +73,7 @@ struct MigrationTests {
                  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
                 ([UInt8](repeating: 0x61, count: 1_000_000), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
                 // Non-ASCII text: the bytes go as bytea, so no encoding conversion touches them.
-                (Array("Zürich → 東京".utf8), try sha256sum(Array("Zürich → 東京".utf8))),
+                (Array("Zürich → 東京".utf8), try await sha256sum(Array("Zürich → 東京".utf8))),
             ]
             for (bytes, expected) in vectors {
                 let digest = try await conn.query("SELECT \(MigrationRunner.checksumSQL("$1")) AS d", [.bytea(bytes)]).single().string("d")
@@ -94,7 +94,7 @@ struct MigrationTests {
             try await conn.query("UPDATE outbox_schema_migrations SET checksum = 'cleared'")
             for migration in Migration.all {
                 try await conn.query("UPDATE outbox_schema_migrations SET checksum = $2 WHERE version = $1",
-                                     [.int(migration.version), .text(try sha256sum(Array(migration.sql.utf8)))])
+                                     [.int(migration.version), .text(try await sha256sum(Array(migration.sql.utf8)))])
             }
             let report = try await MigrationRunner().run(on: conn)
             #expect(report.applied.isEmpty)
@@ -104,16 +104,11 @@ struct MigrationTests {
 }
 
 /// Hex SHA-256 from coreutils' `sha256sum`, an implementation independent of PostgreSQL.
-private func sha256sum(_ bytes: [UInt8]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    let input = Pipe(), output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    try process.run()
-    input.fileHandleForWriting.write(Data(bytes))
-    try input.fileHandleForWriting.close()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return String(text.prefix(64))
+private func sha256sum(_ bytes: [UInt8]) async throws -> String {
+    let input = NSTemporaryDirectory() + "outbox-sha256-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: input) }
+    try Data(bytes).write(to: URL(fileURLWithPath: input))
+    let (status, output) = try await runTool(["/usr/bin/sha256sum", input])
+    guard status == 0 else { throw CheckerError("sha256sum exited with \(status): \(output)") }
+    return String(output.prefix(64))
 }

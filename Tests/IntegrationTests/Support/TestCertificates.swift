@@ -18,38 +18,29 @@ struct TestCertificates: Sendable {
     /// - Parameters:
     ///   - hostName: the DNS name (subjectAltName) in the server certificate.
     ///   - ipAddress: an IP address the certificate names too, if any.
-    static func make(hostName: String, ipAddress: String? = nil) throws -> TestCertificates {
+    static func make(hostName: String, ipAddress: String? = nil) async throws -> TestCertificates {
         let directory = NSTemporaryDirectory() + "outbox-tls-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
         let certificates = TestCertificates(directory: directory, hostName: hostName)
         let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for ca in ["ca", "other-ca"] {
-            try openssl(["req", "-x509"] + key + ["-keyout", "\(ca).key", "-out", "\(ca).crt", "-days", "2",
+            try await openssl(["req", "-x509"] + key + ["-keyout", "\(ca).key", "-out", "\(ca).crt", "-days", "2",
                          "-subj", "/CN=outbox-relay test \(ca)"], in: directory)
         }
-        try openssl(["req"] + key + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=\(hostName)"], in: directory)
+        try await openssl(["req"] + key + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=\(hostName)"], in: directory)
         try "subjectAltName=DNS:\(hostName)\(ipAddress.map { ",IP:\($0)" } ?? "")\n".write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
-        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        try await openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
                      "-out", "server.crt", "-days", "2", "-extfile", "server.ext"], in: directory)
         return certificates
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
-    private static func openssl(_ arguments: [String], in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CheckerError("openssl \(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(text)")
+    private static func openssl(_ arguments: [String], in directory: String) async throws {
+        let (status, output) = try await runTool(["/usr/bin/openssl"] + arguments, in: directory)
+        guard status == 0 else {
+            throw CheckerError("openssl \(arguments.joined(separator: " ")) exited with \(status): \(output)")
         }
     }
 }
