@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
@@ -91,6 +90,27 @@ struct RateLoad {
     }
 }
 
+/// Starts our relay in this process on `slot` and returns once it streams and has had half a
+/// second to warm up (producer connected, metadata cached; a notify-mode relay has rung in).
+/// A relay that halts (bad slot, configuration) never streams: that is an error naming why.
+func startStreaming(_ env: BenchEnvironment, slot: String, capture: CaptureMode, label: String) async throws -> (RelayService, Task<Void, any Error>) {
+    var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
+    configuration.slotName = slot
+    configuration.capture = capture
+    configuration.spillDirectory = NSTemporaryDirectory()
+    let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: label))
+    let task = Task { try await relay.run() }
+    while relay.health.current.state != .streaming {
+        if relay.health.current.state == .halted {
+            _ = try? await task.value
+            throw BenchError("the relay under test halted: \(relay.health.current.detail)")
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    try await Task.sleep(for: .milliseconds(500))
+    return (relay, task)
+}
+
 enum LatencyBench {
     /// Our relay (in-process, stream mode): commit→ack from PostgreSQL's commit timestamp
     /// to the delivery report, for every row written at `rate` rows/s.
@@ -100,21 +120,7 @@ enum LatencyBench {
         try await env.db.query("TRUNCATE outbox")
         try await env.dropSlot(slot)
         if capture == .notify { try await NotifyTrigger.install(on: env.db) }
-        var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
-        configuration.slotName = slot
-        configuration.capture = capture
-        configuration.spillDirectory = NSTemporaryDirectory()
-        let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-relay"))
-        let task = Task { try await relay.run() }
-        while relay.health.current.state != .streaming {
-            // A relay that halted (bad slot, configuration) never streams: say why instead of waiting forever.
-            if relay.health.current.state == .halted {
-                _ = try? await task.value
-                throw ValidationError("the relay under test halted: \(relay.health.current.detail)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        try await Task.sleep(for: .milliseconds(500))  // warm: producer connected, metadata cached
+        let (relay, task) = try await startStreaming(env, slot: slot, capture: capture, label: "bench-relay")
         CapturingMetrics.shared.samples.withLock { $0.removeAll() }
         try await load.run(env, rate: rate, duration: duration)
         try await Task.sleep(for: .milliseconds(500))

@@ -37,20 +37,7 @@ enum TriggerCost {
         case .everyCommit: try await env.db.executeScript(everyCommitTrigger)
         case .doorbell: try await NotifyTrigger.install(on: env.db)
         }
-        var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
-        configuration.slotName = slot
-        configuration.capture = setup == .none ? .stream : .notify
-        configuration.spillDirectory = NSTemporaryDirectory()
-        let relay = try RelayService(configuration: configuration, sweeper: nil, logger: Logger(label: "bench-trigger-relay"))
-        let task = Task { try await relay.run() }
-        while relay.health.current.state != .streaming {
-            if relay.health.current.state == .halted {
-                _ = try? await task.value
-                throw BenchError("the relay under test halted: \(relay.health.current.detail)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        try await Task.sleep(for: .milliseconds(500))  // idle: a notify-mode relay has rung in
+        let (relay, task) = try await startStreaming(env, slot: slot, capture: setup == .none ? .stream : .notify, label: "bench-trigger-relay")
         let script = tempPath("insert.sql")
         try """
             INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BENCH', 'BOOK:' || (random() * 1000)::int, 'BOOK_SAVE', '{"book": {"bookingId": 1, "seatId": 2, "userId": 7, "price": 50000, "status": "RESERVED"}, "waitToken": {"tokenId": 7, "userId": 7, "token": "b1946ac9", "status": "ACTIVE"}}');
