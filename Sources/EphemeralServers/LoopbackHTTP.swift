@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// A minimal HTTP/1.0 GET against 127.0.0.1, for tests and the bench to read a relay's
+/// A minimal HTTP/1.0 GET against 127.0.0.1 (or [::1]), for tests and the bench to read a relay's
 /// /metrics, /healthz and /readyz without pulling an HTTP client into them. The socket
 /// calls block, so they run on a thread of their own, never on the cooperative pool.
 public enum LoopbackHTTP {
@@ -11,26 +11,38 @@ public enum LoopbackHTTP {
         public var body: String
     }
 
-    /// nil when nothing answers on the port, or the answer is not HTTP.
-    public static func get(port: Int, path: String, timeoutSeconds: Int = 5) async -> Response? {
-        (try? await offPool { getBlocking(port: port, path: path, timeoutSeconds: timeoutSeconds) }) ?? nil
+    /// nil when nothing answers on the port, or the answer is not HTTP. `ipv6` asks [::1]
+    /// instead of 127.0.0.1 (a server bound to an IPv6 address).
+    public static func get(port: Int, path: String, ipv6: Bool = false, timeoutSeconds: Int = 5) async -> Response? {
+        (try? await offPool { getBlocking(port: port, path: path, ipv6: ipv6, timeoutSeconds: timeoutSeconds) }) ?? nil
     }
 
-    static func getBlocking(port: Int, path: String, timeoutSeconds: Int) -> Response? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    static func getBlocking(port: Int, path: String, ipv6: Bool, timeoutSeconds: Int) -> Response? {
+        let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let connected: Int32
+        if ipv6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            address.sin6_addr = in6addr_loopback
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         }
         guard connected == 0 else { return nil }
-        let request = "GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        let request = "GET \(path) HTTP/1.0\r\nHost: \(ipv6 ? "[::1]" : "127.0.0.1")\r\n\r\n"
         let sent = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
         guard sent > 0 else { return nil }
         var response = [UInt8]()

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import EphemeralServers
 import Foundation
 import PostgresClient
@@ -85,9 +82,7 @@ struct LogFormatCLITests {
         try await withTestContext { ctx in
             // Readiness and metrics are read over IPv6 ([::1]:port) only.
             let (status, output) = try await runWithSecrets(ctx, format: "text", extra: ["--http-host", "::1"]) { port, path in
-                await withCheckedContinuation { continuation in
-                    Thread.detachNewThread { continuation.resume(returning: ipv6Get(port: port, path: path)) }
-                }
+                await LoopbackHTTP.get(port: port, path: path, ipv6: true).map { ($0.status, $0.body) }
             }
             #expect(status == 0, "\(output.suffix(2_000))")
             #expect(output.contains("starting relay"))
@@ -96,32 +91,3 @@ struct LogFormatCLITests {
     }
 }
 
-/// A blocking HTTP/1.0 GET to [::1]:port: status and body, or nil. Run it on a thread of
-/// its own, not on the cooperative pool.
-func ipv6Get(port: Int, path: String) -> (status: Int, body: String)? {
-    let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in6()
-    address.sin6_family = sa_family_t(AF_INET6)
-    address.sin6_port = in_port_t(UInt16(port).bigEndian)
-    address.sin6_addr = in6addr_loopback
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-    }
-    guard connected == 0 else { return nil }
-    let request = "GET \(path) HTTP/1.0\r\nHost: [::1]\r\n\r\n"
-    guard request.withCString({ send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }) > 0 else { return nil }
-    var response = [UInt8](), buffer = [UInt8](repeating: 0, count: 4_096)
-    while true {
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n <= 0 { break }
-        response += buffer[0..<n]
-    }
-    let text = String(decoding: response, as: UTF8.self)
-    guard let headerEnd = text.range(of: "\r\n\r\n"),
-          let status = text[..<headerEnd.lowerBound].split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return nil }
-    return (status, String(text[headerEnd.upperBound...]))
-}
