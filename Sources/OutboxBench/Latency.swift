@@ -54,6 +54,18 @@ struct RateLoad {
     var randomGaps = false
     let commits = Locked<[Int64: Int64]>([:])
 
+    /// Enough writers for `rate`: each keeps at most ~250 transactions/s, well inside one
+    /// connection's round trips on this machine, so the writers never fall behind.
+    init(rate: Int) {
+        self.init(rowsPerTransaction: 5, writers: min(16, max(4, rate / 5 / 250)))
+    }
+
+    init(rowsPerTransaction: Int = 5, writers: Int = 4, randomGaps: Bool = false) {
+        self.rowsPerTransaction = rowsPerTransaction
+        self.writers = writers
+        self.randomGaps = randomGaps
+    }
+
     /// The trickle: one row per transaction, one writer, random gaps.
     static let trickle = RateLoad(rowsPerTransaction: 1, writers: 1, randomGaps: true)
 
