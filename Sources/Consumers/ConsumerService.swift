@@ -10,9 +10,13 @@ import Schema
 /// savepoint per message, so one bad message never takes the others down), sends poison
 /// messages to the dead-letter topic, and only then commits the offsets.
 ///
-/// Runs on its own thread; every libpq and librdkafka call here blocks. Rebalance
-/// callbacks run inside `poll` on that thread: on revoke, the batch in hand is applied and
-/// committed before the partitions go.
+/// Two threads, one batch each: the Kafka thread polls and parses the next batch while the
+/// database thread applies the one before. Batches are applied strictly one after the
+/// other, in poll order, and a batch's offsets are committed only after its transaction
+/// committed, so the pipeline changes neither per-key order nor what a crash can lose.
+/// Every libpq and librdkafka call here blocks. Rebalance callbacks run inside `poll` on
+/// the Kafka thread: on revoke, the batch being applied and the batch in hand are both
+/// applied and committed before the partitions go.
 public final class ConsumerService: @unchecked Sendable {
     public let configuration: ConsumerConfiguration
     public let metrics: ConsumerMetrics
@@ -22,10 +26,18 @@ public final class ConsumerService: @unchecked Sendable {
     /// from it simulates a crash at the worst moment (the offsets are never committed).
     public var afterDatabaseCommit: (@Sendable () throws -> Void)?
 
+    /// Used only by jobs on `databaseQueue`.
     private var connection: PGConnection?
+    /// The database thread: a serial queue that runs one `ApplyJob` at a time.
+    private let databaseQueue = DispatchQueue(label: "outbox-consumers.database")
+    /// The batch the database thread is applying, if any.
+    private var inFlight: ApplyJob?
     private var consumer: KafkaConsumer?
     private var dlqProducer: KafkaProducer?
     private var pending: [KafkaMessage] = []
+    /// Offsets committed asynchronously since the last synchronous commit: committed again,
+    /// synchronously, before partitions are given up or the consumer closes.
+    private var asyncCommitted: [TopicPartition: Int64] = [:]
     private var crashed = false
     private let applier = EffectApplier()
     private let counters = Mutex<(applied: Int, duplicates: Int, deadLettered: Int)>((0, 0, 0))
@@ -62,17 +74,19 @@ public final class ConsumerService: @unchecked Sendable {
             onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"]) },
             onRevoke: { [self] partitions in
                 logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
-                if !crashed { try? flushPending() }
+                if !crashed { try? flushPending(); settleCommits() }
             })
         self.consumer = consumer
         try consumer.subscribe(configuration.topics)
         logger.info("consuming", metadata: ["group": "\(configuration.groupID)", "topics": "\(configuration.topics.joined(separator: ","))"])
         var lastLag = ContinuousClock.now
         defer {
-            if !crashed { try? flushPending() }
+            if !crashed { try? flushPending(); settleCommits() }
+            // A crashed job's result is dropped unread; its offsets were never committed.
+            if let job = inFlight { job.done.wait(); inFlight = nil }
             consumer.close()
             dlq.close()
-            connection = nil
+            databaseQueue.sync { connection = nil }
         }
         while !stopFlag.load(ordering: .acquiring) {
             if let message = try consumer.poll(timeout: .milliseconds(100)) {
@@ -83,11 +97,12 @@ public final class ConsumerService: @unchecked Sendable {
                     pending.append(more)
                 }
             }
-            do {
-                try flushPending()
-            } catch let error as SimulatedCrash {
-                crashed = true
-                throw error
+            // Finish the batch the database thread was applying, then hand it this one and
+            // go back to polling while it works.
+            try settleInFlight()
+            if !pending.isEmpty {
+                startApply(pending)
+                pending.removeAll(keepingCapacity: true)
             }
             if ContinuousClock.now - lastLag > .seconds(5) {
                 lastLag = ContinuousClock.now
@@ -96,15 +111,48 @@ public final class ConsumerService: @unchecked Sendable {
         }
     }
 
-    /// Applies and commits the pending batch, retrying the database side until it works.
+    /// Applies and commits everything polled so far: the batch the database thread holds,
+    /// then the batch in hand. Returns when both are committed.
     private func flushPending() throws {
-        guard !pending.isEmpty, let consumer else { return }
+        try settleInFlight()
+        guard !pending.isEmpty else { return }
+        startApply(pending)
+        pending.removeAll(keepingCapacity: true)
+        try settleInFlight()
+    }
+
+    /// Parses and prepares `batch` here, on the Kafka thread, and hands it to the database thread.
+    private func startApply(_ batch: [KafkaMessage]) {
+        precondition(inFlight == nil, "one batch in flight at a time")
+        let job = ApplyJob(batch: batch, prepared: applier.prepare(batch))
+        inFlight = job
+        databaseQueue.async { [self] in
+            job.result = Result { try applyWithRetries(job) }
+            job.done.signal()
+        }
+    }
+
+    /// Waits for the database thread's batch, then dead-letters its poison messages and
+    /// commits its offsets. Rethrows what retrying could not fix (and a simulated crash).
+    private func settleInFlight() throws {
+        guard let job = inFlight, let consumer else { return }
+        job.done.wait()
+        inFlight = nil
+        switch job.result! {
+        case .success(let outcomes):
+            try finish(job.batch, outcomes: outcomes, consumer: consumer)
+        case .failure(let error):
+            if error is SimulatedCrash { crashed = true }
+            throw error
+        }
+    }
+
+    /// On the database thread: applies one batch, retrying the database side until it works.
+    private func applyWithRetries(_ job: ApplyJob) throws -> [ApplyOutcome] {
         var attempt = 0
         while true {
             do {
-                try applyBatch(pending, consumer: consumer)
-                pending.removeAll(keepingCapacity: true)
-                return
+                return try applyBatch(job.batch, prepared: job.prepared)
             } catch let error as SimulatedCrash {
                 throw error
             } catch {
@@ -122,7 +170,7 @@ public final class ConsumerService: @unchecked Sendable {
     /// Waits before a missing outbox row counts as poison: 20, 40, … 640 ms, ~1.3 s in all.
     static let visibilityRetryDelays: [Double] = [0.02, 0.04, 0.08, 0.16, 0.32, 0.64]
 
-    private func applyBatch(_ batch: [KafkaMessage], consumer: KafkaConsumer) throws {
+    private func applyBatch(_ batch: [KafkaMessage], prepared: PreparedBatch) throws -> [ApplyOutcome] {
         if connection == nil || connection?.isHealthy == false {
             connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
         }
@@ -135,7 +183,7 @@ public final class ConsumerService: @unchecked Sendable {
         var outcomes: [ApplyOutcome] = []
         for (attempt, delay) in (Self.visibilityRetryDelays + [nil]).enumerated() {
             do {
-                outcomes = try applyInTransaction(batch, on: conn, acceptMissingRows: delay == nil)
+                outcomes = try applyInTransaction(batch, prepared: prepared, on: conn, acceptMissingRows: delay == nil)
                 break
             } catch is RowsNotYetVisible {
                 if attempt == 0 { logger.info("an outbox row is not visible yet; retrying the batch", metadata: ["messages": "\(batch.count)"]) }
@@ -145,18 +193,18 @@ public final class ConsumerService: @unchecked Sendable {
             }
         }
         try afterDatabaseCommit?()
-        try finish(batch, outcomes: outcomes, consumer: consumer)
+        return outcomes
     }
 
     /// One attempt: set-based, or, when the database refuses the batch's data, one message
     /// per savepoint. Throws `RowsNotYetVisible` (rolling back) unless `acceptMissingRows`.
-    private func applyInTransaction(_ batch: [KafkaMessage], on conn: PGConnection, acceptMissingRows: Bool) throws -> [ApplyOutcome] {
+    private func applyInTransaction(_ batch: [KafkaMessage], prepared: PreparedBatch, on conn: PGConnection, acceptMissingRows: Bool) throws -> [ApplyOutcome] {
         func check(_ outcomes: [ApplyOutcome]) throws -> [ApplyOutcome] {
             if !acceptMissingRows, outcomes.contains(where: \.isMissingRow) { throw RowsNotYetVisible() }
             return outcomes
         }
         do {
-            return try conn.transactionBlocking { conn in try check(applier.applyBatch(batch, on: conn)) }
+            return try conn.transactionBlocking { conn in try check(applier.applyBatch(prepared, on: conn)) }
         } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
             // The database refused some message's data (constraint, type, invalid JSON):
             // nothing of the batch was kept. Redo it one message per savepoint, so only the
@@ -207,14 +255,31 @@ public final class ConsumerService: @unchecked Sendable {
             let tp = TopicPartition(topic: message.topic, partition: message.partition)
             offsets[tp] = max(offsets[tp] ?? 0, message.offset + 1)
         }
+        // Asynchronous: waiting for the coordinator's answer cost a broker round trip per
+        // batch, about a third of the batch's time. A commit lost this way (the consumer
+        // dies first, the coordinator moves) is a redelivery, which the status guard turns
+        // into counted duplicates; `settleCommits` makes it synchronous at every handover.
         do {
-            try consumer.commit(offsets)
+            try consumer.commit(offsets, asynchronously: true)
+            asyncCommitted.merge(offsets, uniquingKeysWith: max)
         } catch {
             // The effects are committed and guarded: a redelivery is a counted no-op.
             logger.warning("offset commit failed; the batch may be redelivered and will be deduplicated", metadata: ["error": "\(error)"])
         }
         metrics.batchSize.record(batch.count)
         counters.withLock { $0.applied += applied; $0.duplicates += duplicates; $0.deadLettered += dead }
+    }
+
+    /// Commits, synchronously, what was committed asynchronously since the last time, so
+    /// the next owner of the partitions starts after the last applied batch.
+    private func settleCommits() {
+        guard !asyncCommitted.isEmpty, let consumer else { return }
+        do {
+            try consumer.commit(asyncCommitted)
+            asyncCommitted.removeAll(keepingCapacity: true)
+        } catch {
+            logger.warning("offset commit failed; the last batches may be redelivered and will be deduplicated", metadata: ["error": "\(error)"])
+        }
     }
 
     private func deadLetter(_ message: KafkaMessage, reason: String, detail: String) throws {
@@ -242,6 +307,19 @@ public final class ConsumerService: @unchecked Sendable {
     static func isTransient(_ error: PGError) -> Bool {
         guard let state = error.sqlState else { return true }
         return state.hasPrefix("08") || state == "40001" || state == "40P01" || state.hasPrefix("57") || state.hasPrefix("53")
+    }
+}
+
+/// One batch handed to the database thread; `done` is signalled once `result` is set.
+private final class ApplyJob: @unchecked Sendable {
+    let batch: [KafkaMessage]
+    let prepared: PreparedBatch
+    let done = DispatchSemaphore(value: 0)
+    var result: Result<[ApplyOutcome], any Error>?
+
+    init(batch: [KafkaMessage], prepared: PreparedBatch) {
+        self.batch = batch
+        self.prepared = prepared
     }
 }
 

@@ -4,6 +4,12 @@ import Logging
 import PostgresClient
 import Schema
 
+/// A batch ready for the set-based statement: its plan and the statement's parameters.
+struct PreparedBatch {
+    let plan: BatchPlan
+    let parameters: [PGValue]
+}
+
 /// What happened to one message inside the batch transaction.
 enum ApplyOutcome: Equatable {
     case applied(type: String)
@@ -179,9 +185,14 @@ struct EffectApplier {
     /// Outcomes aligned with `batch`. Throws what the database threw; the caller decides
     /// between retrying (transient) and falling back to `apply` per message (data).
     func applyBatch(_ batch: [KafkaMessage], on connection: PGConnection) throws -> [ApplyOutcome] {
+        try applyBatch(prepare(batch), on: connection)
+    }
+
+    /// Parses and plans a batch and renders the statement's parameters: pure CPU work, done
+    /// on the Kafka thread while the database thread applies the batch before.
+    func prepare(_ batch: [KafkaMessage]) -> PreparedBatch {
         let plan = BatchPlan(batch.map(parse))
-        guard !plan.ids.isEmpty else { return plan.outcomes(existing: [], completed: []) }
-        let rows = try connection.queryBlocking(Self.batchStatement, [
+        return PreparedBatch(plan: plan, parameters: plan.ids.isEmpty ? [] : [
             .text(SQLArray.bigints(plan.ids)),
             .text(SQLArray.bigints(plan.bookings.lazy.map(\.id))),
             .text(SQLArray.bigints(plan.bookings.lazy.map(\.event.bookingId))),
@@ -194,7 +205,14 @@ struct EffectApplier {
             .text(SQLArray.bigints(plan.payments.lazy.map(\.event.userId))),
             .text(SQLArray.bigints(plan.payments.lazy.map(\.event.amount))),
             .text(SQLArray.bigints(plan.payments.lazy.map(\.event.tokenId))),
-        ]).rows
+        ])
+    }
+
+    /// `applyBatch` for a batch prepared beforehand.
+    func applyBatch(_ prepared: PreparedBatch, on connection: PGConnection) throws -> [ApplyOutcome] {
+        let plan = prepared.plan
+        guard !plan.ids.isEmpty else { return plan.outcomes(existing: [], completed: []) }
+        let rows = try connection.queryBlocking(Self.batchStatement, prepared.parameters).rows
         var existing = Set<Int64>(minimumCapacity: rows.count), completed = Set<Int64>(minimumCapacity: rows.count)
         for row in rows {
             let id = try row.int64("outbox_id")

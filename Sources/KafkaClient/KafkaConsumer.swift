@@ -97,15 +97,18 @@ public final class KafkaConsumer: @unchecked Sendable {
         return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: headers)
     }
 
-    /// Commits synchronously. `offsets` are the NEXT offsets to read (last processed + 1).
-    public func commit(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+    /// Commits `offsets`, the NEXT offsets to read (last processed + 1). Synchronous by
+    /// default. `asynchronously` queues the commit and returns at once: a failure is then
+    /// never reported, so use it only where a lost commit costs a redelivery the caller
+    /// deduplicates, and commit synchronously before giving partitions up.
+    public func commit(_ offsets: [TopicPartition: Int64], asynchronously: Bool = false) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (tp, offset) in offsets {
             rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)!.pointee.offset = offset
         }
-        let err = rd_kafka_commit(handle.rk, list, 0)
+        let err = rd_kafka_commit(handle.rk, list, asynchronously ? 1 : 0)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError(code: .consumer, err: err, context: "committing offsets")
         }

@@ -82,6 +82,36 @@ struct MigrationTests {
         }
     }
 
+    /// 0006 rewrote the topic check for speed; it must accept exactly what 0001's did, and
+    /// upgrade a table that already holds rows.
+    @Test("the rewritten topic check accepts and refuses exactly what the original did, and upgrades a table with rows")
+    func topicCheckRewrite() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let conn = try await ctx.connect()
+            let before = Migration.all.filter { $0.version < 6 }
+            try await MigrationRunner(migrations: before).run(on: conn)
+            try await conn.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:1', 'BOOK_SAVE', '{}')")
+            let report = try await MigrationRunner().run(on: conn)
+            #expect(report.applied == ["0006_cheaper_topic_check.sql"])
+            let validated = try await conn.query("SELECT convalidated FROM pg_constraint WHERE conname = 'outbox_topic_check'").single()
+            #expect(try validated.bool("convalidated"))
+
+            let candidates = ["BOOK_SAVE", "a", "a.b-c_D9", String(repeating: "t", count: 249), String(repeating: "t", count: 250),
+                              "", "with space", "semi;colon", "é", "tab\t", "new\nline", "BOOK_SAVE\n", "slash/topic", "ünïcode", "star*"]
+            for topic in candidates {
+                let original = try await conn.query("SELECT $1::text ~ '^[a-zA-Z0-9._-]{1,249}$' AS ok", [.text(topic)]).single().bool("ok")
+                var accepted = true
+                do {
+                    try await conn.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ($1, 'k', 'T', '{}')", [.text(topic)])
+                } catch let error as PGError {
+                    #expect(error.sqlState == "23514", "\(String(reflecting: topic)): \(error)")
+                    accepted = false
+                }
+                #expect(accepted == original, "topic \(String(reflecting: topic))")
+            }
+        }
+    }
+
     /// The checksums the earlier in-process SHA-256 recorded were the lower-case hex digest
     /// of each migration's UTF-8 bytes (that implementation was checked against the FIPS
     /// vectors). This writes a migrations table exactly as that code left it, with digests
