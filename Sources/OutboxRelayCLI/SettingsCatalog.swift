@@ -45,7 +45,7 @@ enum SettingsCatalog {
         SettingSpec(name: "topic-allow-list", defaultText: "", help: "only these Kafka topics may be published (comma-separated; empty allows all)"),
         SettingSpec(name: "header-style", defaultText: "outbox", help: "record headers: outbox, debezium (outbox event router) or cloudevents (Kafka binding, binary mode)"),
         SettingSpec(name: "dead-letter-topic", defaultText: "outbox.dlq", help: "where unpublishable rows are copied"),
-        SettingSpec(name: "max-in-flight", defaultText: "10000", help: "events published but not yet acknowledged before WAL reading pauses"),
+        SettingSpec(name: "max-in-flight", defaultText: "4000", help: "events published but not yet acknowledged before WAL reading pauses"),
         SettingSpec(name: "max-in-flight-bytes", defaultText: "8MiB", help: "bytes in flight before WAL reading pauses"),
         SettingSpec(name: "streaming-memory", defaultText: "4MiB", help: "memory for in-progress streamed transactions before spilling to disk"),
         SettingSpec(name: "spill-dir", defaultText: "$TMPDIR or /tmp", help: "where large streamed transactions spill"),
