@@ -146,7 +146,8 @@ struct OutboxBench: AsyncParsableCommand {
         func relay(_ label: String, rssLabel: String, _ capture: CaptureMode, rows: Int, transactionRows: Int) -> Contender {
             let slot = BenchSlot(name: "bench_relay_\(capture.rawValue)_\(transactionRows)")
             return Contender(label: label, rssLabel: rssLabel, backlog: Backlog(rows: rows, transactionRows: transactionRows), slot: slot) { _ in
-                let run = try await Contenders.relay(env, binary: binary, capture: capture, slot: slot.name, rows: rows)
+                let run = try await Contenders.relay(env, binary: binary, capture: capture, slot: slot.name, rows: rows,
+                                                     clockFromStreaming: transactionRows >= rows)
                 return (run.rowsPerSecond, run.peakRSS)
             }
         }
