@@ -89,7 +89,9 @@ public final class ConsumerService: @unchecked Sendable {
             databaseQueue.sync { connection = nil }
         }
         while !stopFlag.load(ordering: .acquiring) {
-            if let message = try consumer.poll(timeout: .milliseconds(100)) {
+            // While the database thread works, poll briefly, so that when no more messages
+            // come its batch is still settled (offsets, metrics) within milliseconds.
+            if let message = try consumer.poll(timeout: inFlight == nil ? .milliseconds(100) : .milliseconds(5)) {
                 pending.append(message)
                 let deadline = ContinuousClock.now + configuration.batchWait
                 while pending.count < configuration.batchSize, ContinuousClock.now < deadline,

@@ -81,8 +81,12 @@ struct CLITests {
                 (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 30
             }, "\(consume.output.suffix(2_000))")
             #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 30)
-            let metrics = (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body ?? ""
-            #expect(LoopbackHTTP.sample("outbox_consumer_applied_total", in: metrics) == 30, "\(metrics.prefix(2_000))")
+            // The counters move when a batch is settled, just after its database commit.
+            var metrics = ""
+            #expect(await eventually(timeout: .seconds(10)) {
+                metrics = (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body ?? ""
+                return LoopbackHTTP.sample("outbox_consumer_applied_total", in: metrics) == 30
+            }, "\(metrics.prefix(2_000))")
             #expect((await LoopbackHTTP.get(port: port, path: "/healthz"))?.status == 200)
             let consumeStatus = await consume.terminate(timeout: .seconds(30))
             #expect(consumeStatus == 0, "consume after SIGTERM: \(consume.output.suffix(1_500))")
