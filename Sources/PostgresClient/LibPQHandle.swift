@@ -63,23 +63,6 @@ final class LibPQHandle: @unchecked Sendable {
         return try consume(result, query: sql)
     }
 
-    /// Statements prepared on this session (by name); a new session starts with none.
-    private var prepared: Set<String> = []
-
-    /// Like `execute`, through a named prepared statement: the statement is parsed and
-    /// planned once per session instead of on every call. Prepares it on first use.
-    func executePrepared(_ name: String, _ sql: String, _ params: [PGValue]) throws -> PGResult {
-        if !prepared.contains(name) {
-            let result = PQprepare(conn, name, sql, Int32(params.count), nil)
-            _ = try consume(result, query: sql)
-            prepared.insert(name)
-        }
-        let result: OpaquePointer? = withParameterBuffers(params) { values, lengths, formats in
-            PQexecPrepared(conn, name, Int32(params.count), values, lengths, formats, 0)
-        }
-        return try consume(result, query: sql)
-    }
-
     /// Runs one or more statements with the simple-query protocol (no parameters),
     /// e.g. a migration file. Returns the last result.
     func executeScript(_ sql: String) throws -> PGResult? {

@@ -49,14 +49,6 @@ public final class PGConnection: Sendable {
         try queue.sync { try handle.execute(sql, parameters) }
     }
 
-    /// Blocking form of `query` through a named prepared statement, for statements a
-    /// session runs again and again: parsed and planned once per session, on first use.
-    /// `name` must always stand for the same `sql`.
-    @discardableResult
-    public func queryPreparedBlocking(_ name: String, _ sql: String, _ parameters: [PGValue]) throws -> PGResult {
-        try queue.sync { try handle.executePrepared(name, sql, parameters) }
-    }
-
     /// Runs a multi-statement script with the simple-query protocol (migrations, setup).
     public func executeScript(_ sql: String) async throws {
         _ = try await run { try $0.executeScript(sql) }
