@@ -74,14 +74,16 @@ public final class ConsumerService: @unchecked Sendable {
             onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"]) },
             onRevoke: { [self] partitions in
                 logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
-                if !crashed { try? flushPending(); settleCommits() }
+                if !crashed { try? flushPending() }
+                if !crashed { settleCommits() }  // flushPending may have crashed (test hook)
             })
         self.consumer = consumer
         try consumer.subscribe(configuration.topics)
         logger.info("consuming", metadata: ["group": "\(configuration.groupID)", "topics": "\(configuration.topics.joined(separator: ","))"])
         var lastLag = ContinuousClock.now
         defer {
-            if !crashed { try? flushPending(); settleCommits() }
+            if !crashed { try? flushPending() }
+            if !crashed { settleCommits() }
             // A crashed job's result is dropped unread; its offsets were never committed.
             if let job = inFlight { job.done.wait(); inFlight = nil }
             consumer.close()

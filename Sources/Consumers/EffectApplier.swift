@@ -182,12 +182,6 @@ struct EffectApplier {
         FROM existing e LEFT JOIN completed c USING (outbox_id)
         """
 
-    /// Outcomes aligned with `batch`. Throws what the database threw; the caller decides
-    /// between retrying (transient) and falling back to `apply` per message (data).
-    func applyBatch(_ batch: [KafkaMessage], on connection: PGConnection) throws -> [ApplyOutcome] {
-        try applyBatch(prepare(batch), on: connection)
-    }
-
     /// Parses and plans a batch and renders the statement's parameters: pure CPU work, done
     /// on the Kafka thread while the database thread applies the batch before.
     func prepare(_ batch: [KafkaMessage]) -> PreparedBatch {
@@ -208,7 +202,8 @@ struct EffectApplier {
         ])
     }
 
-    /// `applyBatch` for a batch prepared beforehand.
+    /// Outcomes aligned with the prepared batch. Throws what the database threw; the caller
+    /// decides between retrying (transient) and falling back to `apply` per message (data).
     func applyBatch(_ prepared: PreparedBatch, on connection: PGConnection) throws -> [ApplyOutcome] {
         let plan = prepared.plan
         guard !plan.ids.isEmpty else { return plan.outcomes(existing: [], completed: []) }

@@ -51,6 +51,28 @@ struct ConsumerTests {
         }
     }
 
+    /// Offsets are committed asynchronously after each batch; a graceful stop must still
+    /// leave every applied batch committed, so the next member starts after it.
+    @Test("a consumer stopped gracefully leaves the offsets of every batch it applied committed")
+    func gracefulStopCommitsEverything() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 40)
+            _ = try await produceOutboxRows(ctx, db)
+            let consumer = try RunningConsumer.start(ctx, group: "handover", batchSize: 8)
+            #expect(await eventually { consumer.service.totals.applied == 40 })
+            try await consumer.stop()
+
+            let reader = try KafkaConsumer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                           groupID: "handover", logger: Logger(label: "offset-reader"))
+            defer { reader.close() }
+            let committed = try reader.committed((0..<16).map { TopicPartition(topic: "BOOK_SAVE", partition: Int32($0)) })
+            // Offsets start at 0 in every partition: the committed offsets add up to the
+            // number of messages the group is done with.
+            #expect(committed.values.filter { $0 >= 0 }.reduce(0, +) == 40, "\(committed)")
+        }
+    }
+
     @Test("two consumers in one group share the partitions and together apply every effect once")
     func twoMembers() async throws {
         try await withTestContext { ctx in
