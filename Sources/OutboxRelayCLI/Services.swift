@@ -25,6 +25,9 @@ struct ConsumerRunner: Service {
 ///
 /// FlyingFox's `run()` throws when `stop()` closes its socket; after a requested stop that
 /// is the expected way out, not a failure (a failure here would cancel the whole group).
+/// `stop(timeout: 0)`: the server is stopped last, after the drain, so any wait here comes
+/// on top of drain-timeout. It still lets requests in progress finish; a longer timeout
+/// only waited for the accept loop, a full second after every drain.
 struct HTTPRunner: Service {
     let server: HTTPServer
     /// `host:port`, for the error when the port cannot be served.
@@ -35,11 +38,11 @@ struct HTTPRunner: Service {
             try await withGracefulShutdownHandler {
                 try await withTaskCancellationHandler { try await server.run() } onCancel: {
                     stopping.set()
-                    Task { await server.stop(timeout: 1) }
+                    Task { await server.stop(timeout: 0) }
                 }
             } onGracefulShutdown: {
                 stopping.set()
-                Task { await server.stop(timeout: 1) }
+                Task { await server.stop(timeout: 0) }
             }
         } catch where stopping.isSet {
             return
