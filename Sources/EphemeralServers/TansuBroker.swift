@@ -45,8 +45,14 @@ public final class TansuBroker: Sendable {
                                             "--cluster-id", "outbox-relay"] + extraArguments, outputPath: logPath)
                 let broker = TansuBroker(port: port, pid: pid, logPath: logPath)
                 let deadline = ContinuousClock.now + timeout
+                // An open port alone is not proof: between `freeLoopbackPort` and Tansu's bind,
+                // a parallel test can take the port, and its listener then answers for a broker
+                // that failed to bind (Tansu reports AddrInUse and its listener never runs).
+                // Tansu logs "ready in" only once its own listener is bound.
                 while ContinuousClock.now < deadline, kill(pid, 0) == 0 {
-                    if isLoopbackPortOpen(port) { return broker }
+                    let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                    if log.contains("AddrInUse") { break }
+                    if log.contains("ready in"), isLoopbackPortOpen(port) { return broker }
                     usleep(20_000)
                 }
                 let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
