@@ -25,6 +25,10 @@ public final class ConsumerService: @unchecked Sendable {
     /// Test hook: called after the database commit and before the offset commit. Throwing
     /// from it simulates a crash at the worst moment (the offsets are never committed).
     public var afterDatabaseCommit: (@Sendable () throws -> Void)?
+    /// Test hook: called on the database thread as it starts applying a batch.
+    public var beforeDatabaseApply: (@Sendable () -> Void)?
+    /// Test hook: called on the Kafka thread when a batch of this many messages is parsed.
+    public var afterPrepare: (@Sendable (Int) -> Void)?
 
     /// Used only by jobs on `databaseQueue`.
     private var connection: PGConnection?
@@ -101,11 +105,12 @@ public final class ConsumerService: @unchecked Sendable {
                     pending.append(more)
                 }
             }
-            // Finish the batch the database thread was applying, then hand it this one and
-            // go back to polling while it works.
+            // Parse and render this batch while the database thread still applies the one
+            // before, then finish that one, hand it this one and go back to polling.
+            let prepared = pending.isEmpty ? nil : prepare(pending)
             try settleInFlight()
-            if !pending.isEmpty {
-                startApply(pending)
+            if let prepared {
+                startApply(pending, prepared: prepared)
                 pending.removeAll(keepingCapacity: true)
             }
             if ContinuousClock.now - lastLag > .seconds(5) {
@@ -120,17 +125,25 @@ public final class ConsumerService: @unchecked Sendable {
     private func flushPending() throws {
         try settleInFlight()
         guard !pending.isEmpty else { return }
-        startApply(pending)
+        startApply(pending, prepared: prepare(pending))
         pending.removeAll(keepingCapacity: true)
         try settleInFlight()
     }
 
-    /// Parses and prepares `batch` here, on the Kafka thread, and hands it to the database thread.
-    private func startApply(_ batch: [KafkaMessage]) {
+    /// Parses `batch` and renders its statement's parameters: CPU work for the Kafka thread.
+    private func prepare(_ batch: [KafkaMessage]) -> PreparedBatch {
+        let prepared = applier.prepare(batch)
+        afterPrepare?(batch.count)
+        return prepared
+    }
+
+    /// Hands `batch`, parsed and rendered on the Kafka thread, to the database thread.
+    private func startApply(_ batch: [KafkaMessage], prepared: PreparedBatch) {
         precondition(inFlight == nil, "one batch in flight at a time")
-        let job = ApplyJob(batch: batch, prepared: applier.prepare(batch))
+        let job = ApplyJob(batch: batch, prepared: prepared)
         inFlight = job
         databaseQueue.async { [self] in
+            beforeDatabaseApply?()
             job.result = Result { try applyWithRetries(job) }
             job.done.signal()
         }

@@ -39,7 +39,9 @@ struct RunningConsumer: Sendable {
     let task: Task<Void, any Error>
 
     static func start(_ ctx: TestContext, group: String = "test-consumers", batchSize: Int = 64,
-                      afterDatabaseCommit: (@Sendable () throws -> Void)? = nil) throws -> RunningConsumer {
+                      afterDatabaseCommit: (@Sendable () throws -> Void)? = nil,
+                      beforeDatabaseApply: (@Sendable () -> Void)? = nil,
+                      afterPrepare: (@Sendable (Int) -> Void)? = nil) throws -> RunningConsumer {
         var configuration = ConsumerConfiguration(databaseURL: ctx.databaseURL,
                                                   kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
         configuration.groupID = group
@@ -48,6 +50,8 @@ struct RunningConsumer: Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let service = try ConsumerService(configuration: configuration, logger: logger)
         service.afterDatabaseCommit = afterDatabaseCommit
+        service.beforeDatabaseApply = beforeDatabaseApply
+        service.afterPrepare = afterPrepare
         return RunningConsumer(service: service, task: Task { try await service.run() })
     }
 
