@@ -27,6 +27,9 @@ struct BenchResults: Codable {
     var drainLarge: [String: Sample] = [:]
     var rss: [String: Sample] = [:]
     var latency: [String: LatencySummary] = [:]
+    /// Commit → the relay reading the Commit, per transaction: the database's share of
+    /// `latency` (walsender wake-up, decoding, loopback); the rest is producer and broker.
+    var captureLatency: [String: LatencySummary] = [:]
     var insertTPS: [String: Sample] = [:]
     var effectsPerSecond: [String: Sample] = [:]
     /// Sharded capture: rows/s by shard count ("1 shard", "2 shards"), run i of each side by side.
@@ -63,6 +66,12 @@ struct BenchResults: Codable {
         out += "\n**Commit → Kafka ack latency** (ms)\n\n| relay @ rate | p50 | p99 | p99.9 | samples |\n| --- | ---: | ---: | ---: | ---: |\n"
         for (name, l) in latency.sorted(by: { $0.key < $1.key }) {
             out += "| \(name) | \(l.p50.text("%.2f")) | \(l.p99.text("%.2f")) | \(l.p999.text("%.2f")) | \(l.samples) |\n"
+        }
+        if !captureLatency.isEmpty {
+            out += "\n**Commit → relay reads the Commit** (ms, per transaction: the database's share of the above)\n\n| relay @ rate | p50 | p99 | p99.9 | transactions |\n| --- | ---: | ---: | ---: | ---: |\n"
+            for (name, l) in captureLatency.sorted(by: { $0.key < $1.key }) {
+                out += "| \(name) | \(l.p50.text("%.2f")) | \(l.p99.text("%.2f")) | \(l.p999.text("%.2f")) | \(l.samples) |\n"
+            }
         }
         // Setups run round-robin: the ratio is taken per round against that round's baseline.
         let base = insertTPS.first { $0.key.hasPrefix("no trigger") }?.value

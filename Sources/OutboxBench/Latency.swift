@@ -8,10 +8,12 @@ import Relay
 import Synchronization
 
 /// Captures every commit→ack sample the in-process relay records (the Timer
-/// `outbox_relay_commit_to_ack_seconds`, computed from PostgreSQL's commit timestamp).
+/// `outbox_relay_commit_to_ack_seconds`, computed from PostgreSQL's commit timestamp), and
+/// every commit→capture sample (`outbox_relay_commit_to_capture_seconds`, one per transaction).
 final class CapturingMetrics: MetricsFactory, @unchecked Sendable {
     static let shared = CapturingMetrics()
     let samples = Locked<[Int64]>([])
+    let captureSamples = Locked<[Int64]>([])
 
     final class Capture: TimerHandler, @unchecked Sendable {
         let sink: Locked<[Int64]>?
@@ -35,7 +37,7 @@ final class CapturingMetrics: MetricsFactory, @unchecked Sendable {
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { Nothing() }
     func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler { Nothing() }
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        Capture(label == "outbox_relay_commit_to_ack_seconds" ? samples : nil)
+        Capture(label == "outbox_relay_commit_to_ack_seconds" ? samples : label == "outbox_relay_commit_to_capture_seconds" ? captureSamples : nil)
     }
     func destroyCounter(_ handler: any CounterHandler) {}
     func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {}
@@ -125,23 +127,26 @@ func startStreaming(_ env: BenchEnvironment, slot: String, capture: CaptureMode,
 
 enum LatencyBench {
     /// Our relay (in-process, stream mode): commit→ack from PostgreSQL's commit timestamp
-    /// to the delivery report, for every row written at `rate` rows/s.
+    /// to the delivery report, for every row written at `rate` rows/s; and commit→capture
+    /// (to the relay reading the transaction's Commit), the database's share of it.
     static func relay(_ env: BenchEnvironment, capture: CaptureMode = .stream, load: RateLoad = RateLoad(),
-                      rate: Int, duration: Duration) async throws -> Percentiles {
+                      rate: Int, duration: Duration) async throws -> (ack: Percentiles, capture: Percentiles) {
         let slot = "bench_latency"
         try await env.db.query("TRUNCATE outbox")
         try await env.dropSlot(slot)
         if capture == .notify { try await NotifyTrigger.install(on: env.db) }
         let (relay, task) = try await startStreaming(env, slot: slot, capture: capture, label: "bench-relay")
         CapturingMetrics.shared.samples.withLock { $0.removeAll() }
+        CapturingMetrics.shared.captureSamples.withLock { $0.removeAll() }
         try await load.run(env, rate: rate, duration: duration)
         try await Task.sleep(for: .milliseconds(500))
         let samples = CapturingMetrics.shared.samples.withLock { $0 }
+        let captured = Percentiles(CapturingMetrics.shared.captureSamples.withLock { $0 })
         relay.stop()
         try await task.value
         try await env.dropSlot(slot)
         if capture == .notify { try await NotifyTrigger.remove(on: env.db) }
-        return Percentiles(samples)
+        return (Percentiles(samples), captured)
     }
 
     /// The polling relay at `period`: commit (client side, when COMMIT returned) to ack.

@@ -30,11 +30,14 @@ enum Observability {
             }
         }
         var factory = PrometheusMetricsFactory(registry: registry)
-        // Commit-to-ack latency lives in single milliseconds: fine buckets there.
-        factory.durationHistogramBuckets["outbox_relay_commit_to_ack_seconds"] = [
+        // Commit-to-ack latency, and its database share, live in single milliseconds: fine
+        // buckets there, the same for both so the two histograms compare bucket by bucket.
+        let latencyBuckets: [Duration] = [
             .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(3), .milliseconds(5), .milliseconds(7),
             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
         ]
+        factory.durationHistogramBuckets["outbox_relay_commit_to_ack_seconds"] = latencyBuckets
+        factory.durationHistogramBuckets["outbox_relay_commit_to_capture_seconds"] = latencyBuckets
         // Messages per consumer transaction: 1 (batching off) up to batch-size's 10,000 cap.
         factory.valueHistogramBuckets["outbox_consumer_batch_size_messages"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1_024, 4_096, 10_000]
         MetricsSystem.bootstrap(factory)

@@ -51,12 +51,14 @@ final class CapturePipeline {
             }
             try publishInsert(relation: relation, bytes: bytes, whileBlocked: whileBlocked)
         case .commit(let commit):
+            metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
             line.commitTransaction(endLSN: commit.endLSN)
             insideTransaction = false
         case .streamStart(let xid, _):
             streamXid = xid
         case .streamCommit(let xid, let commit):
             guard let buffer else { throw PGOutputError(.outOfOrder, "Stream Commit outside stream mode") }
+            metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
             line.beginTransaction(commitTime: commit.commitTime)
             commitLSN = commit.commitLSN
             insideTransaction = true

@@ -205,7 +205,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         // honest), but at most every 100 ms; otherwise once per status interval.
         let moved = flush > lastSentFlush && now >= nextStatusAt - configuration.statusInterval + .milliseconds(100)
         guard force || moved || now >= nextStatusAt else { return }
-        let clock = PostgresEpoch.fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
+        let clock = RelayMetrics.postgresNow()
         try connection.sendCopyData(ReplicationMessage.standbyStatusUpdate(
             written: max(lastReceived, flush), flushed: flush, applied: flush, clientTime: clock))
         if flush > lastSentFlush { metrics.recordConfirmed(flush) }

@@ -1,3 +1,4 @@
+import Foundation
 public import Metrics
 public import PGOutput
 import RelayCore
@@ -13,6 +14,9 @@ public struct RelayMetrics: Sendable {
     public let inFlight: Gauge
     /// Commit timestamp (from the WAL) to the broker's acknowledgement.
     public let commitToAck: Timer
+    /// Commit timestamp to the relay reading the transaction's Commit: the database's and
+    /// the network's share of `commitToAck` (the rest is the producer's and the broker's).
+    public let commitToCapture: Timer
     public let slotLagBytes: Gauge
     /// The confirmed flush LSN as its two 32-bit halves: one float64 gauge would round LSNs
     /// above 2^53 (see `LSN.high`).
@@ -35,6 +39,7 @@ public struct RelayMetrics: Sendable {
         published = Counter(label: "outbox_relay_events_published_total", dimensions: slot)
         inFlight = Gauge(label: "outbox_relay_events_in_flight", dimensions: slot)
         commitToAck = Timer(label: "outbox_relay_commit_to_ack_seconds", dimensions: slot, preferredDisplayUnit: .seconds)
+        commitToCapture = Timer(label: "outbox_relay_commit_to_capture_seconds", dimensions: slot, preferredDisplayUnit: .seconds)
         slotLagBytes = Gauge(label: "outbox_relay_slot_lag_bytes", dimensions: slot)
         confirmedLSNHigh = Gauge(label: "outbox_relay_confirmed_flush_lsn_high", dimensions: slot)
         confirmedLSNLow = Gauge(label: "outbox_relay_confirmed_flush_lsn_low", dimensions: slot)
@@ -48,6 +53,18 @@ public struct RelayMetrics: Sendable {
         // Every reason's series exists from the start at 0, so `increase()` sees the first
         // DEAD row (a series born at 1 shows no increase) and dashboards have no gaps.
         for reason in DeadLetterReason.allCases { _ = deadLettered(reason.rawValue) }
+    }
+
+    /// Now, in PostgreSQL's timestamp form (microseconds since 2000-01-01), to compare with
+    /// the commit timestamps the WAL carries.
+    static func postgresNow() -> Int64 {
+        PostgresEpoch.fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
+    }
+
+    /// Records on `timer` the time from `commitTime` (a WAL commit timestamp) to `now`. A
+    /// local clock behind the server's records nothing rather than a negative time.
+    func recordSinceCommit(_ commitTime: Int64, on timer: Timer, now: Int64 = postgresNow()) {
+        if now >= commitTime { timer.recordNanoseconds((now - commitTime) * 1_000) }
     }
 
     /// Records the LSN last confirmed to PostgreSQL, exactly (high half first: a scrape that

@@ -133,10 +133,8 @@ final class DeliveryLine: Sendable {
         guard published, effects.accepted > 0 else { return }
         metrics.published.increment(by: effects.accepted)
         health.notePublished(effects.accepted)
-        let nowMicros = PostgresEpoch.fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000))
-        for commitTime in effects.commitTimes where nowMicros >= commitTime {
-            metrics.commitToAck.recordNanoseconds((nowMicros - commitTime) * 1_000)
-        }
+        let now = RelayMetrics.postgresNow()
+        for commitTime in effects.commitTimes { metrics.recordSinceCommit(commitTime, on: metrics.commitToAck, now: now) }
     }
 
     /// A produce call or a delivery report failed; returns what to do with the row. A

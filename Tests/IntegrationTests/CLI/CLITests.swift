@@ -39,11 +39,15 @@ struct CLITests {
             })
             let metrics = try #require(await LoopbackHTTP.get(port: port, path: "/metrics")).body
             for name in ["outbox_relay_commit_to_ack_seconds_bucket", "outbox_relay_commit_to_ack_seconds_count",
+                         "outbox_relay_commit_to_capture_seconds_bucket",
                          "outbox_relay_events_in_flight", "outbox_relay_confirmed_flush_lsn_high", "outbox_relay_confirmed_flush_lsn_low",
                          "outbox_relay_streaming"] {
                 #expect(metrics.contains(name), "metric \(name) missing")
             }
             #expect(LoopbackHTTP.sample("outbox_relay_commit_to_ack_seconds_count", in: metrics) == 200)
+            // One sample per transaction, in the same fine buckets as commit→ack.
+            #expect(LoopbackHTTP.sample("outbox_relay_commit_to_capture_seconds_count", in: metrics) == 20)
+            #expect(metrics.split(separator: "\n").contains { $0.hasPrefix("outbox_relay_commit_to_capture_seconds_bucket{") && $0.contains("le=\"0.003\"") })
             #expect(LoopbackHTTP.sample("outbox_relay_events_in_flight", in: metrics) == 0)
             #expect(LoopbackHTTP.sample("outbox_relay_streaming", in: metrics) == 1)
             #expect(!metrics.contains(Self.password))
