@@ -1,6 +1,8 @@
 import ArgumentParser
+import Consumers
 import EphemeralServers
 import Foundation
+import KafkaClient
 import Logging
 import Metrics
 import PGOutput
@@ -213,14 +215,17 @@ struct OutboxBench: AsyncParsableCommand {
                 // The polling relay's figure is a reference at the rates it sustains; past
                 // 5,000 rows/s it only measures its backlog.
                 let withPoller = rate <= 5_000
-                var relayRuns: [Percentiles] = [], pollRuns: [Percentiles] = []
+                var relayRuns: [Percentiles] = [], captureRuns: [Percentiles] = [], pollRuns: [Percentiles] = []
                 for _ in 0..<runs {
-                    relayRuns.append(try await LatencyBench.relay(env, load: RateLoad(rate: rate), rate: rate, duration: .seconds(latencySeconds)))
+                    let measured = try await LatencyBench.relay(env, load: RateLoad(rate: rate), rate: rate, duration: .seconds(latencySeconds))
+                    relayRuns.append(measured.ack)
+                    captureRuns.append(measured.capture)
                     if withPoller {
                         pollRuns.append(try await LatencyBench.polling(env, period: .milliseconds(100), rate: rate, duration: .seconds(latencySeconds)))
                     }
                 }
                 r.latency["outbox-relay, stream @ \(rate)/s"] = LatencySummary(relayRuns)
+                r.captureLatency["outbox-relay, stream @ \(rate)/s"] = LatencySummary(captureRuns)
                 if withPoller { r.latency["polling relay, 100 ms @ \(rate)/s"] = LatencySummary(pollRuns) }
             }
             var trickle: [CaptureMode: [Percentiles]] = [:]
@@ -228,7 +233,7 @@ struct OutboxBench: AsyncParsableCommand {
             for _ in 0..<(skipTrickle ? 0 : runs) {
                 for capture in [CaptureMode.stream, .notify] {
                     trickle[capture, default: []].append(try await LatencyBench.relay(env, capture: capture, load: .trickle, rate: 10,
-                                                                                      duration: .seconds(max(latencySeconds, 30))))
+                                                                                      duration: .seconds(max(latencySeconds, 30))).ack)
                 }
             }
             for (capture, runs) in trickle { r.latency["outbox-relay, \(capture.rawValue) @ 10/s (trickle)"] = LatencySummary(runs) }
@@ -257,13 +262,19 @@ struct OutboxBench: AsyncParsableCommand {
         guard sections.contains("consumer") else { return }
 
         log("consumer throughput")
-        let consumerRows = 20_000
+        // Enough rows that a batched run takes seconds even with 1,024-message batches; the
+        // unbatched consumer (about 1,000/s) is timed over its first 10,000 effects.
+        let consumerRows = 100_000
         try await ConsumerBench.prepare(env, rows: consumerRows)
-        r.effectsPerSecond["batched (256 per transaction)"] = try await repeated("consumer batched") {
+        let defaultBatch = ConsumerConfiguration(databaseURL: "", kafka: KafkaConfiguration(bootstrapServers: "")).batchSize
+        r.effectsPerSecond["batched (default: \(defaultBatch) per transaction)"] = try await repeated("consumer batched, default size") {
+            try await ConsumerBench.effectsPerSecond(env, rows: consumerRows, batchSize: defaultBatch)
+        }
+        r.effectsPerSecond["batched (256 per transaction)"] = try await repeated("consumer batched, 256") {
             try await ConsumerBench.effectsPerSecond(env, rows: consumerRows, batchSize: 256)
         }
         r.effectsPerSecond["unbatched (1 per transaction)"] = try await repeated("consumer unbatched") {
-            try await ConsumerBench.effectsPerSecond(env, rows: consumerRows, batchSize: 1)
+            try await ConsumerBench.effectsPerSecond(env, rows: 10_000, batchSize: 1)
         }
     }
 }
