@@ -36,8 +36,11 @@ struct Slot: AsyncParsableCommand {
             extra["shard"] = shard ?? extra["shard"]
             let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
             let configuration = try resolved.relay()
+            // A CLIError, not ArgumentParser's ValidationError: thrown from run(), that one was
+            // followed by the root command's generic usage line, which says nothing here.
             guard confirm else {
-                throw ValidationError("slot reset drops and recreates slot \(configuration.slotName). Stop every relay of that slot first, then add --confirm.")
+                throw CLIError("slot reset drops and recreates slot \(configuration.slotName). Fix: stop every relay of that slot first, then add --confirm.",
+                               status: .usage)
             }
             Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
             let report = try await SlotReset.run(configuration: configuration, logger: Logger(label: "outbox-relay"))

@@ -217,7 +217,8 @@ extension CLITests {
             try await insertOutboxRows(db, transactions: 2, rowsPerTransaction: 3)  // 6 INIT rows, no slot yet
             let common = ["slot", "reset", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers, "--slot", ctx.slotName]
             let refused = try await runCLI(common)
-            #expect(refused.status != 0 && refused.output.contains("--confirm"), "\(refused.output)")
+            #expect(refused.status == 64 && refused.output.contains("--confirm"), "\(refused.output)")
+            #expect(!refused.output.contains("Usage:"), "the refusal alone, without an unrelated usage line: \(refused.output)")
             #expect(try await slotConfirmedLSN(db, slot: ctx.slotName) == nil, "nothing done without --confirm")
             let done = try await runCLI(common + ["--confirm"])
             #expect(done.status == 0, "\(done.output)")
