@@ -62,7 +62,7 @@ enum SettingsCatalog {
         SettingSpec(name: "sweeper-batch", defaultText: "500", help: "rows claimed per sweeper transaction"),
         SettingSpec(name: "retention", defaultText: "7d", help: "delete COMPLETE rows older than this (0 keeps them)"),
         SettingSpec(name: "group-id", defaultText: "outbox-consumers", help: "consumer group"),
-        SettingSpec(name: "batch-size", defaultText: "1024", help: "messages applied per database transaction (1 disables batching)"),
+        SettingSpec(name: "batch-size", defaultText: "256", help: "messages applied per database transaction (1 disables batching)"),
         SettingSpec(name: "consumer-dead-letter-topic", defaultText: "outbox.consumer.dlq", help: "where poison messages go"),
         SettingSpec(name: "http-host", defaultText: "127.0.0.1", help: "address for /metrics, /healthz and /readyz"),
         SettingSpec(name: "http-port", defaultText: "9187", help: "port for /metrics, /healthz and /readyz (0 disables)"),
