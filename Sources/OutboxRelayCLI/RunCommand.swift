@@ -69,7 +69,11 @@ struct Run: AsyncParsableCommand {
                                                                                         : "\n\(resolved.redactedDescription)"])
         try await Preflight.check(databaseURL: relayConfiguration.databaseURL, kafka: relayConfiguration.kafka, logger: logger)
 
-        let relay = try RelayService(configuration: relayConfiguration, sweeper: policy, retention: retention, logger: logger)
+        // SIGTERM ends within drain-timeout even if the teardown does not: `_exit`, not
+        // `exit`, so no atexit handler or static destructor runs against librdkafka's and
+        // libpq's still-running threads. Exit 75 as for a stop that left rows unconfirmed.
+        let relay = try RelayService(configuration: relayConfiguration, sweeper: policy, retention: retention, logger: logger,
+                                     onStopOverrun: { _exit(ExitStatus.unacknowledgedAtStop.rawValue) })
         // The HTTP endpoints first: ServiceGroup stops services in reverse order, so they
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

@@ -36,8 +36,14 @@ public struct RelayConfiguration: Sendable {
     public var reconnectBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(15))
     /// How often a standby checks whether the slot became free.
     public var standbyPollInterval: Duration = .seconds(2)
-    /// How long SIGTERM waits for outstanding deliveries before exiting.
+    /// How long SIGTERM may take, from the signal to the end of `run()`: the wait for
+    /// outstanding deliveries, then the teardown (`stopTeardownReserve`).
     public var drainTimeout: Duration = .seconds(30)
+    /// The end of `drainTimeout` kept for what follows the wait for deliveries: the final
+    /// confirmation, closing the producer and the connections. A fifth of it, at most half
+    /// a second: that teardown took ~70 ms on a quiet host and over a second under a loaded
+    /// CI run, which is why `RelayService` also has a watchdog at `drainTimeout` itself.
+    public var stopTeardownReserve: Duration { min(drainTimeout / 5, .milliseconds(500)) }
     /// notify mode: the channel, and how often to read the slot without a notification.
     public var notifyChannel = "outbox_relay"
     public var notifyFallbackInterval: Duration = .seconds(1)

@@ -24,7 +24,11 @@ public final class RelayService: Service, Sendable {
     public let sweeper: Sweeper?
 
     private struct Running {
+        /// When the wait for deliveries gives up: `drainTimeout` after the first stop
+        /// request, less the teardown's reserve.
         var stopDeadline: ContinuousClock.Instant?
+        /// `run()` has returned: the watchdog has nothing left to do.
+        var finished = false
         var publisher: Publisher?
         var wake: (@Sendable () -> Void)?
         var stopSummary: StopSummary?
@@ -39,8 +43,15 @@ public final class RelayService: Service, Sendable {
         public var unacknowledged: Int
     }
 
+    /// Called once, from a timer thread, when `drainTimeout` has passed since the first stop
+    /// request and `run()` has still not returned (its teardown is stuck, or the host is too
+    /// loaded to finish it in time). The CLI exits there with status 75: what is confirmed
+    /// is durable, and what is not is only published again by the next start, as after a
+    /// crash. Nil: no watchdog (tests and embedders that wait for `run()` themselves).
+    private let onStopOverrun: (@Sendable () -> Void)?
+
     public init(configuration: RelayConfiguration, sweeper policy: SweeperPolicy? = SweeperPolicy(), retention: Duration? = nil,
-                logger: Logger, metrics: RelayMetrics? = nil) throws(RelayError) {
+                logger: Logger, metrics: RelayMetrics? = nil, onStopOverrun: (@Sendable () -> Void)? = nil) throws(RelayError) {
         try configuration.validate()
         if let policy {
             do throws(PolicyError) { try policy.validate() } catch {
@@ -49,6 +60,7 @@ public final class RelayService: Service, Sendable {
         }
         self.configuration = configuration
         self.logger = logger
+        self.onStopOverrun = onStopOverrun
         let metrics = metrics ?? RelayMetrics(slot: configuration.slotName)
         self.metrics = metrics
         self.sweeper = policy.map { Sweeper(policy: $0, retention: retention, configuration: configuration, logger: logger, metrics: metrics) }
@@ -58,12 +70,27 @@ public final class RelayService: Service, Sendable {
     /// confirm the LSN and return from `run()`, all within `drainTimeout` of the first
     /// request. Safe from any thread (signal handlers included).
     public func stop() {
-        let (publisher, deadline, wake) = running.withLock { running in
-            if running.stopDeadline == nil { running.stopDeadline = .now + configuration.drainTimeout }
-            return (running.publisher, running.stopDeadline!, running.wake)
+        let (publisher, deadline, wake, first) = running.withLock { running in
+            let first = running.stopDeadline == nil
+            if first { running.stopDeadline = .now + configuration.drainTimeout - configuration.stopTeardownReserve }
+            return (running.publisher, running.stopDeadline!, running.wake, first)
         }
         publisher?.line.requestStop(deadline: deadline)
         wake?()
+        if first, let onStopOverrun { armStopWatchdog(onStopOverrun) }
+    }
+
+    /// The bound `drainTimeout` promises, kept even when the teardown is not: a timer
+    /// outside the cooperative pool (which a stuck teardown may be holding up).
+    private func armStopWatchdog(_ overrun: @escaping @Sendable () -> Void) {
+        let timeout = configuration.drainTimeout
+        let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+            guard !running.withLock({ $0.finished }) else { return }
+            logger.critical("drain-timeout passed and the stop is still tearing down; exiting now (unconfirmed rows are published again at the next start)",
+                            metadata: ["drain_timeout": "\(timeout)"])
+            overrun()
+        }
     }
 
     public var isStopping: Bool { running.withLock { $0.stopDeadline != nil } }
@@ -80,6 +107,7 @@ public final class RelayService: Service, Sendable {
     }
 
     private func runRelay() async throws {
+        defer { running.withLock { $0.finished = true } }
         if let shard = configuration.shard { metrics.shard(index: shard.index, count: shard.count, slot: configuration.slotName).record(1) }
         let publisher = try Publisher(configuration: configuration, logger: logger, metrics: metrics, health: health)
         let stopDeadline = running.withLock { running in

@@ -193,7 +193,9 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         let flush: LSN
         if let recorder {
             if final {
-                flush = min(acknowledged, recorder.recordNow(acknowledged, deadline: .now + .seconds(1)))
+                // Up to a second, and never into the last half of the stop's teardown reserve.
+                let limit = (publisher.line.stopDeadline ?? .now) + configuration.stopTeardownReserve / 2
+                flush = min(acknowledged, recorder.recordNow(acknowledged, deadline: max(.now, min(.now + .seconds(1), limit))))
             } else {
                 try recorder.offer(acknowledged)
                 flush = min(acknowledged, recorder.recorded)
