@@ -111,10 +111,14 @@ struct StreamRelayTests {
             // The bound is the commit of the first unacknowledged transaction (from the
             // independent oracle), not the WAL position before it: an idle relay may confirm
             // a keepalive's WAL end, which covers only WAL with nothing for it in between
-            // (other databases' writes, the relay's own slot record).
+            // (other databases' writes, the relay's own slot record). Only transactions with
+            // outbox rows count: the relay's slot-record UPDATE for the rows acknowledged
+            // before the freeze can commit after `before`, and passing it is correct (a
+            // loaded CI run did, and this query used to count it as unacknowledged).
             let firstUnacknowledged = try await admin.query("""
-                SELECT min(lsn)::text AS lsn FROM pg_logical_slot_peek_changes($1, NULL, NULL)
-                WHERE lsn > $2::pg_lsn AND data LIKE 'COMMIT%'
+                WITH changes AS (SELECT lsn, xid, data FROM pg_logical_slot_peek_changes($1, NULL, NULL) WHERE lsn > $2::pg_lsn)
+                SELECT min(lsn)::text AS lsn FROM changes
+                WHERE data LIKE 'COMMIT%' AND xid IN (SELECT xid FROM changes WHERE data LIKE 'table public.outbox: INSERT:%')
                 """, [.text(oracle.slot), .text(before.description)]).single().lsn("lsn")
             for _ in 0..<20 {  // ~4 s of samples while the broker cannot acknowledge
                 let confirmed = try await slotConfirmedLSN(admin, slot: ctx.slotName) ?? .invalid
