@@ -84,8 +84,7 @@ public final class RelayService: Service, Sendable {
     /// outside the cooperative pool (which a stuck teardown may be holding up).
     private func armStopWatchdog(_ overrun: @escaping @Sendable () -> Void) {
         let timeout = configuration.drainTimeout
-        let nanoseconds = Int(timeout.components.seconds) * 1_000_000_000 + Int(timeout.components.attoseconds / 1_000_000_000)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.inSeconds) { [self] in
             guard !running.withLock({ $0.finished }) else { return }
             logger.critical("drain-timeout passed and the stop is still tearing down; exiting now (unconfirmed rows are published again at the next start)",
                             metadata: ["drain_timeout": "\(timeout)"])
