@@ -6,6 +6,17 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Resident memory of the relay binary (measured in the README's memory section): the
+// toolchain's ld.lld packs the ~2 MiB of relative relocations that the loader reads at every
+// start into ~16 KiB (DT_RELR, glibc >= 2.36), and without -export-dynamic (the static
+// stdlib's default) ~9,800 public symbols of the package's own modules stay out of the
+// dynamic symbol table the loader searches. Together ~2.5 MiB fewer resident pages, with
+// the binary still position-independent (ASLR kept).
+let relayLinkerFlags: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                  "-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux])),
+]
+
 let package = Package(
     name: "outbox-relay",
     platforms: [.macOS(.v15)],
@@ -87,7 +98,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
             ],
-            swiftSettings: strict),
+            swiftSettings: strict,
+            linkerSettings: relayLinkerFlags),
         .executableTarget(
             name: "OutboxBench",
             dependencies: [
