@@ -47,7 +47,7 @@ enum SettingsCatalog {
         SettingSpec(name: "dead-letter-topic", defaultText: "outbox.dlq", help: "where unpublishable rows are copied"),
         SettingSpec(name: "max-in-flight", defaultText: "4000", help: "events published but not yet acknowledged before WAL reading pauses"),
         SettingSpec(name: "max-in-flight-bytes", defaultText: "8MiB", help: "bytes in flight before WAL reading pauses"),
-        SettingSpec(name: "streaming-memory", defaultText: "4MiB", help: "memory for in-progress streamed transactions before spilling to disk"),
+        SettingSpec(name: "streaming-memory", defaultText: "1MiB", help: "memory for in-progress streamed transactions before spilling to disk"),
         SettingSpec(name: "spill-dir", defaultText: "$TMPDIR or /tmp", help: "where large streamed transactions spill"),
         SettingSpec(name: "status-interval", defaultText: "1s", help: "standby status update interval"),
         SettingSpec(name: "drain-timeout", defaultText: "30s", help: "the longest SIGTERM takes: waiting for outstanding deliveries, then closing (a watchdog exits 75 at this bound)"),

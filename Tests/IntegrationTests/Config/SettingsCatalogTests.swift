@@ -1,3 +1,4 @@
+import Consumers
 import Foundation
 import Logging
 @testable import OutboxRelayCLI
@@ -85,6 +86,45 @@ struct SettingsCatalogTests {
         let policy = SweeperPolicy()
         #expect(duration("sweeper-interval") == policy.interval && duration("sweeper-min-age") == policy.minimumAge)
         #expect(SettingsCatalog.spec("sweeper-max-attempts")?.defaultText == String(policy.maxAttempts))
+    }
+
+    /// A validation error that suggests the default names it in the catalog's spelling, so
+    /// the suggestion can be pasted as is and a changed default cannot leave it behind.
+    @Test("an out-of-range setting's error suggests the catalog's default, for the relay and the consumers")
+    func validationErrorsNameCatalogDefault() {
+        let relayCases: [(String, (inout RelayConfiguration) -> Void)] = [
+            ("publication", { $0.publication = "" }),
+            ("max-in-flight", { $0.maxInFlightEvents = 0 }),
+            ("max-in-flight-bytes", { $0.maxInFlightBytes = 1 }),
+            ("streaming-memory", { $0.streamingMemoryBytes = 1 }),
+            ("status-interval", { $0.statusInterval = .milliseconds(1) }),
+            ("notify-channel", { $0.notifyChannel = "" }),
+        ]
+        for (setting, breakIt) in relayCases {
+            var configuration = RelayConfiguration(databaseURL: "postgres://relay@db/app", kafka: .init(bootstrapServers: "b:9092"))
+            breakIt(&configuration)
+            do {
+                try configuration.validate()
+                Issue.record("\(setting): accepted")
+            } catch {
+                #expect("\(error)".contains("default \(SettingsCatalog.defaultText(setting))"), "\(setting): \(error)")
+            }
+        }
+        let consumerCases: [(String, (inout ConsumerConfiguration) -> Void)] = [
+            ("group-id", { $0.groupID = "" }),
+            ("batch-size", { $0.batchSize = 0 }),
+            ("consumer-dead-letter-topic", { $0.deadLetterTopic = "" }),
+        ]
+        for (setting, breakIt) in consumerCases {
+            var configuration = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))
+            breakIt(&configuration)
+            do {
+                try configuration.validate()
+                Issue.record("\(setting): accepted")
+            } catch {
+                #expect("\(error)".contains("default \(SettingsCatalog.defaultText(setting))"), "\(setting): \(error)")
+            }
+        }
     }
 
     @Test("every flag's help names the catalog default; secrets point at the environment")
