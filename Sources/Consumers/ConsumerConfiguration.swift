@@ -17,6 +17,13 @@ public struct ConsumerConfiguration: Sendable {
     /// Poison messages (unparseable, unknown type, no outbox row) go here with error headers.
     public var deadLetterTopic = RecordContract.Topic.consumerDeadLetters
     public var retryBackoffMaximum: Duration = .seconds(10)
+    /// A missing outbox row is retried for ~1.3 s in case its transaction is not visible
+    /// yet (`ConsumerService.visibilityRetryDelays`), but only when its message was produced
+    /// less than this long ago: an older message's row has had time to appear, so it is
+    /// poison at once. Without this, replaying old messages whose rows are gone (offsets
+    /// reset, retention) paid the full wait on every batch: ~150 dead letters/s. A clock
+    /// behind the producer's only makes a late row poison sooner; the sweeper re-sends it.
+    public var missingRowWindow: Duration = .seconds(10)
     public var applicationName = "outbox-consumers"
 
     public init(databaseURL: String, kafka: KafkaConfiguration) {

@@ -187,6 +187,14 @@ public final class ConsumerService: @unchecked Sendable {
     /// Waits before a missing outbox row counts as poison: 20, 40, … 640 ms, ~1.3 s in all.
     static let visibilityRetryDelays: [Double] = [0.02, 0.04, 0.08, 0.16, 0.32, 0.64]
 
+    /// Whether `message`'s outbox row can still become visible: its message is younger than
+    /// `missingRowWindow` (or carries no timestamp, so its age is unknown).
+    private func rowMayStillAppear(for message: KafkaMessage) -> Bool {
+        guard let produced = message.timestampMilliseconds else { return true }
+        let age = Duration.milliseconds(Int64(Date().timeIntervalSince1970 * 1_000) - produced)
+        return age < configuration.missingRowWindow
+    }
+
     private func applyBatch(_ batch: [KafkaMessage], prepared: PreparedBatch) throws -> [ApplyOutcome] {
         if connection == nil || connection?.isHealthy == false {
             connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
@@ -217,7 +225,9 @@ public final class ConsumerService: @unchecked Sendable {
     /// per savepoint. Throws `RowsNotYetVisible` (rolling back) unless `acceptMissingRows`.
     private func applyInTransaction(_ batch: [KafkaMessage], prepared: PreparedBatch, on conn: PGConnection, acceptMissingRows: Bool) throws -> [ApplyOutcome] {
         func check(_ outcomes: [ApplyOutcome]) throws -> [ApplyOutcome] {
-            if !acceptMissingRows, outcomes.contains(where: \.isMissingRow) { throw RowsNotYetVisible() }
+            if !acceptMissingRows, zip(batch, outcomes).contains(where: { $1.isMissingRow && rowMayStillAppear(for: $0) }) {
+                throw RowsNotYetVisible()
+            }
             return outcomes
         }
         do {
@@ -253,7 +263,8 @@ public final class ConsumerService: @unchecked Sendable {
     }
 
     private func finish(_ batch: [KafkaMessage], outcomes: [ApplyOutcome], consumer: KafkaConsumer) throws {
-        var applied = 0, duplicates = 0, dead = 0
+        var applied = 0, duplicates = 0
+        var poison: [(message: KafkaMessage, reason: String, detail: String)] = []
         for (message, outcome) in zip(batch, outcomes) {
             switch outcome {
             case .applied(let type):
@@ -263,10 +274,11 @@ public final class ConsumerService: @unchecked Sendable {
                 duplicates += 1
                 metrics.duplicates.increment()
             case .poison(let reason, let detail):
-                dead += 1
-                try deadLetter(message, reason: reason, detail: detail)
+                poison.append((message, reason, detail))
             }
         }
+        let dead = poison.count
+        try deadLetter(poison)
         var offsets: [TopicPartition: Int64] = [:]
         for message in batch {
             let tp = TopicPartition(topic: message.topic, partition: message.partition)
@@ -299,24 +311,34 @@ public final class ConsumerService: @unchecked Sendable {
         }
     }
 
-    private func deadLetter(_ message: KafkaMessage, reason: String, detail: String) throws {
-        logger.warning("poison message dead-lettered", metadata: [
-            "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "reason": "\(reason)"])
-        var headers = RecordContract.deadLetterHeaders(from: message.headers, reason: reason, error: detail, originalTopic: message.topic)
-        headers.append((RecordContract.DeadLetterHeader.originalPartition, Array(String(message.partition).utf8)))
-        headers.append((RecordContract.DeadLetterHeader.originalOffset, Array(String(message.offset).utf8)))
+    /// Sends a batch's poison messages to the dead-letter topic, in batch order, and returns
+    /// once every one is acknowledged (the batch's offsets are committed only after). All
+    /// are produced before waiting, so a batch costs one broker round trip, not one per
+    /// message; a failed send is retried, keeping the order, until it succeeds or stops.
+    private func deadLetter(_ poison: [(message: KafkaMessage, reason: String, detail: String)]) throws {
+        var pending = poison.map { item in
+            logger.warning("poison message dead-lettered", metadata: [
+                "topic": "\(item.message.topic)", "partition": "\(item.message.partition)", "offset": "\(item.message.offset)", "reason": "\(item.reason)"])
+            var headers = RecordContract.deadLetterHeaders(from: item.message.headers, reason: item.reason, error: item.detail,
+                                                           originalTopic: item.message.topic)
+            headers.append((RecordContract.DeadLetterHeader.originalPartition, Array(String(item.message.partition).utf8)))
+            headers.append((RecordContract.DeadLetterHeader.originalOffset, Array(String(item.message.offset).utf8)))
+            return (record: OutgoingRecord(topic: configuration.deadLetterTopic, key: item.message.key, value: item.message.value, headers: headers),
+                    reason: item.reason)
+        }
         var attempt = 0
-        while true {
-            do {
-                _ = try dlqProducer!.sendBlocking(topic: configuration.deadLetterTopic, key: message.key, value: message.value, headers: headers)
-                metrics.deadLettered(reason).increment()
-                return
-            } catch {
-                attempt += 1
-                logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)"])
-                if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
-                Thread.sleep(forTimeInterval: min(0.1 * Double(attempt), 5))
-            }
+        while !pending.isEmpty {
+            let results = dlqProducer!.sendInOrderBlocking(pending.map(\.record))
+            // Resend from the first failure on, so the dead-letter topic keeps batch order
+            // (a later message that did arrive is then dead-lettered twice: at least once).
+            let firstFailure = results.firstIndex { if case .failure = $0 { true } else { false } } ?? results.count
+            for item in pending[..<firstFailure] { metrics.deadLettered(item.reason).increment() }
+            guard firstFailure < results.count, case .failure(let error) = results[firstFailure] else { return }
+            pending.removeFirst(firstFailure)
+            attempt += 1
+            logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
+            if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
+            Thread.sleep(forTimeInterval: min(0.1 * Double(attempt), 5))
         }
     }
 

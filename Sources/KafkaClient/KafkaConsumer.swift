@@ -94,7 +94,10 @@ public final class KafkaConsumer: @unchecked Sendable {
                 index += 1
             }
         }
-        return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: headers)
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+        return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: headers,
+                            timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || timestamp < 0 ? nil : timestamp)
     }
 
     /// Commits `offsets`, the NEXT offsets to read (last processed + 1). Synchronous by

@@ -262,7 +262,9 @@ struct ConsumerTests {
             _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:late".utf8), value: Array(payload.utf8),
                                         headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
             await producer.close()
-            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            // The message must still count as young when the consumer reads it: joining the
+            // group alone can take seconds here, more than the default window.
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8, configure: { $0.missingRowWindow = .seconds(600) })
             #expect(await eventually { consumer.service.visibilityRetries > 0 }, "the consumer never met the invisible row")
             try await writer.query("COMMIT")
             #expect(await eventually { consumer.service.totals.applied == 1 })
@@ -270,6 +272,38 @@ struct ConsumerTests {
             #expect(consumer.service.totals.deadLettered == 0)
             #expect(try await db.query("SELECT status FROM outbox WHERE outbox_id = $1", [.int(id)]).single().string("status") == "COMPLETE")
         }
+    }
+
+    /// Replaying old messages whose rows are gone (offsets reset, retention) used to wait the
+    /// ~1.3 s of visibility retries on every batch, dead-lettering ~150 messages/s.
+    @Test("messages older than missing-row-window whose rows are missing are dead-lettered at once, in batch order")
+    func oldMissingRowsArePoisonAtOnce() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            let missing = (1...20).map { 900_000 + Int64($0) }
+            let records = missing.map { id in
+                OutgoingRecord(topic: "BOOK_SAVE", key: Array("BOOK:gone".utf8), value: Array(Self.bookPayload(outboxID: id).utf8),
+                               headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            }
+            for result in await producer.sendInOrder(records) { _ = try result.get() }
+            await producer.close()
+            // A zero window makes every message "old": their rows cannot still be on their way.
+            let consumer = try RunningConsumer.start(ctx, batchSize: 64, configure: { $0.missingRowWindow = .zero })
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: missing.count)
+            #expect(await eventually { consumer.service.totals.deadLettered == missing.count })
+            try await consumer.stop()
+            #expect(consumer.service.visibilityRetries == 0, "waited for rows that were produced long ago")
+            #expect(dead.compactMap { $0.headerString("outbox-id") } == missing.map(String.init), "dead letters out of batch order")
+            #expect(dead.allSatisfy { $0.headerString("outbox-dlq-reason") == "missing_outbox_row" })
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 0)
+        }
+    }
+
+    static func bookPayload(outboxID: Int64) -> String {
+        #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"# +
+            #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(outboxID)}"#
     }
 }
 

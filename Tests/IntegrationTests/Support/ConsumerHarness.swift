@@ -41,11 +41,13 @@ struct RunningConsumer: Sendable {
     static func start(_ ctx: TestContext, group: String = "test-consumers", batchSize: Int = 64,
                       afterDatabaseCommit: (@Sendable () throws -> Void)? = nil,
                       beforeDatabaseApply: (@Sendable () -> Void)? = nil,
-                      afterPrepare: (@Sendable (Int) -> Void)? = nil) throws -> RunningConsumer {
+                      afterPrepare: (@Sendable (Int) -> Void)? = nil,
+                      configure: (inout ConsumerConfiguration) -> Void = { _ in }) throws -> RunningConsumer {
         var configuration = ConsumerConfiguration(databaseURL: ctx.databaseURL,
                                                   kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
         configuration.groupID = group
         configuration.batchSize = batchSize
+        configure(&configuration)
         var logger = Logger(label: "consumer-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let service = try ConsumerService(configuration: configuration, logger: logger)
