@@ -24,6 +24,11 @@ public struct ConsumerConfiguration: Sendable {
     /// reset, retention) paid the full wait on every batch: ~150 dead letters/s. A clock
     /// behind the producer's only makes a late row poison sooner; the sweeper re-sends it.
     public var missingRowWindow: Duration = .seconds(10)
+    /// The longest a graceful stop takes (`drain-timeout`, shared with the relay): applying
+    /// and committing the batch in hand, then leaving the group. Past it the watchdog ends
+    /// the process (`ConsumerService`'s `onStopOverrun`); a batch whose offsets were not
+    /// committed is delivered again and its effects are counted duplicates.
+    public var drainTimeout: Duration = .seconds(30)
     public var applicationName = "outbox-consumers"
 
     public init(databaseURL: String, kafka: KafkaConfiguration) {
@@ -38,6 +43,7 @@ public struct ConsumerConfiguration: Sendable {
         if topics.isEmpty { throw ConsumerError("no topics to consume. Fix: list at least one of BOOK_SAVE, PAYMENT_SAVE.") }
         if !(1...10_000).contains(batchSize) { throw ConsumerError("batch-size \(batchSize) is out of range. Fix: use 1 to 10000 (default 256).") }
         if deadLetterTopic.isEmpty { throw ConsumerError("dead-letter topic is empty. Fix: use the default outbox.consumer.dlq.") }
+        if drainTimeout <= .zero { throw ConsumerError("drain-timeout must be positive. Fix: use the default 30s.") }
     }
 }
 

@@ -46,11 +46,19 @@ public final class ConsumerService: @unchecked Sendable {
     private let applier = EffectApplier()
     private let counters = Mutex<(applied: Int, duplicates: Int, deadLettered: Int)>((0, 0, 0))
 
-    public init(configuration: ConsumerConfiguration, logger: Logger, metrics: ConsumerMetrics = ConsumerMetrics()) throws(ConsumerError) {
+    /// Called once, from a timer thread, when `drainTimeout` has passed since the first
+    /// `stop()` and `run()` has not returned (a frozen database or broker holds the last
+    /// batch or the group leave). The CLI exits there with status 75. Nil: no watchdog.
+    private let onStopOverrun: (@Sendable () -> Void)?
+    private let watchdog = StopWatchdog()
+
+    public init(configuration: ConsumerConfiguration, logger: Logger, metrics: ConsumerMetrics = ConsumerMetrics(),
+                onStopOverrun: (@Sendable () -> Void)? = nil) throws(ConsumerError) {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
+        self.onStopOverrun = onStopOverrun
     }
 
     /// Batches rolled back and retried because an outbox row was not visible yet.
@@ -60,10 +68,22 @@ public final class ConsumerService: @unchecked Sendable {
     /// Totals since start, for the demo's summary and tests.
     public var totals: (applied: Int, duplicates: Int, deadLettered: Int) { counters.withLock { $0 } }
 
-    public func stop() { stopFlag.store(true, ordering: .releasing) }
+    /// Asks the consumer to apply and commit the batch in hand, leave the group and return
+    /// from `run()`, within `drainTimeout` (the watchdog). Safe from any thread.
+    public func stop() {
+        stopFlag.store(true, ordering: .releasing)
+        guard let onStopOverrun else { return }
+        let timeout = configuration.drainTimeout
+        watchdog.arm(timeout: timeout) { [logger] in
+            logger.critical("drain-timeout passed and the consumer is still stopping; exiting now (a batch whose offsets were not committed is delivered again and deduplicated)",
+                            metadata: ["drain_timeout": "\(timeout)"])
+            onStopOverrun()
+        }
+    }
 
     /// Runs until `stop()`; throws only for errors retrying cannot fix (bad configuration).
     public func run() async throws {
+        defer { watchdog.finish() }
         let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
             BlockingThread { [self] in continuation.resume(returning: Result { try runBlocking() }) }.start()
         }

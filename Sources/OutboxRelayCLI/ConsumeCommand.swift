@@ -1,5 +1,8 @@
 import ArgumentParser
 import Consumers
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -7,7 +10,13 @@ import ServiceLifecycle
 struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the BOOK_SAVE / PAYMENT_SAVE consumers: apply each effect exactly once, dead-letter poison messages.",
-        discussion: "SIGTERM or SIGINT: apply and commit the batch in hand, leave the group, exit 0.\n\n\(ExitStatus.helpText)")
+        discussion: """
+            SIGTERM or SIGINT: apply and commit the batch in hand, leave the group, exit 0, within drain-timeout \
+            (default \(SettingsCatalog.defaultText("drain-timeout"))). If the database or the broker holds the stop longer, \
+            the process exits 75 at drain-timeout; a batch whose offsets were not committed is delivered again and deduplicated.
+
+            \(ExitStatus.helpText)
+            """)
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var http: HTTPOptions
@@ -35,7 +44,9 @@ struct Consume: AsyncParsableCommand {
         let configuration = try resolved.consumer()
         let (host, port) = try resolved.http()
         try await Preflight.check(databaseURL: configuration.databaseURL, kafka: configuration.kafka, logger: logger)
-        let consumer = try ConsumerService(configuration: configuration, logger: logger)
+        // As in `run`: `_exit`, not `exit`, so a stuck teardown's atexit work cannot hold it.
+        let consumer = try ConsumerService(configuration: configuration, logger: logger,
+                                           onStopOverrun: { _exit(ExitStatus.unacknowledgedAtStop.rawValue) })
         // The HTTP endpoints first: ServiceGroup stops services in reverse order, so they
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

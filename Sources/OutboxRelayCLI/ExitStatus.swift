@@ -19,7 +19,8 @@ enum ExitStatus: Int32, CaseIterable {
     /// Nothing was done; retrying later may work. (Outages after start are retried, never fatal.)
     case unavailable = 69
     /// EX_TEMPFAIL: `run` stopped at drain-timeout with events unacknowledged; they were
-    /// not confirmed and the next start publishes them again.
+    /// not confirmed and the next start publishes them again. `consume`: the stop passed
+    /// drain-timeout; its last batch may be delivered again (and deduplicated).
     case unacknowledgedAtStop = 75
     /// EX_CONFIG: a halt that needs an operator (slot lost, invalidated or moved, wrong
     /// wal_level or privileges, schema not migrated). Restarting alone will not help: read
@@ -33,7 +34,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .thresholdCrossed: return "status: a threshold was crossed"
         case .usage: return "usage: bad flag or setting (EX_USAGE)"
         case .unavailable: return "PostgreSQL, Kafka or the HTTP port unavailable at start (EX_UNAVAILABLE)"
-        case .unacknowledgedAtStop: return "run: stopped at drain-timeout with events unacknowledged (EX_TEMPFAIL)"
+        case .unacknowledgedAtStop: return "run/consume: stopped at drain-timeout with work unfinished, taken up again by the next start (EX_TEMPFAIL)"
         case .operatorNeeded: return "halted; an operator must act, see the Fix in the message (EX_CONFIG)"
         }
     }

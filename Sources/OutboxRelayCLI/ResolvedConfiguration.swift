@@ -115,6 +115,7 @@ struct ResolvedConfiguration {
             c.groupID = settings.string("group-id", default: c.groupID)
             c.batchSize = try settings.int("batch-size", default: c.batchSize, range: 1...10_000)
             c.deadLetterTopic = settings.string("consumer-dead-letter-topic", default: c.deadLetterTopic)
+            c.drainTimeout = try settings.duration("drain-timeout", default: c.drainTimeout)
         }
         do { try c.validate() } catch { throw ValidationError(error.description) }
         return c

@@ -50,7 +50,7 @@ enum SettingsCatalog {
         SettingSpec(name: "streaming-memory", defaultText: "1MiB", help: "memory for in-progress streamed transactions before spilling to disk"),
         SettingSpec(name: "spill-dir", defaultText: "$TMPDIR or /tmp", help: "where large streamed transactions spill"),
         SettingSpec(name: "status-interval", defaultText: "1s", help: "standby status update interval"),
-        SettingSpec(name: "drain-timeout", defaultText: "30s", help: "the longest SIGTERM takes: waiting for outstanding deliveries, then closing (a watchdog exits 75 at this bound)"),
+        SettingSpec(name: "drain-timeout", defaultText: "30s", help: "the longest SIGTERM takes (run and consume): waiting for outstanding deliveries or the batch in hand, then closing (a watchdog exits 75 at this bound)"),
         SettingSpec(name: "notify-channel", defaultText: "outbox_relay", help: "LISTEN channel in notify mode"),
         SettingSpec(name: "notify-fallback-interval", defaultText: "1s", help: "notify mode reads the slot at least this often"),
         SettingSpec(name: "sweeper", defaultText: "true", help: "run the sweeper alongside the relay"),

@@ -27,13 +27,13 @@ public final class RelayService: Service, Sendable {
         /// When the wait for deliveries gives up: `drainTimeout` after the first stop
         /// request, less the teardown's reserve.
         var stopDeadline: ContinuousClock.Instant?
-        /// `run()` has returned: the watchdog has nothing left to do.
-        var finished = false
         var publisher: Publisher?
         var wake: (@Sendable () -> Void)?
         var stopSummary: StopSummary?
     }
     private let running = Mutex(Running())
+    /// Armed by the first `stop()` when there is an `onStopOverrun`; `run()` finishes it.
+    private let watchdog = StopWatchdog()
 
     /// How a stop ended. Exit codes: 0 when everything was confirmed; the CLI exits 75
     /// (EX_TEMPFAIL) when `unacknowledged > 0`.
@@ -77,18 +77,13 @@ public final class RelayService: Service, Sendable {
         }
         publisher?.line.requestStop(deadline: deadline)
         wake?()
-        if first, let onStopOverrun { armStopWatchdog(onStopOverrun) }
-    }
-
-    /// The bound `drainTimeout` promises, kept even when the teardown is not: a timer
-    /// outside the cooperative pool (which a stuck teardown may be holding up).
-    private func armStopWatchdog(_ overrun: @escaping @Sendable () -> Void) {
-        let timeout = configuration.drainTimeout
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.inSeconds) { [self] in
-            guard !running.withLock({ $0.finished }) else { return }
-            logger.critical("drain-timeout passed and the stop is still tearing down; exiting now (unconfirmed rows are published again at the next start)",
-                            metadata: ["drain_timeout": "\(timeout)"])
-            overrun()
+        if first, let onStopOverrun {
+            let timeout = configuration.drainTimeout
+            watchdog.arm(timeout: timeout) { [logger] in
+                logger.critical("drain-timeout passed and the stop is still tearing down; exiting now (unconfirmed rows are published again at the next start)",
+                                metadata: ["drain_timeout": "\(timeout)"])
+                onStopOverrun()
+            }
         }
     }
 
@@ -106,7 +101,7 @@ public final class RelayService: Service, Sendable {
     }
 
     private func runRelay() async throws {
-        defer { running.withLock { $0.finished = true } }
+        defer { watchdog.finish() }
         if let shard = configuration.shard { metrics.shard(index: shard.index, count: shard.count, slot: configuration.slotName).record(1) }
         let publisher = try Publisher(configuration: configuration, logger: logger, metrics: metrics, health: health)
         let stopDeadline = running.withLock { running in

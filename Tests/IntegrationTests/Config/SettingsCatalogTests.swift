@@ -65,7 +65,7 @@ struct SettingsCatalogTests {
 
         let (consumerA, consumerB) = (try implicit.consumer(), try explicit.consumer())
         #expect(consumerA.groupID == consumerB.groupID && consumerA.batchSize == consumerB.batchSize
-                && consumerA.deadLetterTopic == consumerB.deadLetterTopic)
+                && consumerA.deadLetterTopic == consumerB.deadLetterTopic && consumerA.drainTimeout == consumerB.drainTimeout)
 
         #expect(try implicit.http() == explicit.http())
         #expect(try implicit.logLevel() == explicit.logLevel())
@@ -81,6 +81,8 @@ struct SettingsCatalogTests {
         #expect(bytes("streaming-memory") == relay.streamingMemoryBytes)
         #expect(SettingsCatalog.spec("max-in-flight")?.defaultText == String(relay.maxInFlightEvents))
         #expect(duration("drain-timeout") == relay.drainTimeout)
+        let consumer = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))
+        #expect(duration("drain-timeout") == consumer.drainTimeout)
         #expect(duration("status-interval") == relay.statusInterval)
         #expect(SettingsCatalog.spec("slot")?.defaultText == relay.slotName)
         let policy = SweeperPolicy()
@@ -114,6 +116,7 @@ struct SettingsCatalogTests {
             ("group-id", { $0.groupID = "" }),
             ("batch-size", { $0.batchSize = 0 }),
             ("consumer-dead-letter-topic", { $0.deadLetterTopic = "" }),
+            ("drain-timeout", { $0.drainTimeout = .zero }),
         ]
         for (setting, breakIt) in consumerCases {
             var configuration = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))

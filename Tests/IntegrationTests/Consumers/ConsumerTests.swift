@@ -301,6 +301,44 @@ struct ConsumerTests {
         }
     }
 
+    /// SIGTERM's bound holds for the consumers too: with its database connection frozen
+    /// mid-batch, the stop cannot apply the batch in hand, and only the watchdog ends it.
+    @Test("a stop held by a frozen database ends at drain-timeout through the watchdog, once")
+    func stopWatchdogFiresWhenDatabaseFreezes() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 2)
+            let overruns = Mutex<[ContinuousClock.Instant]>([])
+            let applies = Atomic<Int>(0)
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8, beforeDatabaseApply: { applies.add(1, ordering: .relaxed) },
+                                                     configure: { $0.drainTimeout = .seconds(2) },
+                                                     onStopOverrun: { overruns.withLock { $0.append(.now) } })
+            _ = try await produceOutboxRows(ctx, db)
+            #expect(await eventually { consumer.service.totals.applied == 2 })
+            let backend = try #require(try await db.query(
+                // This test's database only: parallel tests run consumers with the same name.
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND backend_type = 'client backend'",
+                [.text(consumer.service.configuration.applicationName)]).rows.first?.int64("pid"))
+            kill(pid_t(backend), SIGSTOP)
+            defer { kill(pid_t(backend), SIGCONT) }
+            _ = try await produceOutboxRows(ctx, db)  // redelivered copies: a batch that now waits on the frozen backend
+            #expect(await eventually { applies.load(ordering: .relaxed) >= 2 }, "the second batch never reached the database thread")
+            let stopped = ContinuousClock.now
+            consumer.service.stop()
+            let fired = await eventually(timeout: .seconds(10)) { !overruns.withLock { $0 }.isEmpty }
+            kill(pid_t(backend), SIGCONT)
+            #expect(fired, "no overrun reported 10 s after a stop with a 2 s drain-timeout")
+            if let at = overruns.withLock({ $0.first }) {
+                #expect(at - stopped >= .milliseconds(1_950) && at - stopped < .milliseconds(2_500), "fired after \(at - stopped)")
+            }
+            // Thawed, the stop finishes: the held batch settles (its copies are duplicates; a copy
+            // not yet polled at the stop stays for the next member), and no second overrun.
+            try await consumer.task.value
+            #expect(overruns.withLock { $0.count } == 1)
+            #expect(consumer.service.totals.duplicates >= 1 && consumer.service.totals.applied == 2)
+        }
+    }
+
     static func bookPayload(outboxID: Int64) -> String {
         #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"# +
             #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(outboxID)}"#

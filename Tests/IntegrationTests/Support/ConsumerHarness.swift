@@ -42,7 +42,8 @@ struct RunningConsumer: Sendable {
                       afterDatabaseCommit: (@Sendable () throws -> Void)? = nil,
                       beforeDatabaseApply: (@Sendable () -> Void)? = nil,
                       afterPrepare: (@Sendable (Int) -> Void)? = nil,
-                      configure: (inout ConsumerConfiguration) -> Void = { _ in }) throws -> RunningConsumer {
+                      configure: (inout ConsumerConfiguration) -> Void = { _ in },
+                      onStopOverrun: (@Sendable () -> Void)? = nil) throws -> RunningConsumer {
         var configuration = ConsumerConfiguration(databaseURL: ctx.databaseURL,
                                                   kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
         configuration.groupID = group
@@ -50,7 +51,7 @@ struct RunningConsumer: Sendable {
         configure(&configuration)
         var logger = Logger(label: "consumer-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let service = try ConsumerService(configuration: configuration, logger: logger)
+        let service = try ConsumerService(configuration: configuration, logger: logger, onStopOverrun: onStopOverrun)
         service.afterDatabaseCommit = afterDatabaseCommit
         service.beforeDatabaseApply = beforeDatabaseApply
         service.afterPrepare = afterPrepare
