@@ -94,35 +94,33 @@ struct SettingsCatalogTests {
     /// the suggestion can be pasted as is and a changed default cannot leave it behind.
     @Test("an out-of-range setting's error suggests the catalog's default, for the relay and the consumers")
     func validationErrorsNameCatalogDefault() {
-        let relayCases: [(String, (inout RelayConfiguration) -> Void)] = [
+        let relay = RelayConfiguration(databaseURL: "postgres://relay@db/app", kafka: .init(bootstrapServers: "b:9092"))
+        Self.expectFixesNameDefault(relay, validate: { try $0.validate() }, cases: [
             ("publication", { $0.publication = "" }),
             ("max-in-flight", { $0.maxInFlightEvents = 0 }),
             ("max-in-flight-bytes", { $0.maxInFlightBytes = 1 }),
             ("streaming-memory", { $0.streamingMemoryBytes = 1 }),
             ("status-interval", { $0.statusInterval = .milliseconds(1) }),
             ("notify-channel", { $0.notifyChannel = "" }),
-        ]
-        for (setting, breakIt) in relayCases {
-            var configuration = RelayConfiguration(databaseURL: "postgres://relay@db/app", kafka: .init(bootstrapServers: "b:9092"))
-            breakIt(&configuration)
-            do {
-                try configuration.validate()
-                Issue.record("\(setting): accepted")
-            } catch {
-                #expect("\(error)".contains("default \(SettingsCatalog.defaultText(setting))"), "\(setting): \(error)")
-            }
-        }
-        let consumerCases: [(String, (inout ConsumerConfiguration) -> Void)] = [
+        ])
+        let consumer = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))
+        Self.expectFixesNameDefault(consumer, validate: { try $0.validate() }, cases: [
             ("group-id", { $0.groupID = "" }),
             ("batch-size", { $0.batchSize = 0 }),
             ("consumer-dead-letter-topic", { $0.deadLetterTopic = "" }),
             ("drain-timeout", { $0.drainTimeout = .zero }),
-        ]
-        for (setting, breakIt) in consumerCases {
-            var configuration = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))
+        ])
+    }
+
+    /// Breaks `valid` one setting at a time and expects each error to name that setting's
+    /// catalog default.
+    static func expectFixesNameDefault<Configuration>(_ valid: Configuration, validate: (Configuration) throws -> Void,
+                                                      cases: [(setting: String, breakIt: (inout Configuration) -> Void)]) {
+        for (setting, breakIt) in cases {
+            var configuration = valid
             breakIt(&configuration)
             do {
-                try configuration.validate()
+                try validate(configuration)
                 Issue.record("\(setting): accepted")
             } catch {
                 #expect("\(error)".contains("default \(SettingsCatalog.defaultText(setting))"), "\(setting): \(error)")
