@@ -87,6 +87,8 @@ public struct RelayConfiguration: Sendable {
         if statusInterval < .milliseconds(10) || statusInterval > .seconds(30) {
             try fail("status-interval", "must be between 10 ms and 30 s", "use the default 1s; PostgreSQL's wal_sender_timeout is 60 s")
         }
+        // A zero bound would make every stop a watchdog exit (75) before anything is confirmed.
+        if drainTimeout <= .zero { try fail("drain-timeout", "must be positive", "use the default 30s") }
         if notifyChannel.isEmpty || notifyChannel.utf8.count > 63 { try fail("notify-channel", "must be 1-63 characters", "use the default outbox_relay") }
         if shard != nil, capture == .notify {
             try fail("capture", "notify cannot be combined with --shard", "use stream capture for sharded relays (notify mode reads one slot through SQL and is meant for a single relay behind a pooler), or run unsharded")

@@ -102,6 +102,7 @@ struct SettingsCatalogTests {
             ("streaming-memory", { $0.streamingMemoryBytes = 1 }),
             ("status-interval", { $0.statusInterval = .milliseconds(1) }),
             ("notify-channel", { $0.notifyChannel = "" }),
+            ("drain-timeout", { $0.drainTimeout = .zero }),
         ])
         let consumer = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))
         Self.expectFixesNameDefault(consumer, validate: { try $0.validate() }, cases: [

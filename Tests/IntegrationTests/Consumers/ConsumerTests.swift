@@ -274,6 +274,37 @@ struct ConsumerTests {
         }
     }
 
+    /// A batch's offsets are committed only after its dead letters are acknowledged: while
+    /// the dead-letter topic refuses them (an invalid name here), the batch stays
+    /// uncommitted, and the next member of the group sends them instead.
+    @Test("a dead letter the broker refuses holds the batch's offsets; the next group member dead-letters it, once")
+    func deadLetterRefusedHoldsOffsets() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 1)
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                             logger: Logger(label: "t"), onDelivery: { _ in })
+            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:x".utf8), value: Array("{not json".utf8),
+                                        headers: [("outbox-id", Array("999".utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
+            await producer.close()
+            _ = try await produceOutboxRows(ctx, db)
+            let refused = try RunningConsumer.start(ctx, group: "dlq-refused", batchSize: 8, configure: { $0.deadLetterTopic = "not a topic!" })
+            #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 1 })
+            try await Task.sleep(for: .seconds(1))  // a few refused sends and retries
+            #expect(refused.service.totals.deadLettered == 0)
+            await #expect(throws: (any Error).self, "a stop with the dead letter still refused must fail, not pretend") {
+                try await refused.stop()
+            }
+            let next = try RunningConsumer.start(ctx, group: "dlq-refused", batchSize: 8)
+            #expect(await eventually { next.service.totals.deadLettered == 1 })
+            try await next.stop()
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 10,
+                                              idle: .seconds(3))
+            #expect(dead.count == 1 && dead.first?.headerString("outbox-dlq-reason") == "unparseable", "\(dead.map { $0.headers })")
+            #expect(next.service.totals.duplicates == 1, "the batch's valid message, redelivered, is a counted duplicate")
+        }
+    }
+
     /// Replaying old messages whose rows are gone (offsets reset, retention) used to wait the
     /// ~1.3 s of visibility retries on every batch, dead-lettering ~150 messages/s.
     @Test("messages older than missing-row-window whose rows are missing are dead-lettered at once, in batch order")
