@@ -62,6 +62,7 @@ struct ResolvedConfiguration {
             c.maxInFlightEvents = try settings.int("max-in-flight", default: c.maxInFlightEvents, range: 1...1_000_000)
             c.maxInFlightBytes = try settings.bytes("max-in-flight-bytes", default: c.maxInFlightBytes)
             c.streamingMemoryBytes = try settings.bytes("streaming-memory", default: c.streamingMemoryBytes)
+            c.catchUpReads = CatchUpReads(batchBytes: try settings.bytes("catch-up-read-size", default: c.catchUpReads.batchBytes))
             c.spillDirectory = settings.string("spill-dir", default: ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
             c.statusInterval = try settings.duration("status-interval", default: c.statusInterval)
             c.drainTimeout = try settings.duration("drain-timeout", default: c.drainTimeout)

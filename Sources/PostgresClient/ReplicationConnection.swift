@@ -49,9 +49,30 @@ public final class ReplicationConnection: @unchecked Sendable {
         case woken
     }
 
+    /// The socket's receive low-water mark (SO_RCVLOWAT): the kernel reports the socket
+    /// readable, and wakes a waiting reader, only once this many bytes have arrived. 1 is
+    /// the kernel's default. A Unix-domain socket ignores it when polled (it behaves as 1).
+    public private(set) var receiveLowWater = 1
+
+    /// Sets `receiveLowWater`; false (and the mark unchanged) when the kernel refuses.
+    /// `readCopyData` then bounds its waits itself, and `endCopy` resets the mark to 1: a
+    /// blocking libpq call waits on the same socket, and a reply smaller than the mark would
+    /// never wake it.
+    @discardableResult
+    public func setReceiveLowWater(_ bytes: Int) -> Bool {
+        var value = Int32(clamping: max(1, bytes))
+        guard setsockopt(PQsocket(handle.conn), SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            return false
+        }
+        receiveLowWater = Int(value)
+        return true
+    }
+
     /// Waits up to `timeoutMilliseconds` for the next CopyData message and passes its bytes
     /// to `body` without copying (the buffer is freed when `body` returns). Throws when the
     /// stream ends or the connection breaks, with the server's error if it sent one.
+    /// With a low-water mark above 1, a wait that times out still reads what arrived below
+    /// the mark (a keepalive, the tail of a backlog).
     public func readCopyData(timeoutMilliseconds: Int32,
                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReadOutcome {
         var waited = false
@@ -69,7 +90,7 @@ public final class ReplicationConnection: @unchecked Sendable {
             if waited { return .timedOut }
             let readable = try handle.waitReadable(timeoutMilliseconds: timeoutMilliseconds, wakeFD: wakeFD)
             if drainWake() { return .woken }
-            if !readable { return .timedOut }
+            if !readable && receiveLowWater <= 1 { return .timedOut }
             guard PQconsumeInput(handle.conn) == 1 else { throw handle.connectionError(query: nil) }
             waited = true
         }
@@ -100,6 +121,7 @@ public final class ReplicationConnection: @unchecked Sendable {
 
     /// Ends the COPY from our side so the server can finish cleanly (graceful shutdown).
     public func endCopy() {
+        if receiveLowWater > 1 { setReceiveLowWater(1) }
         _ = PQputCopyEnd(handle.conn, nil)
         _ = PQflush(handle.conn)
         while let result = PQgetResult(handle.conn) {

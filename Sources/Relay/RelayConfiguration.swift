@@ -35,6 +35,11 @@ public struct RelayConfiguration: Sendable {
     /// at the same drain rate).
     public var streamingMemoryBytes = 1 << 20
     public var spillDirectory = "/tmp"
+    /// Stream mode, while the relay is behind and its reads come in crumbs: the capture
+    /// thread wakes only once `batchBytes` of WAL data arrived (or 1 ms passed) instead of
+    /// once per row (`catch-up-read-size`; 0 reads every message as it arrives). See
+    /// `CatchUpReads`; its thresholds other than the size are not settings.
+    public var catchUpReads = CatchUpReads()
     /// How often a standby status update goes to PostgreSQL when nothing else prompts one.
     public var statusInterval: Duration = .seconds(1)
     /// Reconnect backoff after PostgreSQL or the session fails.
@@ -84,6 +89,9 @@ public struct RelayConfiguration: Sendable {
         if maxInFlightEvents < 1 { try fail("max-in-flight", "must be at least 1", "use the default 4000") }
         if maxInFlightBytes < 64 << 10 { try fail("max-in-flight-bytes", "must be at least 64 KiB", "use the default 8MiB") }
         if streamingMemoryBytes < 64 << 10 { try fail("streaming-memory", "must be at least 64 KiB", "use the default 1MiB") }
+        if catchUpReads.batchBytes != 0 && !(1 << 10...1 << 20).contains(catchUpReads.batchBytes) {
+            try fail("catch-up-read-size", "must be 0 (off) or between 1 KiB and 1 MiB", "use the default 32KiB")
+        }
         if statusInterval < .milliseconds(10) || statusInterval > .seconds(30) {
             try fail("status-interval", "must be between 10 ms and 30 s", "use the default 1s; PostgreSQL's wal_sender_timeout is 60 s")
         }

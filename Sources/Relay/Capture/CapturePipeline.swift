@@ -23,6 +23,10 @@ final class CapturePipeline {
     private var commitLSN = LSN.invalid
     /// Between Begin (or Stream Commit) and Commit: a stop waits for the boundary.
     private(set) var insideTransaction = false
+    /// The commit timestamp (PostgreSQL epoch, µs) of the transaction whose messages arrive
+    /// now: Begin's, or the last one's between transactions. nil before the first Begin and
+    /// inside a streamed block, whose transaction has not committed yet.
+    private(set) var commitTime: Int64?
 
     /// `buffer` is needed for protocol v2 streaming (stream mode); notify mode reads
     /// committed changes only and passes nil.
@@ -39,6 +43,7 @@ final class CapturePipeline {
         switch try decoder.decode(bytes) {
         case .begin(let begin):
             line.beginTransaction(commitTime: begin.commitTime)
+            commitTime = begin.commitTime
             commitLSN = begin.finalLSN
             insideTransaction = true
         case .insert(let relationID, let xid):
@@ -56,10 +61,12 @@ final class CapturePipeline {
             insideTransaction = false
         case .streamStart(let xid, _):
             streamXid = xid
+            commitTime = nil
         case .streamCommit(let xid, let commit):
             guard let buffer else { throw PGOutputError(.outOfOrder, "Stream Commit outside stream mode") }
             metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
             line.beginTransaction(commitTime: commit.commitTime)
+            self.commitTime = commit.commitTime
             commitLSN = commit.commitLSN
             insideTransaction = true
             let spilledBefore = buffer.bytesSpilled

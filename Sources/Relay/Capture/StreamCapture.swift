@@ -20,6 +20,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     let current = Mutex<ReplicationConnection?>(nil)
 
     private var lastReceived = LSN.invalid
+    /// The server's clock when it sent the last WAL message (PostgreSQL epoch, µs).
+    private var lastSendTime: Int64 = 0
     private var lastSentFlush = LSN.invalid
     private var nextStatusAt = ContinuousClock.now
     private var recorder: ConfirmationRecorder?
@@ -146,6 +148,12 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     private func stream(_ connection: ReplicationConnection, pipeline: CapturePipeline, whileBlocked: () throws -> Void) throws {
         let line = publisher.line
         var draining = false
+        var catchUp = configuration.catchUpReads
+        metrics.catchUpReads.record(0)
+        defer {
+            metrics.catchUpReads.record(0)
+            health.setReadingInBatches(false)
+        }
         while true {
             if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
             if line.stopDeadline != nil && !draining {
@@ -156,16 +164,40 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             // transaction behind and a restart publishes no duplicates.
             if draining && !pipeline.insideTransaction { return }
             var replyNow = false
+            var burst = 0
             let onMessage: (UnsafeRawBufferPointer) throws -> Void = { [self] bytes in
+                burst += bytes.count
                 replyNow = try handleMessage(bytes, pipeline: pipeline, whileBlocked: whileBlocked) || replyNow
             }
-            if try connection.readCopyData(timeoutMilliseconds: 100, onMessage) == .message {
-                // Drain the rest of the burst without a syscall per message.
+            let wait = catchUp.waitTimeout(otherwise: .milliseconds(100))
+            switch try connection.readCopyData(timeoutMilliseconds: Int32(wait.inSeconds * 1_000), onMessage) {
+            case .message:
+                // Drain the rest of the burst without a syscall per message, but not past a
+                // transaction boundary once a stop was asked for: libpq may hold thousands of
+                // buffered messages, and a slow broker would stretch the stop over all of them.
                 var budget = 4_096
-                while budget > 0, try connection.readBufferedCopyData(onMessage) { budget -= 1 }
+                while budget > 0, line.stopDeadline == nil || pipeline.insideTransaction,
+                      try connection.readBufferedCopyData(onMessage) { budget -= 1 }
+                let lag = pipeline.commitTime.map { Duration.microseconds(lastSendTime - $0) }
+                apply(catchUp.afterBurst(lag: lag, bytes: burst), to: connection)
+            case .timedOut:
+                apply(catchUp.afterEmptyWait(), to: connection)
+            case .woken:
+                break
             }
             health.noteProgress(inFlight: line.inFlightEvents)
             try sendStatusIfDue(connection, force: replyNow)
+        }
+    }
+
+    /// Carries out a change of `CatchUpReads`' mode on the socket.
+    private func apply(_ lowWater: CatchUpReads.LowWater, to connection: ReplicationConnection) {
+        guard let lowWater else { return }
+        if connection.setReceiveLowWater(lowWater) {
+            metrics.catchUpReads.record(lowWater > 1 ? 1 : 0)
+            health.setReadingInBatches(lowWater > 1)
+        } else {
+            logger.debug("the socket refused a receive low-water mark of \(lowWater) bytes; reading every message as it arrives")
         }
     }
 
@@ -176,7 +208,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             if walEnd > lastReceived { lastReceived = walEnd }
             publisher.line.observeServerWALEnd(walEnd)
             return replyRequested
-        case .xLogData(_, let walEnd, _, let range):
+        case .xLogData(_, let walEnd, let sendTime, let range):
+            lastSendTime = sendTime
             if walEnd > lastReceived { lastReceived = walEnd }
             try pipeline.handle(UnsafeRawBufferPointer(rebasing: bytes[range]), whileBlocked: whileBlocked)
             return false

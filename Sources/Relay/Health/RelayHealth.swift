@@ -12,6 +12,7 @@ public final class RelayHealth: Sendable {
     private let lastAckNanos = Atomic<Int64>(0)
     private let lastProgressNanos = Atomic<Int64>(0)
     private let inFlight = Atomic<Int>(0)
+    private let batchedReads = Atomic<Bool>(false)
     private let publishedTotal = Atomic<Int>(0)
     /// Set while publishing is paused by an operator problem (a missing ACL or topic).
     private let pause = Mutex<String?>(nil)
@@ -26,6 +27,10 @@ public final class RelayHealth: Sendable {
     func notePublished(_ count: Int = 1) { publishedTotal.add(count, ordering: .relaxed) }
 
     public init() {}
+
+    /// Stream mode: true while the relay is behind and reads WAL in batches (`CatchUpReads`).
+    public var readingInBatches: Bool { batchedReads.load(ordering: .relaxed) }
+    func setReadingInBatches(_ value: Bool) { batchedReads.store(value, ordering: .relaxed) }
 
     public func set(_ newState: State, _ detail: String = "") { state.withLock { $0 = (newState, detail) } }
     public var current: (state: State, detail: String) { state.withLock { $0 } }

@@ -31,6 +31,8 @@ public struct RelayMetrics: Sendable {
     /// Notify mode: 1 while the relay is idle and asks writers to NOTIFY, 0 while it is
     /// busy reading the slot (writers skip NOTIFY) or stopped.
     public let doorbellListening: Gauge
+    /// Stream mode: 1 while the relay is behind and reads WAL in batches (`CatchUpReads`).
+    public let catchUpReads: Gauge
     private let slot: [(String, String)]
 
     public init(slot: String = "") {
@@ -50,6 +52,7 @@ public struct RelayMetrics: Sendable {
         retentionDeleted = Counter(label: "outbox_relay_retention_deleted_total", dimensions: slot)
         spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total", dimensions: slot)
         doorbellListening = Gauge(label: "outbox_relay_notify_doorbell_listening", dimensions: slot)
+        catchUpReads = Gauge(label: "outbox_relay_catch_up_reads", dimensions: slot)
         // Every reason's series exists from the start at 0, so `increase()` sees the first
         // DEAD row (a series born at 1 shows no increase) and dashboards have no gaps.
         for reason in DeadLetterReason.allCases { _ = deadLettered(reason.rawValue) }

@@ -41,7 +41,7 @@ struct CLITests {
             for name in ["outbox_relay_commit_to_ack_seconds_bucket", "outbox_relay_commit_to_ack_seconds_count",
                          "outbox_relay_commit_to_capture_seconds_bucket",
                          "outbox_relay_events_in_flight", "outbox_relay_confirmed_flush_lsn_high", "outbox_relay_confirmed_flush_lsn_low",
-                         "outbox_relay_streaming"] {
+                         "outbox_relay_streaming", "outbox_relay_catch_up_reads"] {
                 #expect(metrics.contains(name), "metric \(name) missing")
             }
             #expect(LoopbackHTTP.sample("outbox_relay_commit_to_ack_seconds_count", in: metrics) == 200)

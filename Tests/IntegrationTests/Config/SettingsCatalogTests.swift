@@ -56,6 +56,7 @@ struct SettingsCatalogTests {
         #expect(a.router.deadLetterTopic == b.router.deadLetterTopic)
         #expect(a.maxInFlightEvents == b.maxInFlightEvents && a.maxInFlightBytes == b.maxInFlightBytes)
         #expect(a.streamingMemoryBytes == b.streamingMemoryBytes)
+        #expect(a.catchUpReads == b.catchUpReads)
         #expect(a.statusInterval == b.statusInterval && a.drainTimeout == b.drainTimeout)
         #expect(a.notifyChannel == b.notifyChannel && a.notifyFallbackInterval == b.notifyFallbackInterval)
         #expect(a.kafka.bootstrapServers == b.kafka.bootstrapServers && a.kafka.properties == b.kafka.properties)
@@ -79,6 +80,7 @@ struct SettingsCatalogTests {
         func duration(_ name: String) -> Duration? { SettingsCatalog.spec(name).flatMap { Settings.parseDuration($0.defaultText) } }
         #expect(bytes("max-in-flight-bytes") == relay.maxInFlightBytes)
         #expect(bytes("streaming-memory") == relay.streamingMemoryBytes)
+        #expect(bytes("catch-up-read-size") == relay.catchUpReads.batchBytes)
         #expect(SettingsCatalog.spec("max-in-flight")?.defaultText == String(relay.maxInFlightEvents))
         #expect(duration("drain-timeout") == relay.drainTimeout)
         let consumer = ConsumerConfiguration(databaseURL: "postgres://consumer@db/app", kafka: .init(bootstrapServers: "b:9092"))
@@ -100,6 +102,7 @@ struct SettingsCatalogTests {
             ("max-in-flight", { $0.maxInFlightEvents = 0 }),
             ("max-in-flight-bytes", { $0.maxInFlightBytes = 1 }),
             ("streaming-memory", { $0.streamingMemoryBytes = 1 }),
+            ("catch-up-read-size", { $0.catchUpReads = CatchUpReads(batchBytes: 100) }),
             ("status-interval", { $0.statusInterval = .milliseconds(1) }),
             ("notify-channel", { $0.notifyChannel = "" }),
             ("drain-timeout", { $0.drainTimeout = .zero }),
