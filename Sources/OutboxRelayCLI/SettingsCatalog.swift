@@ -48,7 +48,7 @@ enum SettingsCatalog {
         SettingSpec(name: "max-in-flight", defaultText: "4000", help: "events published but not yet acknowledged before WAL reading pauses"),
         SettingSpec(name: "max-in-flight-bytes", defaultText: "8MiB", help: "bytes in flight before WAL reading pauses"),
         SettingSpec(name: "streaming-memory", defaultText: "1MiB", help: "memory for in-progress streamed transactions before spilling to disk"),
-        SettingSpec(name: "catch-up-read-size", defaultText: "32KiB", help: "while more than 50 ms behind, wake for WAL data only once this much arrived (or 1 ms passed), not per row; 0 reads every message as it arrives"),
+        SettingSpec(name: "catch-up-read-size", defaultText: "32KiB", help: "while more than 50 ms behind and reading a row or two per wake-up, wake for WAL data only once this much arrived (or 1 ms passed); 0 reads every message as it arrives"),
         SettingSpec(name: "spill-dir", defaultText: "$TMPDIR or /tmp", help: "where large streamed transactions spill"),
         SettingSpec(name: "status-interval", defaultText: "1s", help: "standby status update interval"),
         SettingSpec(name: "drain-timeout", defaultText: "30s", help: "the longest SIGTERM takes (run and consume): waiting for outstanding deliveries or the batch in hand, then closing (a watchdog exits 75 at this bound)"),

@@ -15,8 +15,9 @@
 ///   `enterLag` ago is backlog, and waiting up to `maxWait` for more of it adds at most that
 ///   to rows that already waited `enterLag`.
 /// - *Crumbs*: the average read (a moving average, weight 1/8) is below `smallRead`.
-///   A relay that keeps up on its own reads ~10 KB at a time and is left alone: batching it
-///   cost a few percent of drain rate.
+///   A relay that keeps pace on its own reads ~10 KB at a time and is left alone: it has
+///   nothing to gain, and in A/B runs batching it looked a few percent slower (within the
+///   host's noise, but never faster).
 /// - The relay reads per message again once the lag falls below `exitLag`, or a wait
 ///   brought nothing (the stream is not saturated), so live traffic keeps its latency; and
 ///   after `probeBatches` batched reads, to see whether the crumbs are still there.
