@@ -54,7 +54,9 @@ struct KafkaRoundTripTests {
             logger: Logger(label: "test-producer"), onDelivery: { _ in })
         let started = ContinuousClock.now
         let error = await #expect(throws: KafkaError.self) { try await producer.checkConnectivity(timeout: .seconds(2)) }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // The 2 s timeout, not librdkafka's minute-long defaults: bounded well above 2 s
+        // because a loaded CI run (the whole suite in parallel) once took 5.16 s.
+        #expect(ContinuousClock.now - started < .seconds(8))
         let text = "\(error.map { "\($0)" } ?? "")"
         #expect(text.contains("127.0.0.1:\(port)"))
         #expect(!text.contains("hunter2"))

@@ -124,8 +124,10 @@ struct KafkaSecurityTests {
                                        settings: ["kafka-security-protocol=ssl", "kafka-ssl-ca-location=\(certificates.otherCAPath)"],
                                        phrases: ["could not be verified", "kafka-ssl-ca-location"], within: .seconds(20))
             // Each command stopped after its first refusals (librdkafka opens a bootstrap and
-            // a broker connection, and reconnects once or twice before the refusal is seen).
-            #expect(rejectedHandshakes() - beforeCLI <= 12, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
+            // a broker connection, and reconnects once or twice before the refusal is seen;
+            // a loaded CI run once saw 14). A command that kept retrying would show ~5 a
+            // second for its whole 20 s, ~100 for two.
+            #expect(rejectedHandshakes() - beforeCLI <= 24, "\(rejectedHandshakes() - beforeCLI) handshakes for two commands")
         }
     }
 
