@@ -27,6 +27,8 @@ final class CapturePipeline {
     /// now: Begin's, or the last one's between transactions. nil before the first Begin and
     /// inside a streamed block, whose transaction has not committed yet.
     private(set) var commitTime: Int64?
+    /// Between Stream Start and Stream Stop: changes of a transaction still in progress.
+    var inStreamedBlock: Bool { decoder.inStreamBlock }
 
     /// `buffer` is needed for protocol v2 streaming (stream mode); notify mode reads
     /// committed changes only and passes nil.

@@ -178,8 +178,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
                 var budget = 4_096
                 while budget > 0, line.stopDeadline == nil || pipeline.insideTransaction,
                       try connection.readBufferedCopyData(onMessage) { budget -= 1 }
-                let lag = pipeline.commitTime.map { Duration.microseconds(lastSendTime - $0) }
-                apply(catchUp.afterBurst(lag: lag, bytes: burst), to: connection)
+                apply(catchUp.afterBurst(sent(pipeline), bytes: burst), to: connection)
             case .timedOut:
                 apply(catchUp.afterEmptyWait(), to: connection)
             case .woken:
@@ -188,6 +187,13 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             health.noteProgress(inFlight: line.inFlightEvents)
             try sendStatusIfDue(connection, force: replyNow)
         }
+    }
+
+    /// What the last message handled was, for `CatchUpReads`.
+    private func sent(_ pipeline: CapturePipeline) -> CatchUpReads.Sent {
+        if pipeline.inStreamedBlock { return .inProgress }
+        guard let commitTime = pipeline.commitTime else { return .unknown }
+        return .committed(lag: .microseconds(lastSendTime - commitTime))
     }
 
     /// Carries out a change of `CatchUpReads`' mode on the socket.
