@@ -337,8 +337,6 @@ public final class ConsumerService: @unchecked Sendable {
     /// message; a failed send is retried, keeping the order, until it succeeds or stops.
     private func deadLetter(_ poison: [(message: KafkaMessage, reason: String, detail: String)]) throws {
         var pending = poison.map { item in
-            logger.warning("poison message dead-lettered", metadata: [
-                "topic": "\(item.message.topic)", "partition": "\(item.message.partition)", "offset": "\(item.message.offset)", "reason": "\(item.reason)"])
             var headers = RecordContract.deadLetterHeaders(from: item.message.headers, reason: item.reason, error: item.detail,
                                                            originalTopic: item.message.topic)
             headers.append((RecordContract.DeadLetterHeader.originalPartition, Array(String(item.message.partition).utf8)))
@@ -353,7 +351,13 @@ public final class ConsumerService: @unchecked Sendable {
             // (a later message that did arrive is then dead-lettered twice: at least once).
             let firstFailure = results.firstIndex { if case .failure = $0 { true } else { false } } ?? results.count
             for item in pending[..<firstFailure] { metrics.deadLettered(item.reason).increment() }
-            guard firstFailure < results.count, case .failure(let error) = results[firstFailure] else { return }
+            guard firstFailure < results.count, case .failure(let error) = results[firstFailure] else {
+                // One line per batch, once all are acknowledged (the headers carry the rest).
+                let summary = PoisonSummary(poison.map { ($0.message.topic, $0.message.partition, $0.message.offset, $0.reason) })
+                logger.warning("poison messages dead-lettered", metadata: [
+                    "messages": "\(poison.count)", "reason": "\(summary.reasons)", "topics": "\(summary.topics)"])
+                return
+            }
             pending.removeFirst(firstFailure)
             attempt += 1
             logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)", "messages": "\(pending.count)"])

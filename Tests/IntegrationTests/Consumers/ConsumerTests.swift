@@ -321,7 +321,8 @@ struct ConsumerTests {
             for result in await producer.sendInOrder(records) { _ = try result.get() }
             await producer.close()
             // A zero window makes every message "old": their rows cannot still be on their way.
-            let consumer = try RunningConsumer.start(ctx, batchSize: 64, configure: { $0.missingRowWindow = .zero })
+            let logs = LogCapture()
+            let consumer = try RunningConsumer.start(ctx, batchSize: 64, configure: { $0.missingRowWindow = .zero }, logs: logs)
             let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: missing.count)
             #expect(await eventually { consumer.service.totals.deadLettered == missing.count })
             try await consumer.stop()
@@ -329,6 +330,13 @@ struct ConsumerTests {
             #expect(dead.compactMap { $0.headerString("outbox-id") } == missing.map(String.init), "dead letters out of batch order")
             #expect(dead.allSatisfy { $0.headerString("outbox-dlq-reason") == "missing_outbox_row" })
             #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 0)
+            // One warning per batch, not per message; together they count every dead letter.
+            let warnings = logs.lines("poison messages dead-lettered")
+            #expect(!warnings.isEmpty && warnings.count < missing.count, "\(warnings.count) warnings for \(missing.count) dead letters")
+            #expect(warnings.compactMap { Int($0.metadata["messages"] ?? "") }.reduce(0, +) == missing.count)
+            #expect(warnings.allSatisfy { $0.metadata["reason"]?.hasPrefix("missing_outbox_row=") == true && $0.metadata["topics"]?.hasPrefix("BOOK_SAVE/") == true },
+                    "\(warnings.map(\.metadata))")
+            #expect(logs.lines("poison message dead-lettered").isEmpty)
         }
     }
 

@@ -43,13 +43,13 @@ struct RunningConsumer: Sendable {
                       beforeDatabaseApply: (@Sendable () -> Void)? = nil,
                       afterPrepare: (@Sendable (Int) -> Void)? = nil,
                       configure: (inout ConsumerConfiguration) -> Void = { _ in },
-                      onStopOverrun: (@Sendable () -> Void)? = nil) throws -> RunningConsumer {
+                      onStopOverrun: (@Sendable () -> Void)? = nil, logs: LogCapture? = nil) throws -> RunningConsumer {
         var configuration = ConsumerConfiguration(databaseURL: ctx.databaseURL,
                                                   kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
         configuration.groupID = group
         configuration.batchSize = batchSize
         configure(&configuration)
-        var logger = Logger(label: "consumer-under-test")
+        var logger = logs?.logger(label: "consumer-under-test") ?? Logger(label: "consumer-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         let service = try ConsumerService(configuration: configuration, logger: logger, onStopOverrun: onStopOverrun)
         service.afterDatabaseCommit = afterDatabaseCommit

@@ -1,0 +1,32 @@
+import Logging
+import Synchronization
+
+/// Keeps what a service under test logs at warning and above, for tests that check the log
+/// itself (e.g. one line per batch rather than one per message).
+final class LogCapture: Sendable {
+    struct Entry: Sendable { let level: Logger.Level; let message: String; let metadata: [String: String] }
+    private let entries = Mutex<[Entry]>([])
+
+    var all: [Entry] { entries.withLock { $0 } }
+    func lines(_ message: String) -> [Entry] { all.filter { $0.message == message } }
+
+    func logger(label: String) -> Logger {
+        Logger(label: label) { _ in Handler(capture: self) }
+    }
+
+    fileprivate func append(_ entry: Entry) { entries.withLock { $0.append(entry) } }
+
+    private struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .warning
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+            let merged = self.metadata.merging(metadata ?? [:]) { $1 }.mapValues { "\($0)" }
+            capture.append(Entry(level: level, message: message.description, metadata: merged))
+        }
+    }
+}
