@@ -121,16 +121,12 @@ struct ConsumerTests {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
             _ = try await bookSeats(db, count: 1)
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
-                                             logger: Logger(label: "t"), onDelivery: { _ in })
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:x".utf8), value: Array("{not json".utf8),
-                                        headers: [("outbox-id", Array("999".utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:y".utf8), value: Array("{}".utf8),
-                                        headers: [("outbox-type", Array("NO_SUCH_TYPE".utf8))])
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:z".utf8),
-                                        value: Array(#"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":424242}"#.utf8),
-                                        headers: [("outbox-type", Array("BOOK_SAVE".utf8))])
-            await producer.close()
+            try await Self.sendRaw(ctx, [
+                ("BOOK:x", "{not json", [("outbox-id", "999"), ("outbox-type", "BOOK_SAVE")]),
+                ("BOOK:y", "{}", [("outbox-type", "NO_SUCH_TYPE")]),
+                ("BOOK:z", #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":424242}"#,
+                 [("outbox-type", "BOOK_SAVE")]),
+            ])
             _ = try await produceOutboxRows(ctx, db)
             let consumer = try RunningConsumer.start(ctx, batchSize: 8)
             #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 1 })
@@ -155,13 +151,9 @@ struct ConsumerTests {
             let badID = try await db.query("""
                 INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
                 """).single().int64("outbox_id")
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
-                                             logger: Logger(label: "t"), onDelivery: { _ in })
             let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
                 #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:bad".utf8), value: Array(bad.utf8),
-                                        headers: [("outbox-id", Array(String(badID).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            await producer.close()
+            try await Self.sendRaw(ctx, [("BOOK:bad", bad, [("outbox-id", String(badID)), ("outbox-type", "BOOK_SAVE")])])
 
             let consumer = try RunningConsumer.start(ctx, batchSize: 64)
             #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.duplicates + consumer.service.totals.deadLettered == 21 })
@@ -223,11 +215,7 @@ struct ConsumerTests {
                 FROM outbox WHERE outbox_id = $1
                 """, [.int(a), .int(b)]).single()
             let bookingA = try row.int64("booking_id")
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
-                                             logger: Logger(label: "t"), onDelivery: { _ in })
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array(try row.string("mq_key").utf8), value: Array(try row.string("stale").utf8),
-                                        headers: [("outbox-id", Array(String(a).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            await producer.close()
+            try await Self.sendRaw(ctx, [(try row.string("mq_key"), try row.string("stale"), [("outbox-id", String(a)), ("outbox-type", "BOOK_SAVE")])])
 
             let consumer = try RunningConsumer.start(ctx, batchSize: 8)
             #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.deadLettered >= 1 })
@@ -255,13 +243,7 @@ struct ConsumerTests {
             let id = try await writer.query("""
                 INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:late', 'BOOK_SAVE', '{}') RETURNING outbox_id
                 """).single().int64("outbox_id")
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
-                                             logger: Logger(label: "t"), onDelivery: { _ in })
-            let payload = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RESERVED"},"# +
-                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(id)}"#
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:late".utf8), value: Array(payload.utf8),
-                                        headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            await producer.close()
+            try await Self.sendRaw(ctx, [("BOOK:late", Self.bookPayload(outboxID: id), [("outbox-id", String(id)), ("outbox-type", "BOOK_SAVE")])])
             // The message must still count as young when the consumer reads it: joining the
             // group alone can take seconds here, more than the default window.
             let consumer = try RunningConsumer.start(ctx, batchSize: 8, configure: { $0.missingRowWindow = .seconds(600) })
@@ -282,11 +264,7 @@ struct ConsumerTests {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
             _ = try await bookSeats(db, count: 1)
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
-                                             logger: Logger(label: "t"), onDelivery: { _ in })
-            _ = try await producer.send(topic: "BOOK_SAVE", key: Array("BOOK:x".utf8), value: Array("{not json".utf8),
-                                        headers: [("outbox-id", Array("999".utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            await producer.close()
+            try await Self.sendRaw(ctx, [("BOOK:x", "{not json", [("outbox-id", "999"), ("outbox-type", "BOOK_SAVE")])])
             _ = try await produceOutboxRows(ctx, db)
             let refused = try RunningConsumer.start(ctx, group: "dlq-refused", batchSize: 8, configure: { $0.deadLetterTopic = "not a topic!" })
             #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 1 })
@@ -311,15 +289,10 @@ struct ConsumerTests {
     func oldMissingRowsArePoisonAtOnce() async throws {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
-                                             logger: Logger(label: "t"), onDelivery: { _ in })
             let missing = (1...20).map { 900_000 + Int64($0) }
-            let records = missing.map { id in
-                OutgoingRecord(topic: "BOOK_SAVE", key: Array("BOOK:gone".utf8), value: Array(Self.bookPayload(outboxID: id).utf8),
-                               headers: [("outbox-id", Array(String(id).utf8)), ("outbox-type", Array("BOOK_SAVE".utf8))])
-            }
-            for result in await producer.sendInOrder(records) { _ = try result.get() }
-            await producer.close()
+            try await Self.sendRaw(ctx, missing.map { id in
+                ("BOOK:gone", Self.bookPayload(outboxID: id), [("outbox-id", String(id)), ("outbox-type", "BOOK_SAVE")])
+            })
             // A zero window makes every message "old": their rows cannot still be on their way.
             let logs = LogCapture()
             let consumer = try RunningConsumer.start(ctx, batchSize: 64, configure: { $0.missingRowWindow = .zero }, logs: logs)
@@ -368,6 +341,20 @@ struct ConsumerTests {
                                                          thaw: { kill(pid_t(backend), SIGCONT) }, finished: { try await consumer.task.value })
             #expect(consumer.service.totals.duplicates >= 1 && consumer.service.totals.applied == 2)
         }
+    }
+
+    /// Sends hand-made messages to BOOK_SAVE, in order, as a relay would (or, for poison,
+    /// would not) and waits for every acknowledgement. Headers are name/text pairs.
+    static func sendRaw(_ ctx: TestContext, _ messages: [(key: String, value: String, headers: [(String, String)])]) async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                                         logger: Logger(label: "t"), onDelivery: { _ in })
+        let records = messages.map { message in
+            OutgoingRecord(topic: "BOOK_SAVE", key: Array(message.key.utf8), value: Array(message.value.utf8),
+                           headers: message.headers.map { ($0.0, Array($0.1.utf8)) })
+        }
+        let results = await producer.sendInOrder(records)
+        await producer.close()
+        for result in results { _ = try result.get() }
     }
 
     static func bookPayload(outboxID: Int64) -> String {
