@@ -31,7 +31,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
         // The bench's latency percentiles.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
@@ -80,6 +79,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // /metrics, /healthz and /readyz: a poll loop on its own thread (see EndpointServer for why not a library).
+        .target(name: "HTTPEndpoint", swiftSettings: strict),
         // Throwaway PostgreSQL clusters and Tansu brokers, for tests, the demo and the bench.
         .target(
             name: "EphemeralServers",
@@ -89,14 +90,13 @@ let package = Package(
         .executableTarget(
             name: "OutboxRelayCLI",
             dependencies: [
-                "Relay", "Consumers", "Schema", "EphemeralServers",
+                "Relay", "Consumers", "Schema", "EphemeralServers", "HTTPEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "FlyingFox", package: "FlyingFox"),
             ],
             swiftSettings: strict,
             linkerSettings: relayLinkerFlags),
@@ -113,6 +113,7 @@ let package = Package(
 
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
+        .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: strict),
         // Pure tests of the record contract: header styles, timestamps, consumer routing.

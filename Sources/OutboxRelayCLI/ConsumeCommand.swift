@@ -51,9 +51,9 @@ struct Consume: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try await HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true },
+            let server = try HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true },
                                            readyGauge: Gauge(label: "outbox_consumer_ready")).makeServer()
-            services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
+            services.append(.init(service: HTTPRunner(server: server)))
         }
         services.append(.init(service: ConsumerRunner(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))

@@ -3,6 +3,7 @@ import Consumers
 import Dispatch
 import EphemeralServers
 import Foundation
+import HTTPEndpoint
 import KafkaClient
 import Logging
 import Metrics
@@ -88,14 +89,15 @@ struct Demo: AsyncParsableCommand {
         await topicMaker.close()
         let relayTask = Task { try await relay.run() }
         let consumerTask = Task { try await consumer.run() }
-        var httpTask: Task<Void, any Error>?
+        var endpoints: EndpointServer?
         if httpPort != 0 {
-            let server = try await HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, extraReady: { true },
+            let server = try HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, extraReady: { true },
                                            readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
-            httpTask = Task { try await server.run() }
+            try server.startServing()
+            endpoints = server
             say("metrics: curl -s http://127.0.0.1:\(httpPort)/metrics | grep outbox_   (also /healthz, /readyz)")
         }
-        defer { httpTask?.cancel() }
+        defer { endpoints?.stop() }
         say("Kafka-protocol broker on \(broker.bootstrapServers); inspect while it runs:")
         say("  kcat -b \(broker.bootstrapServers) -C -t BOOK_SAVE -o beginning -e -f 'key=%k headers=%h %s\\n'")
 

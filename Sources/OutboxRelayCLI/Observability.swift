@@ -1,5 +1,5 @@
-import FlyingFox
 import Foundation
+import HTTPEndpoint
 import Logging
 import Metrics
 import Prometheus
@@ -47,7 +47,7 @@ enum Observability {
 }
 
 /// `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz` (streaming and
-/// acknowledging) over FlyingFox.
+/// acknowledging), served by `EndpointServer`.
 struct HTTPEndpoints {
     let host: String
     let port: Int
@@ -57,38 +57,31 @@ struct HTTPEndpoints {
     /// readiness without probing /readyz: `outbox_relay_ready{slot}` or `outbox_consumer_ready`.
     let readyGauge: Metrics.Gauge
 
-    func makeServer() async throws -> HTTPServer {
-        let server: HTTPServer
-        do {
-            switch Self.socketLiteral(host) {
-            case .ipv6(let literal)?: server = HTTPServer(address: try sockaddr_in6.inet6(ip6: literal, port: UInt16(port)), logger: .disabled)
-            case .ipv4(let literal)?: server = HTTPServer(address: try sockaddr_in.inet(ip4: literal, port: UInt16(port)), logger: .disabled)
-            case nil: throw CLIError("unparsable", status: .usage)
-            }
-        } catch {
+    /// The server, not yet listening: `HTTPRunner` (or the demo) starts it.
+    func makeServer() throws -> EndpointServer {
+        guard let address = ListenAddress(host: host, port: port) else {
             throw CLIError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1 or ::.",
                            status: .usage)
         }
         let health = self.health, extraReady = self.extraReady, readyGauge = self.readyGauge
-        await server.appendRoute("GET /metrics") { _ in
+        var routes = Routes()
+        routes.get("/metrics") {
             readyGauge.record((health?.isReady() ?? true) && extraReady() ? 1 : 0)
-            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                         body: Data(Observability.registry.emitToBuffer()))
+            return Response(status: 200, contentType: "text/plain; version=0.0.4", body: Observability.registry.emitToBuffer())
         }
-        await server.appendRoute("GET /healthz") { _ in
+        routes.get("/healthz") {
             let live = health?.isLive ?? true
             let state = health.map { "\($0.current.state.rawValue) \($0.current.detail)" } ?? "ok"
-            return HTTPResponse(statusCode: live ? .ok : .serviceUnavailable, body: Data((state + "\n").utf8))
+            return Response(status: live ? 200 : 503, text: state + "\n")
         }
-        await server.appendRoute("GET /readyz") { _ in
+        routes.get("/readyz") {
             let ready = (health?.isReady() ?? true) && extraReady()
             // The detail names the slot (and the shard, on a sharded relay): one line per shard in a fleet view.
             let state = health.map { "\($0.current.state.rawValue)\($0.current.detail.isEmpty ? "" : ": \($0.current.detail)")" } ?? "consumer"
             let refusal = health?.kafkaRefusedBecause.map { ": " + $0 } ?? ""
-            return HTTPResponse(statusCode: ready ? .ok : .serviceUnavailable,
-                                body: Data("\(ready ? "ready" : "not ready") (\(state))\(refusal)\n".utf8))
+            return Response(status: ready ? 200 : 503, text: "\(ready ? "ready" : "not ready") (\(state))\(refusal)\n")
         }
-        return server
+        return EndpointServer(address: address, routes: routes)
     }
 
     enum SocketLiteral: Equatable { case ipv4(String), ipv6(String) }
@@ -96,11 +89,7 @@ struct HTTPEndpoints {
     /// An IPv4 or IPv6 address literal (an IPv6 one may come bracketed, as in a URL:
     /// `[::1]`); nil for anything else, host names included.
     static func socketLiteral(_ host: String) -> SocketLiteral? {
-        let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        var v4 = in_addr(), v6 = in6_addr()
-        if inet_pton(AF_INET, literal, &v4) == 1 { return .ipv4(literal) }
-        if inet_pton(AF_INET6, literal, &v6) == 1 { return .ipv6(literal) }
-        return nil
+        guard let address = ListenAddress(host: host, port: 0) else { return nil }
+        return address.family == .ipv4 ? .ipv4(address.host) : .ipv6(address.host)
     }
 }
-

@@ -78,9 +78,9 @@ struct Run: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try await HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true },
+            let server = try HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true },
                                            readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
-            services.append(.init(service: HTTPRunner(server: server, address: "\(host):\(port)")))
+            services.append(.init(service: HTTPRunner(server: server)))
         }
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))

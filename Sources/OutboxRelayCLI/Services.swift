@@ -1,8 +1,7 @@
 import Consumers
-import FlyingFox
+import HTTPEndpoint
 import Relay
 import ServiceLifecycle
-import Synchronization
 
 /// Adapters that let ServiceLifecycle run and gracefully stop our components on SIGTERM.
 ///
@@ -23,39 +22,28 @@ struct ConsumerRunner: Service {
 /// relay or consumers: ServiceGroup stops services in reverse order, so the endpoints keep
 /// answering (readiness says "draining") while the work drains.
 ///
-/// FlyingFox's `run()` throws when `stop()` closes its socket; after a requested stop that
-/// is the expected way out, not a failure (a failure here would cancel the whole group).
-/// `stop(timeout: 0)`: the server is stopped last, after the drain, so any wait here comes
-/// on top of drain-timeout. It still lets requests in progress finish; a longer timeout
-/// only waited for the accept loop, a full second after every drain.
+/// The port is bound when the service starts, so a taken port fails the group at once with
+/// the fix. The server closes last, after the drain, and at once: nothing waits for a
+/// scrape in progress on top of drain-timeout.
 struct HTTPRunner: Service {
-    let server: HTTPServer
-    /// `host:port`, for the error when the port cannot be served.
-    let address: String
+    let server: EndpointServer
     func run() async throws {
-        let stopping = StopFlag()
-        do {
-            try await withGracefulShutdownHandler {
-                try await withTaskCancellationHandler { try await server.run() } onCancel: {
-                    stopping.set()
-                    Task { await server.stop(timeout: 0) }
-                }
-            } onGracefulShutdown: {
-                stopping.set()
-                Task { await server.stop(timeout: 0) }
-            }
-        } catch where stopping.isSet {
-            return
-        } catch {
-            throw CLIError("cannot serve /metrics, /healthz and /readyz on \(address): \(error). "
-                           + "Fix: choose a free --http-port (or 0 to disable the endpoints), or another --http-host.", status: .unavailable)
-        }
+        try server.startServing()
+        // Graceful shutdown returns; cancellation throws. Either way the server stops.
+        try? await gracefulShutdown()
+        server.stop()
+        await server.stopped()
     }
 }
 
-/// A one-way flag shared with shutdown handlers.
-private final class StopFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
+extension EndpointServer {
+    /// `start()`, with the error a user can act on: the address, the cause and the fix.
+    func startServing() throws {
+        do {
+            try start()
+        } catch {
+            throw CLIError("cannot serve /metrics, /healthz and /readyz: \(error). "
+                           + "Fix: choose a free --http-port (or 0 to disable the endpoints), or another --http-host.", status: .unavailable)
+        }
+    }
 }
