@@ -18,9 +18,30 @@ public enum LoopbackHTTP {
     }
 
     static func getBlocking(port: Int, path: String, ipv6: Bool, timeoutSeconds: Int) -> Response? {
+        guard let fd = connectBlocking(port: port, ipv6: ipv6, timeoutSeconds: timeoutSeconds) else { return nil }
+        defer { close(fd) }
+        let request = "GET \(path) HTTP/1.0\r\nHost: \(ipv6 ? "[::1]" : "127.0.0.1")\r\n\r\n"
+        let sent = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        guard sent > 0 else { return nil }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let headerEnd = text.range(of: "\r\n\r\n"),
+              let statusText = text[..<headerEnd.lowerBound].split(separator: " ").dropFirst().first,
+              let status = Int(statusText) else { return nil }
+        return Response(status: status, body: String(text[headerEnd.upperBound...]))
+    }
+
+    /// A blocking TCP socket connected to 127.0.0.1 (or [::1]) on `port`, whose receives time
+    /// out after `timeoutSeconds`; nil when the connection is refused. The caller closes it.
+    public static func connectBlocking(port: Int, ipv6: Bool = false, timeoutSeconds: Int = 5) -> Int32? {
         let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected: Int32
@@ -41,22 +62,11 @@ public enum LoopbackHTTP {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
         }
-        guard connected == 0 else { return nil }
-        let request = "GET \(path) HTTP/1.0\r\nHost: \(ipv6 ? "[::1]" : "127.0.0.1")\r\n\r\n"
-        let sent = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-        guard sent > 0 else { return nil }
-        var response = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            response += buffer[0..<n]
+        guard connected == 0 else {
+            close(fd)
+            return nil
         }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let headerEnd = text.range(of: "\r\n\r\n"),
-              let statusText = text[..<headerEnd.lowerBound].split(separator: " ").dropFirst().first,
-              let status = Int(statusText) else { return nil }
-        return Response(status: status, body: String(text[headerEnd.upperBound...]))
+        return fd
     }
 
     /// The value of one un-labelled sample (`name value`) in Prometheus text, or the sum of

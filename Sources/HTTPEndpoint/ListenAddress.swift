@@ -33,23 +33,23 @@ public struct ListenAddress: Equatable, Sendable, CustomStringConvertible {
 
     /// Calls `body` with the socket address and its length.
     func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        let networkPort = in_port_t(UInt16(port).bigEndian)
         switch family {
         case .ipv4:
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: networkPort, sin_addr: in_addr(), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
             _ = inet_pton(AF_INET, host, &address.sin_addr)
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            return Self.withGeneric(&address, body)
         case .ipv6:
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            var address = sockaddr_in6(sin6_family: sa_family_t(AF_INET6), sin6_port: networkPort, sin6_flowinfo: 0, sin6_addr: in6_addr(), sin6_scope_id: 0)
             _ = inet_pton(AF_INET6, host, &address.sin6_addr)
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
+            return Self.withGeneric(&address, body)
+        }
+    }
+
+    /// A family's address seen as the generic `sockaddr` the socket calls take, with its length.
+    private static func withGeneric<Address, T>(_ address: inout Address, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<Address>.size)) }
         }
     }
 }

@@ -1,3 +1,4 @@
+import EphemeralServers
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,33 +9,9 @@ final class RawClient {
     let fd: Int32
 
     /// nil when nothing accepts the connection (refused).
-    init?(port: Int, ipv6: Bool = false, receiveTimeout: Duration = .seconds(5)) {
-        fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: Int(receiveTimeout.components.seconds),
-                              tv_usec: Int(receiveTimeout.components.attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected: Int32
-        if ipv6 {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = in_port_t(UInt16(port).bigEndian)
-            address.sin6_addr = in6addr_loopback
-            connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
-        guard connected == 0 else {
-            close(fd)
-            return nil
-        }
+    init?(port: Int, ipv6: Bool = false, receiveTimeoutSeconds: Int = 5) {
+        guard let fd = LoopbackHTTP.connectBlocking(port: port, ipv6: ipv6, timeoutSeconds: receiveTimeoutSeconds) else { return nil }
+        self.fd = fd
     }
 
     deinit { close(fd) }
