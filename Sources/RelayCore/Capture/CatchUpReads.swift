@@ -28,11 +28,17 @@
 public struct CatchUpReads: Sendable, Equatable {
     /// Bytes to wait for while behind; 0 never batches (`catch-up-read-size`).
     public let batchBytes: Int
+    /// A change sent this long after its commit is backlog: batching may start.
     public let enterLag: Duration
+    /// Below this lag batching ends (lower than `enterLag`, so the state does not flap).
     public let exitLag: Duration
     /// The longest a batched wait lasts: also bounds a keepalive's reply and a stop.
     public let maxWait: Duration
+    /// Reads averaging fewer bytes than this are crumbs: one row per wake-up. A relay that
+    /// keeps pace on its own reads ~10 KB at a time.
     public let smallRead: Int
+    /// Batched reads before batching ends to measure the unbatched reads again: while
+    /// batching, the reads are large by construction and say nothing about the crumbs.
     public let probeBatches: Int
     /// True while reads are batched.
     public private(set) var batching = false
