@@ -93,9 +93,14 @@ struct Demo: AsyncParsableCommand {
         if httpPort != 0 {
             let server = try HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, extraReady: { true },
                                            readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
-            try server.startServing()
-            endpoints = server
-            say("metrics: curl -s http://127.0.0.1:\(httpPort)/metrics | grep outbox_   (also /healthz, /readyz)")
+            do {
+                try server.start()
+                endpoints = server
+                say("metrics: curl -s http://127.0.0.1:\(httpPort)/metrics | grep outbox_   (also /healthz, /readyz)")
+            } catch {
+                // The demo's traffic does not need the endpoints (a relay on this host may hold the port).
+                say("metrics: not served (\(error)); the demo goes on without them. Fix: --http-port with a free port.")
+            }
         }
         defer { endpoints?.stop() }
         say("Kafka-protocol broker on \(broker.bootstrapServers); inspect while it runs:")
