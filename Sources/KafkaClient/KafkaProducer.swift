@@ -180,9 +180,13 @@ public final class KafkaProducer: Sendable {
             throw KafkaError.producerClosed
         }
         defer { gate.leave() }
-        let err = outbox_rd_kafka_produce(handle.rk, topic, RD_KAFKA_PARTITION_UA,
-                                          key.baseAddress, key.count, value.baseAddress, value.count,
-                                          rdHeaders, UnsafeMutableRawPointer(bitPattern: UInt(opaque)))
+        // withCString: the implicit String-to-pointer conversion heap-copies a small string
+        // (topic names such as BOOK_SAVE) on every call; this copies it to the stack.
+        let err = topic.withCString { topicName in
+            outbox_rd_kafka_produce(handle.rk, topicName, RD_KAFKA_PARTITION_UA,
+                                    key.baseAddress, key.count, value.baseAddress, value.count,
+                                    rdHeaders, UnsafeMutableRawPointer(bitPattern: UInt(opaque)))
+        }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             if let rdHeaders { rd_kafka_headers_destroy(rdHeaders) }
             throw KafkaError(code: err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? .queueFull : .delivery, err: err,
