@@ -182,7 +182,10 @@ struct ShardedCaptureTests {
             let port = freeLoopbackPort()
             let third = try startShard(ctx, "2/3", logName: "status-s2", httpPort: port)
             #expect(await eventually(timeout: .seconds(30)) { (try? await status().status) == 0 })
-            // The shard relay's own endpoints say which shard they serve.
+            // The shard relay's own endpoints say which shard they serve. Its slot shows active
+            // (status 0) as soon as the walsender is attached, a moment before the relay
+            // reports streaming, so readiness is awaited too (a CI run read "not ready (starting)").
+            #expect(await eventually(timeout: .seconds(30)) { await LoopbackHTTP.get(port: port, path: "/readyz")?.status == 200 })
             let ready = await LoopbackHTTP.get(port: port, path: "/readyz")
             #expect(ready?.status == 200 && ready?.body.contains("slot \(ctx.slotName)_2 (shard 2/3)") == true, "\(ready?.body ?? "-")")
             let metrics = await LoopbackHTTP.get(port: port, path: "/metrics")?.body ?? ""
