@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI"],
+            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint"],
             swiftSettings: strict),
     ]
 )

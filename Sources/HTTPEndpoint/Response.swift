@@ -40,9 +40,7 @@ public struct Response: Equatable, Sendable {
         case 400: "Bad Request"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
-        case 408: "Request Timeout"
         case 431: "Request Header Fields Too Large"
-        case 500: "Internal Server Error"
         case 503: "Service Unavailable"
         default: "Status \(status)"
         }

@@ -60,7 +60,7 @@ struct HTTPEndpoints {
     /// The server, not yet listening: `HTTPRunner` (or the demo) starts it.
     func makeServer() throws -> EndpointServer {
         guard let address = ListenAddress(host: host, port: port) else {
-            throw CLIError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1 or ::.",
+            throw CLIError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1, [::1] or ::.",
                            status: .usage)
         }
         let health = self.health, extraReady = self.extraReady, readyGauge = self.readyGauge
@@ -82,14 +82,5 @@ struct HTTPEndpoints {
             return Response(status: ready ? 200 : 503, text: "\(ready ? "ready" : "not ready") (\(state))\(refusal)\n")
         }
         return EndpointServer(address: address, routes: routes)
-    }
-
-    enum SocketLiteral: Equatable { case ipv4(String), ipv6(String) }
-
-    /// An IPv4 or IPv6 address literal (an IPv6 one may come bracketed, as in a URL:
-    /// `[::1]`); nil for anything else, host names included.
-    static func socketLiteral(_ host: String) -> SocketLiteral? {
-        guard let address = ListenAddress(host: host, port: 0) else { return nil }
-        return address.family == .ipv4 ? .ipv4(address.host) : .ipv6(address.host)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Consumers
 import Foundation
+import HTTPEndpoint
 import KafkaClient
 import Logging
 import PostgresClient
@@ -126,7 +127,7 @@ struct ResolvedConfiguration {
         var port = Int(SettingsCatalog.defaultText("http-port"))!
         try require { port = try settings.int("http-port", default: port, range: 0...65_535) }
         let host = settings.string("http-host", default: SettingsCatalog.defaultText("http-host"))
-        guard HTTPEndpoints.socketLiteral(host) != nil else {
+        guard ListenAddress(host: host, port: 0) != nil else {
             throw ValidationError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1, [::1] or ::.")
         }
         return (host, port)

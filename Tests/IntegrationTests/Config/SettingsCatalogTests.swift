@@ -1,5 +1,6 @@
 import Consumers
 import Foundation
+import HTTPEndpoint
 import Logging
 @testable import OutboxRelayCLI
 import Relay
@@ -187,11 +188,11 @@ struct CLISpellingTests {
     }
 
     @Test("http-host takes IPv4 and IPv6 literals (bracketed too), nothing else",
-          arguments: [("127.0.0.1", HTTPEndpoints.SocketLiteral.ipv4("127.0.0.1")), ("0.0.0.0", .ipv4("0.0.0.0")), ("::1", .ipv6("::1")),
-                      ("[::1]", .ipv6("::1")), ("::", .ipv6("::")), ("fe80::1", .ipv6("fe80::1")),
+          arguments: [("127.0.0.1", "ipv4 127.0.0.1"), ("0.0.0.0", "ipv4 0.0.0.0"), ("::1", "ipv6 ::1"),
+                      ("[::1]", "ipv6 ::1"), ("::", "ipv6 ::"), ("fe80::1", "ipv6 fe80::1"),
                       ("localhost", nil), ("::1:80:x", nil), ("127.0.0.1:80", nil), ("", nil)])
-    func httpHost(host: String, expected: HTTPEndpoints.SocketLiteral?) {
-        #expect(HTTPEndpoints.socketLiteral(host) == expected)
+    func httpHost(host: String, expected: String?) {
+        #expect(ListenAddress(host: host, port: 0).map { "\($0.family) \($0.host)" } == expected)
     }
 
     @Test("run's boolean settings are flag pairs")
