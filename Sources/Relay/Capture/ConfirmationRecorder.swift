@@ -1,6 +1,7 @@
 import Foundation
 import PGOutput
 import PostgresClient
+import RelayCore
 import Synchronization
 
 /// Keeps the slot record (`outbox_relay_slot.confirmed_lsn`) ahead of every confirmation:
@@ -34,6 +35,8 @@ final class ConfirmationRecorder: Sendable {
     private let store: SlotRecordStore
     private let connection: PGConnection
     private let idleInterval: Duration
+    private let stopDeadline: @Sendable () -> ContinuousClock.Instant?
+    private let teardownReserve: Duration
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     /// Signalled after every write while `recordNow` waits: notify mode waits for a record
@@ -45,9 +48,15 @@ final class ConfirmationRecorder: Sendable {
     /// Advances smaller than this may wait up to `idleInterval`.
     static let smallAdvanceBytes: UInt64 = 8 << 10
 
+    /// How often `recordNow` looks for a stop while it waits.
+    static let stopCheckInterval: Duration = .milliseconds(20)
+
     /// Connects (blocking) and starts the writer thread. `recorded` is an LSN known to be
-    /// at or below the record (the slot's confirmed position at session start).
-    init(configuration: RelayConfiguration, recorded: LSN) throws {
+    /// at or below the record (the slot's confirmed position at session start);
+    /// `stopDeadline` is the delivery line's (nil until a stop is requested).
+    init(configuration: RelayConfiguration, recorded: LSN, stopDeadline: @escaping @Sendable () -> ContinuousClock.Instant?) throws {
+        self.stopDeadline = stopDeadline
+        teardownReserve = configuration.stopTeardownReserve
         store = SlotRecordStore(slot: configuration.slotName)
         connection = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-slot-record")
         idleInterval = configuration.statusInterval * 10
@@ -77,9 +86,11 @@ final class ConfirmationRecorder: Sendable {
         if wakeWriter { wake.signal() }
     }
 
-    /// Records `lsn` now (a stop), waiting at most until `deadline`; returns what is
-    /// recorded then.
-    func recordNow(_ lsn: LSN, deadline: ContinuousClock.Instant) -> LSN {
+    /// Records `lsn` now, waiting at most `longest`, and once `stopDeadline` returns a
+    /// deadline no longer than `RecordWait` allows (a stop requested during the wait cuts
+    /// it short); returns what is recorded then.
+    func recordNow(_ lsn: LSN, longest: Duration) -> LSN {
+        let limit = RecordWait(started: .now, longest: longest, teardownReserve: teardownReserve)
         state.withLock { state in
             if lsn > state.offered { state.offered = lsn }
             state.urgent = true
@@ -91,9 +102,11 @@ final class ConfirmationRecorder: Sendable {
             // Registered as a waiter before this check: a write finishing after it signals.
             let (recorded, failed) = state.withLock { ($0.recorded, $0.failure != nil) }
             if recorded >= lsn || failed { return recorded }
-            let left = deadline - ContinuousClock.now
+            let left = limit.deadline(stopDeadline: stopDeadline()) - ContinuousClock.now
             guard left > .zero else { return recorded }
-            _ = written.wait(timeout: .now() + .nanoseconds(Int(left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)))
+            // In slices: a stop is noticed within one, without a signal of its own.
+            let slice = min(left, Self.stopCheckInterval)
+            _ = written.wait(timeout: .now() + .nanoseconds(Int(slice.components.seconds * 1_000_000_000 + slice.components.attoseconds / 1_000_000_000)))
         }
     }
 

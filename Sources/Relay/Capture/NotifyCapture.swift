@@ -81,7 +81,8 @@ final class NotifyCapture: @unchecked Sendable {
             metrics.doorbellListening.record(listening ? 1 : 0)
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
-        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
+        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
+                                                stopDeadline: { [line = publisher.line] in line.stopDeadline })
         self.recorder = recorder
         defer {
             recorder.stop()
@@ -189,7 +190,7 @@ final class NotifyCapture: @unchecked Sendable {
         guard let recorder else { return }
         let target: LSN
         if force {
-            target = min(lsn, recorder.recordNow(lsn, deadline: .now + .seconds(5)))
+            target = min(lsn, recorder.recordNow(lsn, longest: .seconds(5)))
         } else {
             try recorder.offer(lsn)
             target = min(lsn, recorder.recorded)

@@ -71,7 +71,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         if let pid = slot.activePID { throw Self.slotInUse(configuration.slotName, pid: pid) }
         if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
         if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try connection.execute($0) } }
-        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush)
+        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
+                                                stopDeadline: { [line = publisher.line] in line.stopDeadline })
         self.recorder = recorder
         defer {
             recorder.stop()
@@ -233,8 +234,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         if let recorder {
             if final {
                 // Up to a second, and never into the last half of the stop's teardown reserve.
-                let limit = (publisher.line.stopDeadline ?? .now) + configuration.stopTeardownReserve / 2
-                flush = min(acknowledged, recorder.recordNow(acknowledged, deadline: max(.now, min(.now + .seconds(1), limit))))
+                flush = min(acknowledged, recorder.recordNow(acknowledged, longest: .seconds(1)))
             } else {
                 try recorder.offer(acknowledged)
                 flush = min(acknowledged, recorder.recorded)

@@ -66,4 +66,46 @@ struct NotifyRelayTests {
             #expect(try await !NotifyTrigger.isInstalled(on: db))
         }
     }
+
+    /// Notify mode waits for the slot record after every read that found rows (the slot is
+    /// its read cursor), and its stop records the last acknowledged position. Both waits
+    /// were a flat 5 s: with the record's row locked (a stuck writer, a lock queue), a stop
+    /// outlived a 2 s drain-timeout and only the watchdog ended it. Now a stop cuts the
+    /// wait short, as stream mode's final status does.
+    @Test("a stop while the slot record cannot be written ends within drain-timeout without the watchdog; a restart publishes what was not confirmed")
+    func stopWithSlotRecordLocked() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await NotifyTrigger.install(on: db)
+            let overruns = OverrunRecorder()
+            let relay = try RunningRelay.start(ctx, capture: .notify, configure: { $0.drainTimeout = .seconds(2) },
+                                               onStopOverrun: overruns.report)
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            try await insertOutboxRows(db, transactions: 1, rowsPerTransaction: 5)
+            let firstEnd = try await db.query("SELECT pg_current_wal_lsn()::text AS lsn").single().string("lsn")
+            // The first five are recorded and confirmed before the lock is taken.
+            #expect(await eventually {
+                (try? await db.query("SELECT confirmed_flush_lsn >= $2::pg_lsn AS done FROM pg_replication_slots WHERE slot_name = $1",
+                                     [.text(ctx.slotName), .text(firstEnd)]).single().bool("done")) == true
+            })
+            // The recorder's UPDATE of this row now waits behind the lock.
+            let locker = try await ctx.connect()
+            try await locker.query("BEGIN")
+            try await locker.query("SELECT 1 FROM outbox_relay_slot WHERE slot_name = $1 FOR UPDATE", [.text(ctx.slotName)])
+            try await insertOutboxRows(db, transactions: 1, rowsPerTransaction: 5)
+            #expect(await eventually { relay.service.health.published == 10 })
+            let stopped = ContinuousClock.now
+            relay.service.stop()
+            try await relay.task.value
+            let took = ContinuousClock.now - stopped
+            #expect(took < .seconds(2), "the stop took \(took) against a 2 s drain-timeout")
+            #expect(overruns.count == 0, "the watchdog ended the stop")
+            try await locker.query("ROLLBACK")
+            // The second five were never confirmed: the next start publishes them again.
+            let again = try RunningRelay.start(ctx, capture: .notify)
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 15, timeout: .seconds(30))
+            #expect(Set(messages.compactMap { $0.headerString("outbox-id") }).count == 10)
+            try await again.stop()
+        }
+    }
 }
