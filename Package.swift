@@ -39,6 +39,9 @@ let package = Package(
         // providers tell a user which Debian package is missing.
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CEventFD"),
+        // The eventfd that ends a blocking poll from another thread (libpq waits, the HTTP loop).
+        .target(name: "ThreadWake", dependencies: ["CEventFD"], swiftSettings: strict),
 
         // Pure pgoutput decoding, LSNs and streamed-transaction buffering. No I/O but temp files.
         .target(name: "PGOutput", swiftSettings: strict),
@@ -48,7 +51,7 @@ let package = Package(
         // libpq: queries, LISTEN/NOTIFY, the replication stream. C stays behind this seam.
         .target(
             name: "PostgresClient",
-            dependencies: ["CLibPQ", "PGOutput", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibPQ", "PGOutput", "ThreadWake", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // librdkafka: producer, consumer, configuration, errors, the mock cluster.
         .target(
@@ -64,7 +67,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "PGOutput", "RelayCore", "PostgresClient", "KafkaClient", "Schema",
+                "PGOutput", "RelayCore", "PostgresClient", "KafkaClient", "Schema", "ThreadWake",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,7 +83,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         // /metrics, /healthz and /readyz: a poll loop on its own thread (see EndpointServer for why not a library).
-        .target(name: "HTTPEndpoint", swiftSettings: strict),
+        .target(name: "HTTPEndpoint", dependencies: ["ThreadWake"], swiftSettings: strict),
         // Throwaway PostgreSQL clusters and Tansu brokers, for tests, the demo and the bench.
         .target(
             name: "EphemeralServers",

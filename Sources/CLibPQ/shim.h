@@ -2,5 +2,4 @@
 #define OUTBOX_CLIBPQ_SHIM_H
 #include <libpq-fe.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #endif

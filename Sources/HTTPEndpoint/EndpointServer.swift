@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ThreadWake
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,7 @@ public final class EndpointServer: Sendable {
     private let routes: Routes
     private let limits: Limits
     /// A pipe the loop polls: `stop()` writes a byte to it.
-    private let wake = WakePipe()
+    private let wake = WakeSignal()
     private let stopRequested = Atomic<Bool>(false)
     private let lifecycle = Mutex(Lifecycle())
 
@@ -152,7 +153,7 @@ public final class EndpointServer: Sendable {
             if let until = acceptPausedUntil, now >= until { acceptPausedUntil = nil }
             let accepting = exchanges.count < limits.connections && acceptPausedUntil == nil
             polled.removeAll(keepingCapacity: true)
-            polled.append(pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0))
+            polled.append(pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0))
             // poll ignores a negative descriptor: the listener is left out while not accepting.
             polled.append(pollfd(fd: accepting ? listener : -1, events: Int16(POLLIN), revents: 0))
             for exchange in exchanges {
@@ -198,36 +199,6 @@ public final class EndpointServer: Sendable {
 func makeNonBlocking(_ fd: Int32) {
     _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-}
-
-/// A self-pipe: one thread signals, the polling thread wakes and drains it.
-final class WakePipe: Sendable {
-    let readEnd: Int32
-    private let writeEnd: Int32
-
-    init() {
-        var ends: [Int32] = [-1, -1]
-        precondition(pipe(&ends) == 0, "pipe() failed: \(errno)")
-        readEnd = ends[0]
-        writeEnd = ends[1]
-        makeNonBlocking(readEnd)
-        makeNonBlocking(writeEnd)
-    }
-
-    deinit {
-        close(readEnd)
-        close(writeEnd)
-    }
-
-    func signal() {
-        var byte: UInt8 = 1
-        _ = write(writeEnd, &byte, 1)
-    }
-
-    func drain() {
-        var bytes = [UInt8](repeating: 0, count: 64)
-        while read(readEnd, &bytes, bytes.count) > 0 {}
-    }
 }
 
 /// The listening socket could not be set up (the port is taken, the address is not local, …).

@@ -37,21 +37,3 @@ public func runBlocking<T: Sendable, E: Error>(_ work: @escaping @Sendable () th
     }
     return try result.get()
 }
-
-/// An eventfd another thread can signal to interrupt a blocking wait on a connection
-/// (pass `fd` as a `wakeFD`).
-public final class WakeSignal: @unchecked Sendable {
-    public let fd: Int32 = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-    public init() {}
-    deinit { close(fd) }
-    public func signal() {
-        var one: UInt64 = 1
-        _ = write(fd, &one, 8)
-    }
-    /// Clears a pending signal; returns whether there was one.
-    @discardableResult
-    public func drain() -> Bool {
-        var value: UInt64 = 0
-        return read(fd, &value, 8) == 8
-    }
-}

@@ -1,4 +1,5 @@
 internal import CLibPQ
+import ThreadWake
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,7 @@ import Glibc
 /// `wake()` may be called from other threads, to interrupt a wait in `readCopyData`.
 public final class ReplicationConnection: @unchecked Sendable {
     private let handle: LibPQHandle
-    private let wakeFD: Int32
+    private let wakeSignal = WakeSignal()
     public var target: ConnectionTarget { handle.target }
     public var backendPID: Int32 { handle.backendPID }
 
@@ -19,10 +20,7 @@ public final class ReplicationConnection: @unchecked Sendable {
         handle = try LibPQHandle(dsn: dsn, applicationName: applicationName,
                                  connectTimeoutSeconds: connectTimeoutSeconds,
                                  extra: [("replication", "database")])
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
     }
-
-    deinit { close(wakeFD) }
 
     /// Runs a replication command or SQL statement (simple-query protocol).
     @discardableResult
@@ -88,7 +86,7 @@ public final class ReplicationConnection: @unchecked Sendable {
             if length == -2 { throw handle.connectionError(query: nil) }
             // length == 0: nothing complete buffered; wait for the socket once per call.
             if waited { return .timedOut }
-            let readable = try handle.waitReadable(timeoutMilliseconds: timeoutMilliseconds, wakeFD: wakeFD)
+            let readable = try handle.waitReadable(timeoutMilliseconds: timeoutMilliseconds, wakeFD: wakeSignal.fd)
             if drainWake() { return .woken }
             if !readable && receiveLowWater <= 1 { return .timedOut }
             guard PQconsumeInput(handle.conn) == 1 else { throw handle.connectionError(query: nil) }
@@ -136,15 +134,9 @@ public final class ReplicationConnection: @unchecked Sendable {
     }
 
     /// Interrupts a wait in `readCopyData` from another thread.
-    public func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
-    }
+    public func wake() { wakeSignal.signal() }
 
-    private func drainWake() -> Bool {
-        var value: UInt64 = 0
-        return read(wakeFD, &value, 8) == 8
-    }
+    private func drainWake() -> Bool { wakeSignal.drain() }
 
     private func streamEnded() -> PGError {
         // COPY finished: collect the server's final result, which carries the reason.
