@@ -68,12 +68,14 @@ enum Contenders {
                                        outputPath: tempPath("relay-\(capture.rawValue).log"))
         var published = 0
         var first: (at: ContinuousClock.Instant, count: Int)?
+        var firstAcknowledged: ContinuousClock.Instant?
         let deadline = ContinuousClock.now + .seconds(600)
         while published < rows {
             guard ContinuousClock.now < deadline else { process.signal(SIGKILL); throw BenchError("relay did not drain within 600 s (\(published) of \(rows))") }
             if let status = process.exitStatusIfExited() { throw BenchError("the relay exited (\(status)) while draining: \(process.output.suffix(800))") }
             try await Task.sleep(for: .milliseconds(5))
             published = await scrapeCounter(port: port, name: "outbox_relay_events_published_total") ?? published
+            if firstAcknowledged == nil, published > 0 { firstAcknowledged = .now }
             if first == nil, published > 0 { first = (.now, published) }
             // One transaction is published only at its commit, after all of it was received
             // (and spilled): timing from the first acknowledged row would leave that half of
@@ -83,6 +85,12 @@ enum Contenders {
             }
         }
         let finished = ContinuousClock.now
+        if clockFromStreaming, let started = first?.at, let acknowledged = firstAcknowledged {
+            // Where the time of one transaction goes: receiving it (and spilling) until its
+            // commit, then publishing it.
+            log(String(format: "    receive phase %.2f s (streaming to the first acknowledged row), publish phase %.2f s",
+                       seconds(acknowledged - started), seconds(finished - acknowledged)))
+        }
         let rss = peakRSS(pid: process.pid) ?? 0
         if let cpu = cpuSeconds(pid: process.pid) {
             log(String(format: "    relay CPU %.2f s for %d rows: %.1f µs/row", cpu, rows, cpu / Double(rows) * 1e6))
