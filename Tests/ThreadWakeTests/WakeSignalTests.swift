@@ -1,0 +1,44 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import ThreadWake
+
+@Suite("Wake signal")
+struct WakeSignalTests {
+    static func readable(_ fd: Int32, waitingMilliseconds: Int32) -> Bool {
+        var polled = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&polled, 1, waitingMilliseconds) == 1
+    }
+
+    @Test("a signal makes the descriptor readable until drained; signals before a drain count once")
+    func signalAndDrain() {
+        let wake = WakeSignal()
+        #expect(!Self.readable(wake.fd, waitingMilliseconds: 0))
+        #expect(!wake.drain(), "nothing to drain before a signal")
+        wake.signal()
+        wake.signal()
+        #expect(Self.readable(wake.fd, waitingMilliseconds: 0))
+        #expect(wake.drain())
+        #expect(!Self.readable(wake.fd, waitingMilliseconds: 0))
+        #expect(!wake.drain())
+    }
+
+    @Test("a signal from another thread ends a poll that waits on it")
+    func endsAnotherThreadsWait() async {
+        let wake = WakeSignal()
+        let started = ContinuousClock.now
+        async let woke = Task.detached { Self.readable(wake.fd, waitingMilliseconds: 10_000) }.value
+        try? await Task.sleep(for: .milliseconds(50))
+        wake.signal()
+        #expect(await woke)
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
+    @Test("the descriptor is non-blocking and closed on exec")
+    func flags() {
+        let wake = WakeSignal()
+        #expect(fcntl(wake.fd, F_GETFL) & O_NONBLOCK != 0)
+        #expect(fcntl(wake.fd, F_GETFD) & FD_CLOEXEC != 0)
+    }
+}
