@@ -28,17 +28,22 @@ struct BatchPlan {
         self.payments = payments
     }
 
+    /// The ids the database did not find in `existing`: the only ones worth looking up in
+    /// the effect tables.
+    func missing(existing: Set<Int64>) -> [Int64] { ids.filter { !existing.contains($0) } }
+
     /// Outcomes aligned with the batch. `existing`: the rows the transaction could see;
-    /// `completed`: the rows it moved to COMPLETE (a row already COMPLETE is not among them).
-    /// A second copy of a row in the batch is a duplicate of the first, as it would be one
-    /// batch later.
-    func outcomes(existing: Set<Int64>, completed: Set<Int64>) -> [ApplyOutcome] {
+    /// `completed`: the rows it moved to COMPLETE (a row already COMPLETE is not among them);
+    /// `appliedWithoutRow`: missing rows whose effect is in the effect tables (applied, then
+    /// the row was deleted by retention), which are duplicates, not poison. A second copy
+    /// of a row in the batch is a duplicate of the first, as it would be one batch later.
+    func outcomes(existing: Set<Int64>, completed: Set<Int64>, appliedWithoutRow: Set<Int64> = []) -> [ApplyOutcome] {
         var credited = Set<Int64>()
         return messages.map { message in
             if let poison = message.poisonOutcome { return poison }
             guard let id = message.outboxID else { preconditionFailure("an effect without an outbox id") }
             guard existing.contains(id) else {
-                return .poison(reason: "missing_outbox_row", detail: "outbox row \(id) does not exist")
+                return appliedWithoutRow.contains(id) ? .duplicate : ApplyOutcome.missingRow(id)
             }
             if completed.contains(id), credited.insert(id).inserted { return .applied(type: message.type) }
             return .duplicate

@@ -18,6 +18,11 @@ enum ApplyOutcome: Equatable {
     /// The message cannot be applied, ever; it goes to the dead-letter topic.
     case poison(reason: String, detail: String)
 
+    /// No outbox row, and no effect recorded for it: nothing this consumer can apply.
+    static func missingRow(_ id: Int64) -> ApplyOutcome {
+        .poison(reason: "missing_outbox_row", detail: "outbox row \(id) does not exist")
+    }
+
     var isMissingRow: Bool {
         if case .poison("missing_outbox_row", _) = self { return true }
         return false
@@ -115,7 +120,7 @@ struct EffectApplier {
         guard let outboxID = parsed.outboxID else { preconditionFailure("an effect without an outbox id") }
         let row = try connection.queryBlocking("SELECT status FROM outbox WHERE outbox_id = $1 FOR UPDATE", [.int(outboxID)])
         guard let status = try row.rows.first?.string("status") else {
-            return .poison(reason: "missing_outbox_row", detail: "outbox row \(outboxID) does not exist")
+            return try Self.appliedWithoutRow([outboxID], on: connection).isEmpty ? .missingRow(outboxID) : .duplicate
         }
         if status == "COMPLETE" { return .duplicate }
         switch parsed {
@@ -214,7 +219,21 @@ struct EffectApplier {
             existing.insert(id)
             if try row.bool("completed") { completed.insert(id) }
         }
-        return plan.outcomes(existing: existing, completed: completed)
+        let missing = plan.missing(existing: existing)
+        let appliedWithoutRow = missing.isEmpty ? [] : try Self.appliedWithoutRow(missing, on: connection)
+        return plan.outcomes(existing: existing, completed: completed, appliedWithoutRow: appliedWithoutRow)
+    }
+
+    /// Of `ids`, whose outbox rows are gone, those whose effect is recorded: the row was
+    /// applied and later deleted by retention (which keeps the effect tables), so a message
+    /// for it is a replay. Asked only for missing rows, so the usual batch pays nothing.
+    static func appliedWithoutRow(_ ids: [Int64], on connection: PGConnection) throws -> Set<Int64> {
+        let rows = try connection.queryBlocking("""
+            SELECT outbox_id FROM booking_record WHERE outbox_id = ANY($1::bigint[])
+            UNION ALL
+            SELECT outbox_id FROM payment_ledger WHERE outbox_id = ANY($1::bigint[])
+            """, [.text(SQLArray.bigints(ids))]).rows
+        return Set(try rows.map { try $0.int64("outbox_id") })
     }
 
     struct MissingOutboxID: Error {

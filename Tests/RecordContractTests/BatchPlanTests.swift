@@ -35,6 +35,16 @@ struct BatchPlanTests {
         #expect(outcomes.filter(\.isMissingRow).count == 1)
     }
 
+    @Test("a missing row whose effect is recorded (retention deleted the row) is a duplicate; only the rest are missing")
+    func appliedWithoutRow() {
+        let plan = BatchPlan([Self.booking(4), Self.payment(6), Self.booking(8), Self.booking(4)])
+        #expect(plan.missing(existing: [8]) == [4, 6])
+        #expect(plan.outcomes(existing: [8], completed: [8], appliedWithoutRow: [4]) == [
+            .duplicate, .poison(reason: "missing_outbox_row", detail: "outbox row 6 does not exist"),
+            .applied(type: "BOOK_SAVE"), .duplicate,
+        ])
+    }
+
     @Test("a batch of poison only sends nothing to the database")
     func poisonOnly() {
         let plan = BatchPlan([.poison(reason: "unparseable", detail: "a"), .poison(reason: "unknown_type", detail: "b")])

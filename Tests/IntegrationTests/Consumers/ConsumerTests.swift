@@ -313,6 +313,53 @@ struct ConsumerTests {
         }
     }
 
+    /// Retention deletes COMPLETE rows; the effect tables keep theirs. A consumer group that
+    /// replays the topic afterwards (a new group, offsets reset to the earliest) used to
+    /// dead-letter every such message as missing_outbox_row: thousands of alarms for effects
+    /// that were applied long ago. The effect ledger says they were: they are duplicates.
+    @Test("a replay after retention deleted the rows: messages whose effects were applied are duplicates, not dead letters, in batches and one by one")
+    func replayAfterRetentionIsDuplicates() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let seed = try await bookSeats(db, count: 6)
+            let user = seed.users[0]
+            let booking = try await db.query("SELECT booking_id FROM booking WHERE user_id = $1", [.int(user.userId)]).single().int64("booking_id")
+            _ = try await BookingFacade().pay(on: db, bookingId: booking, userId: user.userId, token: user.token)
+            let rows = try await produceOutboxRows(ctx, db)
+            let first = try RunningConsumer.start(ctx, group: "applied-first", batchSize: 64)
+            #expect(await eventually { first.service.totals.applied == rows })
+            try await first.stop()
+            // What retention does: the COMPLETE rows go, the effects stay.
+            try await db.query("DELETE FROM outbox WHERE status = 'COMPLETE'")
+            // A message the database refuses (jsonb takes no \u0000), for a real INIT row.
+            let badID = try await db.query("""
+                INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
+                """).single().int64("outbox_id")
+            let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
+                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
+            // A message whose row never existed stays poison.
+            let neverID: Int64 = 900_001
+            try await Self.sendRaw(ctx, [("BOOK:bad", bad, [("outbox-id", String(badID)), ("outbox-type", "BOOK_SAVE")]),
+                                         ("BOOK:gone", Self.bookPayload(outboxID: neverID), [("outbox-id", String(neverID)), ("outbox-type", "BOOK_SAVE")])])
+            // Replayed 64 at a time, the messages share a batch the database refuses, so they
+            // take the one-by-one path; one at a time, each is a set-based batch of its own.
+            for (group, batchSize) in [("replay-64", 64), ("replay-1", 1)] {
+                let replay = try RunningConsumer.start(ctx, group: group, batchSize: batchSize, configure: { $0.missingRowWindow = .zero })
+                #expect(await eventually { replay.service.totals.duplicates + replay.service.totals.deadLettered == rows + 2 }, "\(group)")
+                try await replay.stop()
+                #expect(replay.service.totals.duplicates == rows, "\(group): applied effects replayed after retention")
+                #expect(replay.service.totals.deadLettered == 2, "\(group): the refused message and the row that never existed")
+                #expect(replay.service.totals.applied == 0, "\(group)")
+            }
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 4)
+            #expect(dead.compactMap { $0.headerString("outbox-dlq-reason") }.sorted()
+                    == ["missing_outbox_row", "missing_outbox_row", "rejected_by_database", "rejected_by_database"])
+            #expect(Set(dead.compactMap { $0.headerString("outbox-id") }) == [String(badID), String(neverID)])
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record") == 6)
+            #expect(try await count(db, "SELECT count(*) AS n FROM payment_ledger") == 1)
+        }
+    }
+
     /// SIGTERM's bound holds for the consumers too: with its database connection frozen
     /// mid-batch, the stop cannot apply the batch in hand, and only the watchdog ends it.
     @Test("a stop held by a frozen database ends at drain-timeout through the watchdog, once")
