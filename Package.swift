@@ -40,8 +40,9 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "CEventFD"),
-        // The eventfd that ends a blocking poll from another thread (libpq waits, the HTTP loop).
-        .target(name: "ThreadWake", dependencies: ["CEventFD"], swiftSettings: strict),
+        // Threads for blocking C work, the eventfd that ends their polls from another thread,
+        // and the stop watchdog: shared by the libpq and librdkafka layers and the services.
+        .target(name: "Threading", dependencies: ["CEventFD"], swiftSettings: strict),
 
         // Pure pgoutput decoding, LSNs and streamed-transaction buffering. No I/O but temp files.
         .target(name: "PGOutput", swiftSettings: strict),
@@ -51,7 +52,7 @@ let package = Package(
         // libpq: queries, LISTEN/NOTIFY, the replication stream. C stays behind this seam.
         .target(
             name: "PostgresClient",
-            dependencies: ["CLibPQ", "PGOutput", "ThreadWake", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibPQ", "PGOutput", "Threading", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // librdkafka: producer, consumer, configuration, errors, the mock cluster.
         .target(
@@ -67,7 +68,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "PGOutput", "RelayCore", "PostgresClient", "KafkaClient", "Schema", "ThreadWake",
+                "PGOutput", "RelayCore", "PostgresClient", "KafkaClient", "Schema", "Threading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -76,14 +77,14 @@ let package = Package(
         .target(
             name: "Consumers",
             dependencies: [
-                "PostgresClient", "KafkaClient", "Schema",
+                "PostgresClient", "KafkaClient", "Schema", "Threading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
         // /metrics, /healthz and /readyz: a poll loop on its own thread (see EndpointServer for why not a library).
-        .target(name: "HTTPEndpoint", dependencies: ["ThreadWake"], swiftSettings: strict),
+        .target(name: "HTTPEndpoint", dependencies: ["Threading"], swiftSettings: strict),
         // Throwaway PostgreSQL clusters and Tansu brokers, for tests, the demo and the bench.
         .target(
             name: "EphemeralServers",
@@ -93,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "OutboxRelayCLI",
             dependencies: [
-                "Relay", "Consumers", "Schema", "EphemeralServers", "HTTPEndpoint",
+                "Relay", "Consumers", "Schema", "EphemeralServers", "HTTPEndpoint", "Threading",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -116,7 +117,7 @@ let package = Package(
 
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
-        .testTarget(name: "ThreadWakeTests", dependencies: ["ThreadWake"], swiftSettings: strict),
+        .testTarget(name: "ThreadingTests", dependencies: ["Threading"], swiftSettings: strict),
         .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: strict),
@@ -124,7 +125,7 @@ let package = Package(
         .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint"],
+            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint", "Threading"],
             swiftSettings: strict),
     ]
 )

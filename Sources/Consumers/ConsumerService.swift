@@ -4,6 +4,7 @@ public import Logging
 import PostgresClient
 import Synchronization
 import Schema
+import Threading
 
 /// The booking/payment consumer group member: polls a batch, applies it in one database
 /// transaction (set-based; when the database refuses the batch's data, again with a

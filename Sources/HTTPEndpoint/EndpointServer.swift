@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import ThreadWake
+import Threading
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -13,6 +13,7 @@ import RelayCore
 import Schema
 import ServiceLifecycle
 import Synchronization
+import Threading
 import UnixSignals
 
 struct Demo: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import KafkaClient
 import Logging
 import PostgresClient
 import RelayCore
+import Threading
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 internal import CLibPQ
 import Dispatch
+import Threading
 
 /// A PostgreSQL connection over libpq for ordinary SQL.
 ///

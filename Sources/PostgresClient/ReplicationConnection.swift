@@ -1,5 +1,5 @@
 internal import CLibPQ
-import ThreadWake
+import Threading
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -5,6 +5,7 @@ import PostgresClient
 public import RelayCore
 public import ServiceLifecycle
 import Synchronization
+import Threading
 
 /// The relay: runs the configured capture mode on a dedicated thread, reconnecting with
 /// backoff after failures, waiting as a standby while another relay holds the slot, and

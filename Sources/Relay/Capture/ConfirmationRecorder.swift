@@ -3,6 +3,7 @@ import PGOutput
 import PostgresClient
 import RelayCore
 import Synchronization
+import Threading
 
 /// Keeps the slot record (`outbox_relay_slot.confirmed_lsn`) ahead of every confirmation:
 /// a capture mode confirms only what `recorded` says is already in the record, and hands

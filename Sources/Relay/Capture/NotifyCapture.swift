@@ -4,7 +4,7 @@ import PGOutput
 import PostgresClient
 import RelayCore
 import Synchronization
-import ThreadWake
+import Threading
 
 /// Notify capture: for connections that cannot replicate (poolers). LISTENs on a plain
 /// connection; it reads committed changes from the same pgoutput slot with

@@ -4,6 +4,7 @@ public import PGOutput
 import PostgresClient
 import RelayCore
 import Schema
+import Threading
 
 /// `outbox-relay slot reset`: the explicit operator command after a slot was lost,
 /// invalidated or moved (invariant 8). With every relay of the slot stopped, it drops what

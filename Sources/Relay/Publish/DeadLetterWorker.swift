@@ -5,6 +5,7 @@ import PostgresClient
 import RelayCore
 import Schema
 import Synchronization
+import Threading
 
 /// A row that cannot be published to its topic.
 struct DeadLetterJob: Sendable {

@@ -6,6 +6,7 @@ import PostgresClient
 import RelayCore
 import Schema
 import Synchronization
+import Threading
 
 /// Publishes the captured outbox rows: producer I/O only. What may be sent, confirmed,
 /// dead-lettered or paused is the delivery state machine's call (`DeliveryLine`).

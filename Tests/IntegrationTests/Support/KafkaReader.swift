@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import PostgresClient
+import Threading
 
 /// Reads topics from the beginning with a throwaway consumer group until `count`
 /// messages arrived or `timeout` passed. Counting messages, never watermarks: Tansu

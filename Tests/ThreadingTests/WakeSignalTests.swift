@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Testing
-import ThreadWake
+import Threading
 
 @Suite("Wake signal")
 struct WakeSignalTests {

@@ -1,4 +1,3 @@
-internal import CLibPQ
 #if canImport(Glibc)
 import Glibc
 #endif

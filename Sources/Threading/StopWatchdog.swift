@@ -5,7 +5,7 @@ import Synchronization
 /// not: armed when the stop begins, it calls `overrun` once the timeout passes unless
 /// `finish()` came first. A Dispatch timer, so it fires even while a stuck teardown holds
 /// the cooperative pool or a blocking libpq/librdkafka call never returns. Shared by the
-/// relay and the consumers (both keep their blocking work on `BlockingThread`s here).
+/// relay and the consumers (both keep their blocking work on `BlockingThread`s).
 public final class StopWatchdog: Sendable {
     private let state = Mutex<(armed: Bool, finished: Bool)>((false, false))
 
