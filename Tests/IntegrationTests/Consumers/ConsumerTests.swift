@@ -13,11 +13,8 @@ struct ConsumerTests {
     func triplicate() async throws {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
-            let seed = try await bookSeats(db, count: 5)
             // A payment too, so both handlers run.
-            let user = seed.users[0]
-            let booking = try await db.query("SELECT booking_id FROM booking WHERE user_id = $1", [.int(user.userId)]).single().int64("booking_id")
-            _ = try await BookingFacade().pay(on: db, bookingId: booking, userId: user.userId, token: user.token)
+            let user = try await Self.bookSeatsAndPayOne(db, count: 5)
             let rows = try await produceOutboxRows(ctx, db, times: 3)
             let consumer = try RunningConsumer.start(ctx, batchSize: 1)
             #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.duplicates == rows * 3 })
@@ -147,13 +144,7 @@ struct ConsumerTests {
             let db = try await ctx.migrated()
             _ = try await bookSeats(db, count: 10)
             _ = try await produceOutboxRows(ctx, db, times: 2)
-            // JSON that Swift's decoder accepts but jsonb refuses (\u0000), for a real INIT row.
-            let badID = try await db.query("""
-                INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
-                """).single().int64("outbox_id")
-            let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
-                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
-            try await Self.sendRaw(ctx, [("BOOK:bad", bad, [("outbox-id", String(badID)), ("outbox-type", "BOOK_SAVE")])])
+            let badID = try await Self.sendRefusedMessage(ctx, db)
 
             let consumer = try RunningConsumer.start(ctx, batchSize: 64)
             #expect(await eventually { consumer.service.totals.applied + consumer.service.totals.duplicates + consumer.service.totals.deadLettered == 21 })
@@ -321,26 +312,17 @@ struct ConsumerTests {
     func replayAfterRetentionIsDuplicates() async throws {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
-            let seed = try await bookSeats(db, count: 6)
-            let user = seed.users[0]
-            let booking = try await db.query("SELECT booking_id FROM booking WHERE user_id = $1", [.int(user.userId)]).single().int64("booking_id")
-            _ = try await BookingFacade().pay(on: db, bookingId: booking, userId: user.userId, token: user.token)
+            _ = try await Self.bookSeatsAndPayOne(db, count: 6)
             let rows = try await produceOutboxRows(ctx, db)
             let first = try RunningConsumer.start(ctx, group: "applied-first", batchSize: 64)
             #expect(await eventually { first.service.totals.applied == rows })
             try await first.stop()
             // What retention does: the COMPLETE rows go, the effects stay.
             try await db.query("DELETE FROM outbox WHERE status = 'COMPLETE'")
-            // A message the database refuses (jsonb takes no \u0000), for a real INIT row.
-            let badID = try await db.query("""
-                INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
-                """).single().int64("outbox_id")
-            let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
-                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
+            let badID = try await Self.sendRefusedMessage(ctx, db)
             // A message whose row never existed stays poison.
             let neverID: Int64 = 900_001
-            try await Self.sendRaw(ctx, [("BOOK:bad", bad, [("outbox-id", String(badID)), ("outbox-type", "BOOK_SAVE")]),
-                                         ("BOOK:gone", Self.bookPayload(outboxID: neverID), [("outbox-id", String(neverID)), ("outbox-type", "BOOK_SAVE")])])
+            try await Self.sendRaw(ctx, [("BOOK:gone", Self.bookPayload(outboxID: neverID), [("outbox-id", String(neverID)), ("outbox-type", "BOOK_SAVE")])])
             // Replayed 64 at a time, the messages share a batch the database refuses, so they
             // take the one-by-one path; one at a time, each is a set-based batch of its own.
             for (group, batchSize) in [("replay-64", 64), ("replay-1", 1)] {
@@ -392,6 +374,27 @@ struct ConsumerTests {
 
     /// Sends hand-made messages to BOOK_SAVE, in order, as a relay would (or, for poison,
     /// would not) and waits for every acknowledgement. Headers are name/text pairs.
+    /// Books `count` seats and pays for the first user's booking; returns that user.
+    static func bookSeatsAndPayOne(_ db: PGConnection, count: Int) async throws -> DomainSeed.User {
+        let seed = try await bookSeats(db, count: count)
+        let user = seed.users[0]
+        let booking = try await db.query("SELECT booking_id FROM booking WHERE user_id = $1", [.int(user.userId)]).single().int64("booking_id")
+        _ = try await BookingFacade().pay(on: db, bookingId: booking, userId: user.userId, token: user.token)
+        return user
+    }
+
+    /// A message for a real INIT row whose JSON Swift's decoder accepts but jsonb refuses
+    /// (\u0000): the database rejects its batch. Returns the row's id.
+    static func sendRefusedMessage(_ ctx: TestContext, _ db: PGConnection) async throws -> Int64 {
+        let badID = try await db.query("""
+            INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
+            """).single().int64("outbox_id")
+        let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
+            #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"},"outboxId":\#(badID)}"#
+        try await sendRaw(ctx, [("BOOK:bad", bad, [("outbox-id", String(badID)), ("outbox-type", "BOOK_SAVE")])])
+        return badID
+    }
+
     static func sendRaw(_ ctx: TestContext, _ messages: [(key: String, value: String, headers: [(String, String)])]) async throws {
         let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
                                          logger: Logger(label: "t"), onDelivery: { _ in })
