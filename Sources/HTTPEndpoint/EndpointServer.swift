@@ -29,7 +29,7 @@ public final class EndpointServer: Sendable {
     public let address: ListenAddress
     private let routes: Routes
     private let limits: Limits
-    /// A pipe the loop polls: `stop()` writes a byte to it.
+    /// An eventfd the loop polls: `stop()` signals it.
     private let wake = WakeSignal()
     private let stopRequested = Atomic<Bool>(false)
     private let lifecycle = Mutex(Lifecycle())
