@@ -24,6 +24,11 @@ public final class KafkaProducer: Sendable {
         "topic.metadata.refresh.interval.ms": "30000",
     ]
 
+    /// How often a producer with an `onStatistics` handler reports (ms): one Prometheus
+    /// scrape interval, so every scrape sees a fresh window. Building the document costs
+    /// librdkafka well under a millisecond for the relay's few brokers and topics.
+    public static let defaultStatisticsInterval = "15000"
+
     private let handle: RDKafkaHandle
     private let context: Unmanaged<ProducerContext>
     /// The same context, held strongly: librdkafka's reference ends at `close`, but a
@@ -40,16 +45,24 @@ public final class KafkaProducer: Sendable {
     ///   - onError: global errors (all brokers down, authentication); informational, the
     ///     producer keeps retrying.
     ///   - onFatalError: the idempotent producer can no longer guarantee ordering; recreate it.
+    ///   - onStatistics: the round trip to each broker, on the poller thread, every
+    ///     `statistics.interval.ms` (`defaultStatisticsInterval` unless the configuration
+    ///     sets it). Without it librdkafka builds no statistics at all.
     public init(configuration: KafkaConfiguration, logger: Logger,
                 onDelivery: @escaping @Sendable ([DeliveryReport]) -> Void,
                 onError: @escaping @Sendable (KafkaError) -> Void = { _ in },
-                onFatalError: @escaping @Sendable (KafkaError) -> Void = { _ in }) throws(KafkaError) {
-        let context = ProducerContext(logger: logger, onDelivery: onDelivery, onError: onError, onFatalError: onFatalError)
-        let conf = try makeRDKafkaConf(defaults: KafkaProducer.defaultProperties, configuration: configuration)
+                onFatalError: @escaping @Sendable (KafkaError) -> Void = { _ in },
+                onStatistics: (@Sendable ([BrokerRoundTrip]) -> Void)? = nil) throws(KafkaError) {
+        let context = ProducerContext(logger: logger, onDelivery: onDelivery, onError: onError, onFatalError: onFatalError,
+                                      onStatistics: onStatistics)
+        var defaults = KafkaProducer.defaultProperties
+        if onStatistics != nil { defaults["statistics.interval.ms"] = KafkaProducer.defaultStatisticsInterval }
+        let conf = try makeRDKafkaConf(defaults: defaults, configuration: configuration)
         let unmanaged = Unmanaged.passRetained(context)
         rd_kafka_conf_set_opaque(conf, unmanaged.toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
         rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
+        if onStatistics != nil { rd_kafka_conf_set_stats_cb(conf, producerStatisticsCallback) }
         rd_kafka_conf_set_log_cb(conf, rdkafkaLogCallback)
         var errorBuffer = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorBuffer, errorBuffer.count) else {
@@ -409,9 +422,13 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         firstSecurityFailure.withLock { if $0 == nil { $0 = error } }
     }
 
+    let onStatistics: (@Sendable ([BrokerRoundTrip]) -> Void)?
+
     init(logger: Logger, onDelivery: @escaping @Sendable ([DeliveryReport]) -> Void,
-         onError: @escaping @Sendable (KafkaError) -> Void, onFatalError: @escaping @Sendable (KafkaError) -> Void) {
+         onError: @escaping @Sendable (KafkaError) -> Void, onFatalError: @escaping @Sendable (KafkaError) -> Void,
+         onStatistics: (@Sendable ([BrokerRoundTrip]) -> Void)?) {
         self.onDelivery = onDelivery; self.onError = onError; self.onFatalError = onFatalError
+        self.onStatistics = onStatistics
         super.init(logger: logger)
     }
 
@@ -507,6 +524,16 @@ private func copyFailedMessage(_ message: UnsafePointer<rd_kafka_message_t>) -> 
         }
     }
     return FailedMessage(topic: topic, key: key, value: value, headers: headers)
+}
+
+/// librdkafka's statistics document, every `statistics.interval.ms`, on the poller thread.
+/// Returning 0 leaves the document to librdkafka to free.
+private func producerStatisticsCallback(_ rk: OpaquePointer?, _ json: UnsafeMutablePointer<CChar>?, _ length: Int,
+                                        _ opaque: UnsafeMutableRawPointer?) -> Int32 {
+    guard let opaque, let json else { return 0 }
+    let context = Unmanaged<ProducerContext>.fromOpaque(opaque).takeUnretainedValue()
+    context.onStatistics?(BrokerRoundTrips.parse(UnsafeRawBufferPointer(start: json, count: length)))
+    return 0
 }
 
 private func producerErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {

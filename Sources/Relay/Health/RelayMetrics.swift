@@ -1,4 +1,5 @@
 import Foundation
+public import KafkaClient
 public import Metrics
 public import PGOutput
 import RelayCore
@@ -81,6 +82,19 @@ public struct RelayMetrics: Sendable {
     /// authorization, unknown_topic, broker_policy, broker_size_limit), 0 once resumed.
     public func paused(topic: String, problem: String) -> Gauge {
         Gauge(label: "outbox_relay_publishing_paused", dimensions: slot + [("topic", topic), ("problem", problem)])
+    }
+
+    /// The produce round trip to each broker over librdkafka's last statistics window
+    /// (`outbox_relay_kafka_broker_rtt_seconds{broker,quantile}`, quantiles 0.5 and 0.99): the
+    /// broker's and the network's share of commit→ack. A broker appears once it has answered
+    /// a produce request in a window; its series keep their last values when it goes quiet.
+    public func recordBrokerRoundTrips(_ trips: [BrokerRoundTrip]) {
+        for trip in trips {
+            for (quantile, seconds) in [("0.5", trip.p50Seconds), ("0.99", trip.p99Seconds)] {
+                Gauge(label: "outbox_relay_kafka_broker_rtt_seconds", dimensions: slot + [("broker", trip.broker), ("quantile", quantile)])
+                    .record(seconds)
+            }
+        }
     }
 
     /// Rows marked DEAD and copied to the dead-letter topic, by reason.

@@ -14,10 +14,11 @@ final class ProducerHolder: Sendable {
     init(configuration: KafkaConfiguration, logger: Logger,
          onDelivery: @escaping @Sendable ([DeliveryReport]) -> Void,
          onError: @escaping @Sendable (KafkaError) -> Void = { _ in },
-         onFatalError: @escaping @Sendable (KafkaError) -> Void) throws {
+         onFatalError: @escaping @Sendable (KafkaError) -> Void,
+         onStatistics: (@Sendable ([BrokerRoundTrip]) -> Void)? = nil) throws {
         make = {
             try KafkaProducer(configuration: configuration, logger: logger, onDelivery: onDelivery, onError: onError,
-                              onFatalError: onFatalError)
+                              onFatalError: onFatalError, onStatistics: onStatistics)
         }
         current = Mutex(try make())
     }

@@ -39,7 +39,8 @@ final class Publisher: Sendable {
                 // Credentials or TLS refused: not a transient outage; /readyz says why.
                 if error.code == .authentication || error.code == .tls { health.noteKafkaRefusal("\(error)") }
             },
-            onFatalError: { error in line.requestRestart("Kafka producer fatal error: \(error)") })
+            onFatalError: { error in line.requestRestart("Kafka producer fatal error: \(error)") },
+            onStatistics: { trips in metrics.recordBrokerRoundTrips(trips) })
         deadLetters = DeadLetterWorker(configuration: configuration, line: line, producers: producers, logger: logger, metrics: metrics)
         handler.deadLetters.withLock { $0 = deadLetters }
     }

@@ -16,6 +16,34 @@ struct CLITests {
         ctx.databaseURL.replacingOccurrences(of: "postgres://postgres@", with: "postgres://postgres:\(Self.password)@")
     }
 
+    /// commit→capture tells the database's share of commit→ack; the broker's share came only
+    /// from a debug build. librdkafka measures it: each produce request's round trip.
+    @Test("/metrics shows the produce round trip to each broker (median and p99), from librdkafka's statistics")
+    func brokerRoundTrip() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let port = freeLoopbackPort()
+            // Statistics every 200 ms instead of the default 15 s, so the test need not wait.
+            let relay = try startRelayProcess(ctx, extra: ["--kafka-properties", "statistics.interval.ms=200"], logName: "cli-broker-rtt", httpPort: port)
+            #expect(await eventually { (await LoopbackHTTP.get(port: port, path: "/readyz"))?.status == 200 },
+                    "readyz never turned 200: \(relay.output.suffix(2_000))")
+            try await insertOutboxRows(db, transactions: 10, rowsPerTransaction: 10)
+            var series: [Substring] = []
+            #expect(await eventually(timeout: .seconds(15)) {
+                series = ((await LoopbackHTTP.get(port: port, path: "/metrics"))?.body ?? "").split(separator: "\n")
+                    .filter { $0.hasPrefix("outbox_relay_kafka_broker_rtt_seconds{") }
+                return series.count == 2
+            }, "one broker, two quantiles: \(series)")
+            for quantile in ["0.5", "0.99"] {
+                let line = try #require(series.first { $0.contains("quantile=\"\(quantile)\"") }, "\(series)")
+                #expect(line.contains("slot=\"\(ctx.slotName)\"") && line.contains("broker=\"") && !line.contains("bootstrap"), "\(line)")
+                let seconds = try #require(line.split(separator: " ").last.flatMap { Double($0) }, "\(line)")
+                #expect(seconds > 0 && seconds < 1, "\(line)")
+            }
+            #expect(await relay.terminate(timeout: .seconds(30)) == 0, "\(relay.output.suffix(2_000))")
+        }
+    }
+
     @Test("run serves /healthz, /readyz and /metrics; SIGTERM with the endpoints on drains and exits 0; no secret leaks")
     func endpointsAndGracefulStop() async throws {
         try await withTestContext { ctx in
