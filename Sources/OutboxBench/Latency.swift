@@ -14,6 +14,17 @@ final class CapturingMetrics: MetricsFactory, @unchecked Sendable {
     static let shared = CapturingMetrics()
     let samples = Locked<[Int64]>([])
     let captureSamples = Locked<[Int64]>([])
+    /// The broker round trips the relay's statistics reported (`outbox_relay_kafka_broker_rtt_seconds`),
+    /// seconds by quantile label, one value per statistics window.
+    let brokerRoundTrips = Locked<[String: [Double]]>([:])
+
+    final class RoundTripCapture: RecorderHandler, @unchecked Sendable {
+        let sink: Locked<[String: [Double]]>
+        let quantile: String
+        init(_ sink: Locked<[String: [Double]]>, quantile: String) { self.sink = sink; self.quantile = quantile }
+        func record(_ value: Int64) { record(Double(value)) }
+        func record(_ value: Double) { sink.withLock { $0[quantile, default: []].append(value) } }
+    }
 
     final class Capture: TimerHandler, @unchecked Sendable {
         let sink: Locked<[Int64]>?
@@ -34,7 +45,10 @@ final class CapturingMetrics: MetricsFactory, @unchecked Sendable {
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler { Nothing() }
     func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler { Nothing() }
-    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { Nothing() }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+        guard label == "outbox_relay_kafka_broker_rtt_seconds", let quantile = dimensions.first(where: { $0.0 == "quantile" })?.1 else { return Nothing() }
+        return RoundTripCapture(brokerRoundTrips, quantile: quantile)
+    }
     func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler { Nothing() }
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         Capture(label == "outbox_relay_commit_to_ack_seconds" ? samples : label == "outbox_relay_commit_to_capture_seconds" ? captureSamples : nil)
@@ -109,6 +123,8 @@ struct RateLoad {
 /// A relay that halts (bad slot, configuration) never streams: that is an error naming why.
 func startStreaming(_ env: BenchEnvironment, slot: String, capture: CaptureMode, label: String) async throws -> (RelayService, Task<Void, any Error>) {
     var configuration = RelayConfiguration(databaseURL: env.databaseURL, kafka: env.relayKafka)
+    // The broker's round trip per second (librdkafka's statistics), unless --kafka-property sets it.
+    if configuration.kafka.properties["statistics.interval.ms"] == nil { configuration.kafka.properties["statistics.interval.ms"] = "1000" }
     configuration.slotName = slot
     configuration.capture = capture
     configuration.spillDirectory = NSTemporaryDirectory()
@@ -138,8 +154,15 @@ enum LatencyBench {
         let (relay, task) = try await startStreaming(env, slot: slot, capture: capture, label: "bench-relay")
         CapturingMetrics.shared.samples.withLock { $0.removeAll() }
         CapturingMetrics.shared.captureSamples.withLock { $0.removeAll() }
+        CapturingMetrics.shared.brokerRoundTrips.withLock { $0.removeAll() }
         try await load.run(env, rate: rate, duration: duration)
         try await Task.sleep(for: .milliseconds(500))
+        let trips = CapturingMetrics.shared.brokerRoundTrips.withLock { $0 }
+        if let p50 = trips["0.5"], let p99 = trips["0.99"] {
+            // The broker's share of the tail: its produce round trip, per statistics window.
+            log(String(format: "    broker round trip (librdkafka, %d windows): p50 %.2f ms, p99 median %.2f ms, p99 max %.2f ms",
+                       p99.count, Sample(p50).median * 1e3, Sample(p99).median * 1e3, Sample(p99).max * 1e3))
+        }
         let samples = CapturingMetrics.shared.samples.withLock { $0 }
         let captured = Percentiles(CapturingMetrics.shared.captureSamples.withLock { $0 })
         relay.stop()
