@@ -25,8 +25,8 @@ public final class KafkaProducer: Sendable {
     ]
 
     /// How often a producer with an `onStatistics` handler reports (ms): one Prometheus
-    /// scrape interval, so every scrape sees a fresh window. Building the document costs
-    /// librdkafka well under a millisecond for the relay's few brokers and topics.
+    /// scrape interval, so every scrape sees a fresh window. Measured cost (README,
+    /// "What the statistics cost"): about 1 MiB resident once, no CPU per row to speak of.
     public static let defaultStatisticsInterval = "15000"
 
     private let handle: RDKafkaHandle
