@@ -76,7 +76,10 @@ struct DeployKitTests {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
             let relayPort = freeLoopbackPort(), consumerPort = freeLoopbackPort()
-            let relay = try startRelayProcess(ctx, extra: ["--set", "sweeper=true"], logName: "deploy-names", httpPort: relayPort)
+            // Statistics every 500 ms, not 15 s: the broker round-trip series exists once a
+            // window saw a produce request.
+            let relay = try startRelayProcess(ctx, extra: ["--set", "sweeper=true", "--kafka-properties", "statistics.interval.ms=500"],
+                                              logName: "deploy-names", httpPort: relayPort)
             #expect(await eventually { (await LoopbackHTTP.get(port: relayPort, path: "/readyz"))?.status == 200 }, "\(relay.output.suffix(2_000))")
             _ = try await bookSeats(db, count: 5)
             // A poison message, so the consumer's dead-letter series exists.
@@ -95,9 +98,11 @@ struct DeployKitTests {
             #expect(await eventually(timeout: .seconds(30)) {
                 LoopbackHTTP.sample("outbox_consumer_dead_letters_total", in: (await LoopbackHTTP.get(port: consumerPort, path: "/metrics"))?.body ?? "") == 1
             })
-            // The slot-lag gauge is sampled every 5 s.
+            // The slot-lag gauge is sampled every 5 s; the broker round trip follows a window
+            // with produce requests.
             #expect(await eventually(timeout: .seconds(15)) {
-                (await LoopbackHTTP.get(port: relayPort, path: "/metrics"))?.body.contains("outbox_relay_slot_lag_bytes{") == true
+                let body = (await LoopbackHTTP.get(port: relayPort, path: "/metrics"))?.body ?? ""
+                return body.contains("outbox_relay_slot_lag_bytes{") && body.contains("outbox_relay_kafka_broker_rtt_seconds{")
             })
             let relayMetrics = try #require(await LoopbackHTTP.get(port: relayPort, path: "/metrics")).body
             let consumerMetrics = try #require(await LoopbackHTTP.get(port: consumerPort, path: "/metrics")).body
