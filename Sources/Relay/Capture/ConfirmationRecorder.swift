@@ -106,8 +106,7 @@ final class ConfirmationRecorder: Sendable {
             let left = limit.deadline(stopDeadline: stopDeadline()) - ContinuousClock.now
             guard left > .zero else { return recorded }
             // In slices: a stop is noticed within one, without a signal of its own.
-            let slice = min(left, Self.stopCheckInterval)
-            _ = written.wait(timeout: .now() + .nanoseconds(Int(slice.components.seconds * 1_000_000_000 + slice.components.attoseconds / 1_000_000_000)))
+            _ = written.wait(timeout: .now() + min(left, Self.stopCheckInterval).inSeconds)
         }
     }
 
