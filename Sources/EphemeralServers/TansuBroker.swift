@@ -64,6 +64,16 @@ public final class TansuBroker: Sendable {
         }
     }
 
+    /// Creates `topic` with `partitions` partitions through Tansu's own CLI (auto-creation
+    /// on first produce gives every topic the broker's default count). Blocks; off the pool.
+    public func createTopic(_ topic: String, partitions: Int) async throws {
+        let binary = try ServerBinaries.tansu()
+        _ = try await offPool { [port] in
+            try ChildProcesses.run(binary, ["topic", "create", "--broker", "tcp://127.0.0.1:\(port)",
+                                            "--partitions", String(partitions), topic])
+        }
+    }
+
     /// Suspends the broker: connections stay open but nothing is answered.
     public func freeze() { kill(pid, SIGSTOP) }
     /// Resumes a frozen broker with its data intact.

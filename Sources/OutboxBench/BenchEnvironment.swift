@@ -24,7 +24,10 @@ struct BenchEnvironment {
         return kafka
     }
 
-    static func start() async throws -> BenchEnvironment {
+    /// - Parameter partitions: of the `BENCH` topic, created before the warm-up rather
+    ///   than left to auto-creation, so the run states its count (latency depends on how
+    ///   many partitions share the broker connection).
+    static func start(partitions: Int) async throws -> BenchEnvironment {
         // Production-like decoding memory (64 MB default) so big transactions stream only
         // where PostgreSQL would really stream them.
         let cluster = try await PostgresCluster.start(extraSettings: ["max_wal_size": "4GB", "shared_buffers": "256MB"])
@@ -32,6 +35,7 @@ struct BenchEnvironment {
         let database = try await cluster.createDatabase(prefix: "bench")
         let db = try await PGConnection.connect(database.url)
         try await MigrationRunner().run(on: db)
+        try await broker.createTopic("BENCH", partitions: partitions)
         try await warmUp(topics: ["BENCH", "bench.shell"], bootstrapServers: broker.bootstrapServers)
         return BenchEnvironment(cluster: cluster, broker: broker, databaseURL: database.url, databaseName: database.name, db: db)
     }

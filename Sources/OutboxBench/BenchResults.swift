@@ -22,6 +22,8 @@ struct BenchResults: Codable {
     var machine: MachineInfo
     /// PostgreSQL's settings for the run (`BenchEnvironment.serverSettings`).
     var server: [String: String] = [:]
+    /// The broker side: topic partitions and the relays' librdkafka overrides.
+    var kafka: [String: String] = [:]
     var rows: Int, largeRows: Int, runs: Int
     var drain: [String: Sample] = [:]
     var drainLarge: [String: Sample] = [:]
@@ -45,6 +47,9 @@ struct BenchResults: Codable {
         var out = "Machine: \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, Linux \(machine.kernel), \(machine.date). Median of \(runs) runs (min–max).\n\n"
         if !server.isEmpty {
             out += "PostgreSQL: " + server.sorted { $0.key < $1.key }.map { "`\($0.key)=\($0.value)`" }.joined(separator: ", ") + "\n\n"
+        }
+        if !kafka.isEmpty {
+            out += "Kafka: " + kafka.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") + "\n\n"
         }
         func drainTable(_ title: String, _ table: [String: Sample], rows: Int) {
             // Contenders run round-robin, so run i of each was measured next to run i of the

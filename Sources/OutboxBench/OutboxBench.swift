@@ -29,12 +29,15 @@ struct OutboxBench: AsyncParsableCommand {
     @Flag(name: .customLong("skip-slow-poller"), help: "Skip the 20 s-period polling relay latency runs.") var skipSlowPoller = false
     @Option(name: .customLong("kafka-property"), help: "A librdkafka property for every relay under test, key=value (repeatable), e.g. linger.ms=0.")
     var kafkaProperties: [String] = []
+    @Option(help: "Partitions of the relays' topic (BENCH), all led by the one broker (4: what Tansu's auto-creation gave earlier runs).")
+    var partitions = 4
     @Option(help: "Only these sections, comma-separated: drain, notify, alternatives, large, latency, trigger, consumer, shards (default: all).")
     var only: String?
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1.") }
         guard rows >= 1_000 else { throw ValidationError("--rows must be at least 1000.") }
+        guard (1...1_000).contains(partitions) else { throw ValidationError("--partitions takes 1 to 1000.") }
         guard latencyRates.allSatisfy({ (10...100_000).contains($0) }) else { throw ValidationError("--latency-rates takes rates from 10 to 100000 rows/s.") }
         for property in kafkaProperties where !property.contains("=") {
             throw ValidationError("--kafka-property \(property) is not key=value.")
@@ -67,7 +70,7 @@ struct OutboxBench: AsyncParsableCommand {
             throw ValidationError("outbox-relay binary not found at \(binary). Fix: swift build -c release, or pass --relay-binary.")
         }
         log("starting PostgreSQL 15 and Tansu …")
-        var env = try await BenchEnvironment.start()
+        var env = try await BenchEnvironment.start(partitions: partitions)
         env.relayKafkaProperties = relayKafkaProperties
         var results = BenchResults(machine: MachineInfo.current(), rows: rows, largeRows: largeRows, runs: runs)
         do {
@@ -138,6 +141,9 @@ struct OutboxBench: AsyncParsableCommand {
     private func measure(_ env: BenchEnvironment, binary: String, into r: inout BenchResults) async throws {
         let sections = self.sections
         r.server = try await env.serverSettings()
+        r.kafka = ["broker": "Tansu, one broker", "BENCH partitions": String(partitions),
+                   "relay properties": env.relayKafkaProperties.isEmpty ? "the relay's defaults"
+                       : env.relayKafkaProperties.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")]
         let decodeLimit = "decode limit: pg_recvlogical → file"
         func limit(_ rows: Int) -> Contender {
             let slot = BenchSlot(name: "bench_decode")

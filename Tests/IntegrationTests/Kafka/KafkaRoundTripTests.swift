@@ -43,6 +43,27 @@ struct KafkaRoundTripTests {
         }
     }
 
+    /// The bench states its partition count instead of inheriting the broker's auto-creation
+    /// default, because the relay's latency depends on how many partitions share a connection.
+    @Test("a topic the harness creates with 7 partitions has 7: 200 keys land on partitions 0 through 6")
+    func createdTopicHasItsPartitions() async throws {
+        try await withTestContext(broker: true) { ctx in
+            let topic = "created.\(UUID().uuidString.prefix(8))"
+            try await ctx.broker!.createTopic(topic, partitions: 7)
+            let partitions = Mutex<Set<Int32>>([])
+            let producer = try KafkaProducer(
+                configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
+                logger: Logger(label: "test-producer"),
+                onDelivery: { delivered in partitions.withLock { for report in delivered { $0.insert(report.partition) } } })
+            for i in 1...200 {
+                try producer.produce(topic: topic, key: Array("BOOK:\(i)".utf8), value: Array("{}".utf8), headers: [], token: UInt64(i))
+            }
+            #expect(await producer.flush(timeout: .seconds(30)))
+            await producer.close()
+            #expect(partitions.withLock { $0 } == Set(0..<7), "auto-creation would have given the broker's default count")
+        }
+    }
+
     @Test("an unreachable broker fails within a bounded time and names host and port, never the password")
     func unreachableBroker() async throws {
         let port = freeLoopbackPort()
