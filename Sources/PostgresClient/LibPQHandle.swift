@@ -116,14 +116,17 @@ final class LibPQHandle: @unchecked Sendable {
     /// Waits until the socket is readable, `wakeFD` is signalled, or the timeout passes.
     /// Returns true when the socket is readable.
     func waitReadable(timeoutMilliseconds: Int32, wakeFD: Int32 = -1) throws -> Bool {
-        var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-        let count: nfds_t = wakeFD >= 0 ? 2 : 1
-        let rc = poll(&fds, count, timeoutMilliseconds)
+        // On the stack: this runs on every wake-up of the capture thread.
+        let (rc, readable) = withUnsafeTemporaryAllocation(of: pollfd.self, capacity: 2) { fds in
+            fds[0] = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            fds[1] = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+            let rc = poll(fds.baseAddress!, wakeFD >= 0 ? 2 : 1, timeoutMilliseconds)
+            return (rc, fds[0].revents != 0)
+        }
         if rc < 0 && errno != EINTR {
             throw PGError(code: .connectionLost, message: "poll failed: errno \(errno)", target: target.description)
         }
-        return rc > 0 && fds[0].revents != 0
+        return rc > 0 && readable
     }
 }
 
