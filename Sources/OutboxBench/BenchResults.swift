@@ -38,6 +38,8 @@ struct BenchResults: Codable {
     var shards: [String: Sample] = [:]
     /// Per run: where the CPU went (walsenders, relays, broker).
     var shardProfiles: [String] = []
+    /// `ShardScalingModel` fitted to this run's walsender CPU.
+    var shardModel: String?
 
     init(machine: MachineInfo, rows: Int, largeRows: Int, runs: Int) {
         self.machine = machine; self.rows = rows; self.largeRows = largeRows; self.runs = runs
@@ -90,11 +92,13 @@ struct BenchResults: Codable {
         if !shards.isEmpty {
             let one = shards["1 shard"]
             out += "\n**Sharded capture** (\(rows) rows of ~230 B, shard relays as separate processes)\n\n| shard relays | rows/s | × 1 shard, per round |\n| --- | ---: | ---: |\n"
-            for (name, s) in shards.sorted(by: { $0.key < $1.key }) {
+            func count(_ label: String) -> Int { Int(label.prefix { $0.isNumber }) ?? 0 }
+            for (name, s) in shards.sorted(by: { count($0.key) < count($1.key) }) {
                 let ratio = one.map { one in Sample(zip(s.runs, one.runs).map { $0 / $1 }).text("%.2f") } ?? "-"
                 out += "| \(name) | \(s.text()) | \(ratio) |\n"
             }
             out += "\nCPU per run:\n\n" + shardProfiles.map { "- \($0)\n" }.joined()
+            if let shardModel { out += "\n**Model for more cores:** \(shardModel)\n" }
         }
         return out
     }

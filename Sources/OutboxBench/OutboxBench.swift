@@ -29,6 +29,9 @@ struct OutboxBench: AsyncParsableCommand {
     @Flag(name: .customLong("skip-slow-poller"), help: "Skip the 20 s-period polling relay latency runs.") var skipSlowPoller = false
     @Option(name: .customLong("kafka-property"), help: "A librdkafka property for every relay under test, key=value (repeatable), e.g. linger.ms=0.")
     var kafkaProperties: [String] = []
+    @Option(name: .customLong("shard-counts"), parsing: .upToNextOption,
+            help: "Shard counts of the shards section, each against 1 shard (default 2); three or more counts fit the scaling model better.")
+    var shardCounts: [Int] = [2]
     @Option(help: "Partitions of the relays' topic (BENCH), all led by the one broker (4: what Tansu's auto-creation gave earlier runs).")
     var partitions = 4
     @Option(help: "Only these sections, comma-separated: drain, notify, alternatives, large, latency, trigger, consumer, shards (default: all).")
@@ -37,6 +40,7 @@ struct OutboxBench: AsyncParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1.") }
         guard rows >= 1_000 else { throw ValidationError("--rows must be at least 1000.") }
+        guard shardCounts.allSatisfy({ (2...16).contains($0) }) else { throw ValidationError("--shard-counts takes counts from 2 to 16 (1 shard always runs, as the baseline).") }
         guard (1...1_000).contains(partitions) else { throw ValidationError("--partitions takes 1 to 1000.") }
         guard latencyRates.allSatisfy({ (10...100_000).contains($0) }) else { throw ValidationError("--latency-rates takes rates from 10 to 100000 rows/s.") }
         for property in kafkaProperties where !property.contains("=") {
@@ -192,17 +196,24 @@ struct OutboxBench: AsyncParsableCommand {
         }
 
         if sections.contains("shards") {
-            log("sharded capture: \(rows) rows, 1 shard relay against 2, \(runs) interleaved rounds")
+            let counts = [1] + Array(Set(shardCounts)).sorted()
+            log("sharded capture: \(rows) rows, 1 shard relay against \(counts.dropFirst().map(String.init).joined(separator: ", ")), \(runs) interleaved rounds")
             var rates: [Int: [Double]] = [:]
+            var walsenderMicros: [Int: [Double]] = [:]
             for round in 1...runs {
-                for count in [1, 2] {
+                for count in counts {
                     let (rate, profile) = try await ShardBench.drain(env, binary: binary, shards: count, rows: rows)
                     log("  \(count) shard(s) run \(round): \(String(format: "%.0f", rate)) rows/s")
                     rates[count, default: []].append(rate)
                     r.shardProfiles.append("\(count) shard(s), round \(round): \(profile.text)")
+                    if let perRow = profile.walsenderMicrosPerWALRow(rows: rows) { walsenderMicros[count, default: []].append(perRow) }
                 }
             }
             for (count, values) in rates { r.shards[count == 1 ? "1 shard" : "\(count) shards"] = Sample(values) }
+            let measured = walsenderMicros.mapValues { Sample($0).median }
+            r.shardModel = ShardScalingModel(perWalsenderMicros: measured)?.text(measured: measured)
+                ?? "no scaling model: the walsenders' CPU did not separate decoding from shipping in this run"
+            log("  model: \(r.shardModel!)")
         }
 
         if largeRows > 0 && sections.contains("large") {

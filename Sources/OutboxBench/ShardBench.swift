@@ -21,8 +21,15 @@ enum ShardBench {
         var text: String {
             func list(_ values: [Double]) -> String { values.map { String(format: "%.2f", $0) }.joined(separator: " + ") }
             let busy = walsenders.reduce(0, +) + relays.reduce(0, +) + broker
-            return String(format: "%.2f s: walsenders %@, relays %@, broker %.2f CPU s; %.2f of 2 cores busy (these three)",
-                          elapsed, list(walsenders), list(relays), broker, busy / elapsed)
+            return String(format: "%.2f s: walsenders %@, relays %@, broker %.2f CPU s; %.2f of %d cores busy (these three)",
+                          elapsed, list(walsenders), list(relays), broker, busy / elapsed, ProcessInfo.processInfo.activeProcessorCount)
+        }
+
+        /// One walsender's CPU per row of the backlog's WAL, in µs (their mean: each decodes
+        /// all of it). Nil when no walsender was found.
+        func walsenderMicrosPerWALRow(rows: Int) -> Double? {
+            guard !walsenders.isEmpty, rows > 0 else { return nil }
+            return walsenders.reduce(0, +) / Double(walsenders.count) / Double(rows) * 1e6
         }
     }
 
