@@ -69,6 +69,29 @@ public final class ConsumerService: @unchecked Sendable {
     /// Totals since start, for the demo's summary and tests.
     public var totals: (applied: Int, duplicates: Int, deadLettered: Int) { counters.withLock { $0 } }
 
+    /// Why the consumer is not getting on, or nil: a batch whose database transaction or
+    /// whose dead letters have failed `stallAfterAttempts` times in a row. The batch is
+    /// retried and its offsets held, so nothing is lost, but every later batch waits: the
+    /// CLI's /readyz answers 503 with this reason, and `outbox_consumer_ready` is 0.
+    public var stalledReason: String? { stall.withLock { $0[.deadLetter] ?? $0[.database] } }
+    /// By cause: the database thread and the Kafka thread (dead letters) each clear only
+    /// their own, so a batch applied meanwhile cannot hide a dead-letter topic that refuses.
+    private let stall = Mutex<[StallCause: String]>([:])
+    private enum StallCause { case database, deadLetter }
+    /// Failures in a row before the consumer reports itself stalled: one retried deadlock or
+    /// broker hiccup is routine and must not flap readiness (~0.4–0.6 s of retries).
+    static let stallAfterAttempts = 3
+
+    private func noteRetry(_ cause: StallCause, attempt: Int, _ reason: @autoclosure () -> String) {
+        guard attempt >= Self.stallAfterAttempts else { return }
+        let text = reason()
+        stall.withLock { $0[cause] = text }
+    }
+
+    private func noteProgress(_ cause: StallCause) {
+        stall.withLock { if $0[cause] != nil { $0[cause] = nil } }
+    }
+
     /// Asks the consumer to apply and commit the batch in hand, leave the group and return
     /// from `run()`, within `drainTimeout` (the watchdog). Safe from any thread.
     public func stop() {
@@ -190,13 +213,16 @@ public final class ConsumerService: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
-                return try applyBatch(job.batch, prepared: job.prepared)
+                let outcomes = try applyBatch(job.batch, prepared: job.prepared)
+                noteProgress(.database)
+                return outcomes
             } catch let error as SimulatedCrash {
                 throw error
             } catch {
                 if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
                 connection = nil
                 attempt += 1
+                noteRetry(.database, attempt: attempt, "applying a batch failed \(attempt) times in a row, retrying: \(error)")
                 metrics.transactionRetries.increment()
                 let delay = min(Double(1 << min(attempt, 10)) * 0.05, Double(configuration.retryBackoffMaximum.components.seconds))
                 logger.error("applying a batch failed; retrying it", metadata: ["error": "\(error)", "retry_in": "\(Duration.milliseconds(Int64(delay * 1_000)))"])
@@ -253,10 +279,11 @@ public final class ConsumerService: @unchecked Sendable {
         }
         do {
             return try conn.transactionBlocking { conn in try check(applier.applyBatch(prepared, on: conn)) }
-        } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
+        } catch let error as PGError where DatabaseFailure(sqlState: error.sqlState) == .rejectedData {
             // The database refused some message's data (constraint, type, invalid JSON):
             // nothing of the batch was kept. Redo it one message per savepoint, so only the
-            // message at fault is poisoned and the others are applied.
+            // message at fault is poisoned and the others are applied. Any other refusal
+            // reaches `applyWithRetries`: the whole batch is retried, never dead-lettered.
             logger.notice("batch refused by the database; applying it message by message",
                           metadata: ["error": "\(error.sqlState ?? "") \(error.message)", "messages": "\(batch.count)"])
             return try applyOneByOne(batch, on: conn, check: check)
@@ -273,7 +300,7 @@ public final class ConsumerService: @unchecked Sendable {
                     let outcome = try applier.apply(message, on: conn)
                     if case .poison = outcome { try conn.queryBlocking("ROLLBACK TO SAVEPOINT message") }
                     outcomes.append(outcome)
-                } catch let error as PGError where error.sqlState != nil && !Self.isTransient(error) {
+                } catch let error as PGError where DatabaseFailure(sqlState: error.sqlState) == .rejectedData {
                     try conn.queryBlocking("ROLLBACK TO SAVEPOINT message")
                     outcomes.append(.poison(reason: "rejected_by_database", detail: "\(error.sqlState ?? "") \(error.message)"))
                 }
@@ -357,20 +384,16 @@ public final class ConsumerService: @unchecked Sendable {
                 let summary = PoisonSummary(poison.map { ($0.message.topic, $0.message.partition, $0.message.offset, $0.reason) })
                 logger.warning("poison messages dead-lettered", metadata: [
                     "messages": "\(poison.count)", "reason": "\(summary.reasons)", "topics": "\(summary.topics)"])
+                noteProgress(.deadLetter)
                 return
             }
             pending.removeFirst(firstFailure)
             attempt += 1
+            noteRetry(.deadLetter, attempt: attempt, "the dead-letter topic \(configuration.deadLetterTopic) refused \(attempt) sends in a row; the batch's offsets are held: \(error)")
             logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
             if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
             Thread.sleep(forTimeInterval: min(0.1 * Double(attempt), 5))
         }
-    }
-
-    /// Connection loss, serialization failures and deadlocks: retry the whole batch.
-    static func isTransient(_ error: PGError) -> Bool {
-        guard let state = error.sqlState else { return true }
-        return state.hasPrefix("08") || state == "40001" || state == "40P01" || state.hasPrefix("57") || state.hasPrefix("53")
     }
 }
 

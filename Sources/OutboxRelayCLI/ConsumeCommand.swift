@@ -51,7 +51,7 @@ struct Consume: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try HTTPEndpoints(host: host, port: port, health: nil, extraReady: { true },
+            let server = try HTTPEndpoints(host: host, port: port, health: nil, notReadyBecause: { [consumer] in consumer.stalledReason },
                                            readyGauge: Gauge(label: "outbox_consumer_ready")).makeServer()
             services.append(.init(service: HTTPRunner(server: server)))
         }

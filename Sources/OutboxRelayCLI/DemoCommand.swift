@@ -92,7 +92,7 @@ struct Demo: AsyncParsableCommand {
         let consumerTask = Task { try await consumer.run() }
         var endpoints: EndpointServer?
         if httpPort != 0 {
-            let server = try HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, extraReady: { true },
+            let server = try HTTPEndpoints(host: "127.0.0.1", port: httpPort, health: relay.health, notReadyBecause: { nil },
                                            readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
             do {
                 try server.start()

@@ -52,7 +52,8 @@ struct HTTPEndpoints {
     let host: String
     let port: Int
     let health: RelayHealth?
-    let extraReady: @Sendable () -> Bool
+    /// Why the process is not ready beyond `health` (the consumer's stall), or nil.
+    let notReadyBecause: @Sendable () -> String?
     /// Set on every scrape to what /readyz would answer then (1 ready, 0 not), so alerts see
     /// readiness without probing /readyz: `outbox_relay_ready{slot}` or `outbox_consumer_ready`.
     let readyGauge: Metrics.Gauge
@@ -63,10 +64,10 @@ struct HTTPEndpoints {
             throw CLIError("http-host \(host) is not an IPv4 or IPv6 address. Fix: use e.g. 127.0.0.1, 0.0.0.0, ::1, [::1] or ::.",
                            status: .usage)
         }
-        let health = self.health, extraReady = self.extraReady, readyGauge = self.readyGauge
+        let health = self.health, notReadyBecause = self.notReadyBecause, readyGauge = self.readyGauge
         var routes = Routes()
         routes.get("/metrics") {
-            readyGauge.record((health?.isReady() ?? true) && extraReady() ? 1 : 0)
+            readyGauge.record((health?.isReady() ?? true) && notReadyBecause() == nil ? 1 : 0)
             return Response(status: 200, contentType: "text/plain; version=0.0.4", body: Observability.registry.emitToBuffer())
         }
         routes.get("/healthz") {
@@ -75,9 +76,11 @@ struct HTTPEndpoints {
             return Response(status: live ? 200 : 503, text: state + "\n")
         }
         routes.get("/readyz") {
-            let ready = (health?.isReady() ?? true) && extraReady()
+            let reason = notReadyBecause()
+            let ready = (health?.isReady() ?? true) && reason == nil
             // The detail names the slot (and the shard, on a sharded relay): one line per shard in a fleet view.
-            let state = health.map { "\($0.current.state.rawValue)\($0.current.detail.isEmpty ? "" : ": \($0.current.detail)")" } ?? "consumer"
+            let state = health.map { "\($0.current.state.rawValue)\($0.current.detail.isEmpty ? "" : ": \($0.current.detail)")" }
+                ?? "consumer\(reason.map { ": " + $0 } ?? "")"
             let refusal = health?.kafkaRefusedBecause.map { ": " + $0 } ?? ""
             return Response(status: ready ? 200 : 503, text: "\(ready ? "ready" : "not ready") (\(state))\(refusal)\n")
         }

@@ -78,7 +78,7 @@ struct Run: AsyncParsableCommand {
         // keep answering while the work drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if port != 0 {
-            let server = try HTTPEndpoints(host: host, port: port, health: relay.health, extraReady: { true },
+            let server = try HTTPEndpoints(host: host, port: port, health: relay.health, notReadyBecause: { nil },
                                            readyGauge: Gauge(label: "outbox_relay_ready", dimensions: [("slot", relayConfiguration.slotName)])).makeServer()
             services.append(.init(service: HTTPRunner(server: server)))
         }

@@ -127,6 +127,34 @@ struct CLITests {
         }
     }
 
+    /// Held offsets hold every later batch: `consume` must not look ready meanwhile.
+    @Test("consume reports a dead-letter topic that refuses sends on /readyz (503, with the reason) and outbox_consumer_ready 0")
+    func consumeStallOnReadyz() async throws {
+        try await withTestContext { ctx in
+            _ = try await ctx.migrated()
+            let port = freeLoopbackPort()
+            let consume = try ChildProcess([try relayBinary(), "consume", "--database-url", urlWithPassword(ctx),
+                                            "--kafka-bootstrap-servers", ctx.bootstrapServers, "--http-port", String(port),
+                                            "--log-level", "notice", "--set", "consumer-dead-letter-topic=not a topic!",
+                                            "--set", "kafka-properties=allow.auto.create.topics=true"],
+                                           outputPath: NSTemporaryDirectory() + "consume-stall-\(ctx.databaseName).log")
+            #expect(await eventually { (await LoopbackHTTP.get(port: port, path: "/readyz"))?.status == 200 }, "\(consume.output.suffix(1_500))")
+            try await ConsumerTests.sendRaw(ctx, [("BOOK:x", "{not json", [("outbox-id", "999"), ("outbox-type", "BOOK_SAVE")])])
+            var ready: (status: Int, body: String)?
+            #expect(await eventually(timeout: .seconds(60)) {
+                ready = await LoopbackHTTP.get(port: port, path: "/readyz").map { ($0.status, $0.body) }
+                return ready?.status == 503
+            }, "\(ready.map { "\($0.status) \($0.body)" } ?? "no answer"): \(consume.output.suffix(1_500))")
+            #expect(ready?.body.contains("the dead-letter topic not a topic! refused") == true, "\(ready?.body ?? "")")
+            let metrics = (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body ?? ""
+            #expect(metrics.contains("outbox_consumer_ready 0"), "\(metrics.prefix(2_000))")
+            #expect(!(ready?.body.contains(Self.password) ?? false))
+            // A stop with the dead letter still refused fails rather than committing past it.
+            let status = await consume.terminate(timeout: .seconds(40))
+            #expect(status != nil && status != 0, "exit \(status.map(String.init) ?? "none"): \(consume.output.suffix(1_500))")
+        }
+    }
+
     @Test("an HTTP port already in use is a clear start-up error, and the relay does not linger")
     func httpPortInUse() async throws {
         try await withTestContext { ctx in

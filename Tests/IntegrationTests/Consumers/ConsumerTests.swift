@@ -267,16 +267,42 @@ struct ConsumerTests {
             #expect(await eventually { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 1 })
             try await Task.sleep(for: .seconds(1))  // a few refused sends and retries
             #expect(refused.service.totals.deadLettered == 0)
+            // Held offsets hold every later batch too: the consumer says so (/readyz 503).
+            #expect(await eventually { refused.service.stalledReason?.contains("the dead-letter topic not a topic! refused") == true },
+                    "\(refused.service.stalledReason ?? "not stalled")")
             await #expect(throws: (any Error).self, "a stop with the dead letter still refused must fail, not pretend") {
                 try await refused.stop()
             }
             let next = try RunningConsumer.start(ctx, group: "dlq-refused", batchSize: 8)
             #expect(await eventually { next.service.totals.deadLettered == 1 })
+            #expect(next.service.stalledReason == nil)
             try await next.stop()
             let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 10,
                                               idle: .seconds(3))
             #expect(dead.count == 1 && dead.first?.headerString("outbox-dlq-reason") == "unparseable", "\(dead.map { $0.headers })")
             #expect(next.service.totals.duplicates == 1, "the batch's valid message, redelivered, is a counted duplicate")
+        }
+    }
+
+    /// A batch the database keeps refusing (here its effect table is gone) is retried with
+    /// its offsets held, so every later batch waits: past a few failures the consumer reports
+    /// itself stalled, with the error, and ready again once a batch goes through.
+    @Test("a batch the database keeps refusing marks the consumer stalled, with the error; it is ready again once the batch applies")
+    func databaseStallIsReported() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await bookSeats(db, count: 3)
+            try await db.query("ALTER TABLE booking_record RENAME TO booking_record_away")
+            _ = try await produceOutboxRows(ctx, db)
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            #expect(await eventually { consumer.service.stalledReason?.contains("applying a batch failed") == true },
+                    "\(consumer.service.stalledReason ?? "not stalled")")
+            #expect(consumer.service.stalledReason?.contains("booking_record") == true, "the reason names the failure: \(consumer.service.stalledReason ?? "")")
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 0)
+            try await db.query("ALTER TABLE booking_record_away RENAME TO booking_record")
+            #expect(await eventually { consumer.service.totals.applied == 3 })
+            #expect(consumer.service.stalledReason == nil)
+            try await consumer.stop()
         }
     }
 
