@@ -88,6 +88,13 @@ public final class ConsumerService: @unchecked Sendable {
         stall.withLock { $0[cause] = text }
     }
 
+    /// One line for /readyz: a database error by its message and SQLSTATE, without the
+    /// statement that PGError's description carries over many lines (the log has it whole).
+    private static func briefly(_ error: any Error) -> String {
+        if let error = error as? PGError { return "\(error.message)\(error.sqlState.map { " [SQLSTATE \($0)]" } ?? "")" }
+        return "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(type(of: error))"
+    }
+
     private func noteProgress(_ cause: StallCause) {
         stall.withLock { if $0[cause] != nil { $0[cause] = nil } }
     }
@@ -222,7 +229,7 @@ public final class ConsumerService: @unchecked Sendable {
                 if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
                 connection = nil
                 attempt += 1
-                noteRetry(.database, attempt: attempt, "applying a batch failed \(attempt) times in a row, retrying: \(error)")
+                noteRetry(.database, attempt: attempt, "applying a batch failed \(attempt) times in a row, retrying: \(Self.briefly(error))")
                 metrics.transactionRetries.increment()
                 let delay = min(Double(1 << min(attempt, 10)) * 0.05, Double(configuration.retryBackoffMaximum.components.seconds))
                 logger.error("applying a batch failed; retrying it", metadata: ["error": "\(error)", "retry_in": "\(Duration.milliseconds(Int64(delay * 1_000)))"])
@@ -389,7 +396,7 @@ public final class ConsumerService: @unchecked Sendable {
             }
             pending.removeFirst(firstFailure)
             attempt += 1
-            noteRetry(.deadLetter, attempt: attempt, "the dead-letter topic \(configuration.deadLetterTopic) refused \(attempt) sends in a row; the batch's offsets are held: \(error)")
+            noteRetry(.deadLetter, attempt: attempt, "the dead-letter topic \(configuration.deadLetterTopic) refused \(attempt) sends in a row; the batch's offsets are held: \(Self.briefly(error))")
             logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
             if stopFlag.load(ordering: .acquiring) && attempt > 3 { throw error }
             Thread.sleep(forTimeInterval: min(0.1 * Double(attempt), 5))
