@@ -11,13 +11,7 @@ public struct BrokerRoundTrip: Sendable, Equatable {
     public var p99Seconds: Double
     /// Round trips measured in the window.
     public var samples: Int
-
-    public init(broker: String, p50Seconds: Double, p99Seconds: Double, samples: Int) {
-        self.broker = broker
-        self.p50Seconds = p50Seconds
-        self.p99Seconds = p99Seconds
-        self.samples = samples
-    }
+    // Made only by `BrokerRoundTrips.parse`: the memberwise initialiser stays internal.
 }
 
 /// Reads the round trips out of one librdkafka statistics document (the JSON the stats

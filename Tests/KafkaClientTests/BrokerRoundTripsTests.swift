@@ -1,4 +1,4 @@
-import KafkaClient
+@testable import KafkaClient
 import Testing
 
 @Suite("Broker round trips from librdkafka statistics")
