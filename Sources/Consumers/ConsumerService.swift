@@ -96,7 +96,7 @@ public final class ConsumerService: @unchecked Sendable {
     }
 
     private func noteProgress(_ cause: StallCause) {
-        stall.withLock { if $0[cause] != nil { $0[cause] = nil } }
+        stall.withLock { $0[cause] = nil }
     }
 
     /// Asks the consumer to apply and commit the batch in hand, leave the group and return

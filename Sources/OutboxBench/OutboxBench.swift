@@ -212,9 +212,10 @@ struct OutboxBench: AsyncParsableCommand {
             for (count, values) in rates { r.shards[count == 1 ? "1 shard" : "\(count) shards"] = Sample(values) }
             // The mean of the rounds: with two rounds a median would be the larger of them.
             let measured = walsenderMicros.mapValues { $0.reduce(0, +) / Double($0.count) }
-            r.shardModel = ShardScalingModel(perWalsenderMicros: measured)?.text(measured: measured)
+            let model = ShardScalingModel(perWalsenderMicros: measured)?.text(measured: measured)
                 ?? "no scaling model: the walsenders' CPU did not separate decoding from shipping in this run"
-            log("  model: \(r.shardModel!)")
+            r.shardModel = model
+            log("  model: \(model)")
         }
 
         if largeRows > 0 && sections.contains("large") {
