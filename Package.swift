@@ -6,7 +6,7 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-// Resident memory of the relay binary (measured in the README's memory section): the
+// Resident memory of the relay binary (docs/benchmarks.md, "Memory"): the
 // toolchain's ld.lld packs the ~2 MiB of relative relocations that the loader reads at every
 // start into ~16 KiB (DT_RELR, glibc >= 2.36), and without -export-dynamic (the static
 // stdlib's default) ~9,800 public symbols of the package's own modules stay out of the
@@ -125,6 +125,8 @@ let package = Package(
         .testTarget(name: "OutboxBenchTests", dependencies: ["OutboxBench"], swiftSettings: strict),
         // Pure tests of the record contract: header styles, timestamps, consumer routing.
         .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
+        // Documentation checks that need no server: every relative Markdown link resolves.
+        .testTarget(name: "DocumentationTests", swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint", "Threading"],

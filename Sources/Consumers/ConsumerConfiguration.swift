@@ -11,7 +11,7 @@ public struct ConsumerConfiguration: Sendable {
     /// Messages applied per database transaction. 1 disables batching. Only a backlog fills
     /// a batch (live traffic is cut after `batchWait`). 1024, measured beside 256 round-robin,
     /// applied 4-13% more effects/s while holding a backlog's row locks four times as long
-    /// (README, Benchmarks), so the smaller batch stays.
+    /// (docs/benchmarks.md, "Consumers"), so the smaller batch stays.
     public var batchSize = Self.defaultBatchSize
     public static let defaultBatchSize = 256
     /// How long to wait for more messages before applying a partial batch.

@@ -12,7 +12,7 @@ import Glibc
 /// Why not an HTTP library: the one this replaced (FlyingFox) links Foundation's URLSession
 /// for a proxy handler nobody here uses, and with it libcurl and the libraries libcurl
 /// loads: 1.3 MiB more resident memory in an idle relay, and with it GnuTLS stayed mapped
-/// (README, "Benchmarks"). Three GET endpoints need none of it.
+/// (docs/benchmarks.md, "Memory"). Three GET endpoints need none of it.
 public final class EndpointServer: Sendable {
     /// The defaults, in one place. Prometheus scrapes once per connection or keeps one open;
     /// neither comes near these.

@@ -25,7 +25,7 @@ public final class KafkaProducer: Sendable {
     ]
 
     /// How often a producer with an `onStatistics` handler reports (ms): one Prometheus
-    /// scrape interval, so every scrape sees a fresh window. Measured cost (README,
+    /// scrape interval, so every scrape sees a fresh window. Measured cost (docs/bench-log.md,
     /// "What the statistics cost"): about 1 MiB resident once, no CPU per row to speak of.
     public static let defaultStatisticsInterval = "15000"
 

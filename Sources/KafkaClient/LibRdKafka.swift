@@ -5,7 +5,7 @@ public enum LibRdKafka {
     public static var version: String { String(cString: rd_kafka_version_str()) }
 
     /// `builtin.features`, e.g. ssl, sasl_scram, zstd. `scripts/setup` builds librdkafka
-    /// without curl, so `http` and `oidc` are absent (see the README's memory notes).
+    /// without curl, so `http` and `oidc` are absent (see docs/benchmarks.md, "Memory").
     public static var builtinFeatures: Set<String> {
         let conf = rd_kafka_conf_new()!
         defer { rd_kafka_conf_destroy(conf) }

@@ -1,4 +1,4 @@
-/// The librdkafka producer properties that carry the relay's guarantees (ARCHITECTURE
+/// The librdkafka producer properties that carry the relay's guarantees (docs/architecture.md,
 /// invariants 1 and 2: no loss, per-key order), and the check that refuses user properties
 /// that would switch them off. Pure: a function of the properties, no I/O.
 ///

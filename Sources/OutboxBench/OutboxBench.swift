@@ -25,6 +25,13 @@ struct OutboxBench: AsyncParsableCommand {
     var latencyRates: [Int] = [1_000, 5_000, 20_000]
     @Option(name: .customLong("relay-binary"), help: "outbox-relay release binary (default: next to this one).") var relayBinary: String?
     @Option(help: "Where to write the JSON results.") var output = "bench-results.json"
+    @Option(help: "Free text stored with the results (e.g. the commit the binaries were built at).") var note: String?
+    @Option(name: .customLong("render"),
+            help: "Measure nothing: read this results JSON and print the docs table made from it (docs/benchmarks.md's current table).")
+    var renderFrom: String?
+    @Option(name: .customLong("into"),
+            help: "With --render: replace the generated table in this Markdown file instead of printing it.")
+    var renderInto: String?
     @Flag(name: .customLong("skip-trickle"), help: "Skip the 10 rows/s trickle latency runs (stream and notify mode, 30 s each).") var skipTrickle = false
     @Flag(name: .customLong("skip-slow-poller"), help: "Skip the 20 s-period polling relay latency runs.") var skipSlowPoller = false
     @Option(name: .customLong("kafka-property"), help: "A librdkafka property for every relay under test, key=value (repeatable), e.g. linger.ms=0.")
@@ -38,6 +45,7 @@ struct OutboxBench: AsyncParsableCommand {
     var only: String?
 
     func validate() throws {
+        if renderFrom == nil, renderInto != nil { throw ValidationError("--into needs --render RESULTS.json.") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1.") }
         guard rows >= 1_000 else { throw ValidationError("--rows must be at least 1000.") }
         guard shardCounts.allSatisfy({ (2...16).contains($0) }) else { throw ValidationError("--shard-counts takes counts from 2 to 16 (1 shard always runs, as the baseline).") }
@@ -67,6 +75,10 @@ struct OutboxBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let renderFrom {
+            try BenchDocsTable.render(resultsAt: renderFrom, into: renderInto)
+            return
+        }
         MetricsSystem.bootstrap(CapturingMetrics.shared)
         LoggingSystem.bootstrap { label in var h = StreamLogHandler.standardError(label: label); h.logLevel = .error; return h }
         let binary = relayBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("outbox-relay").path
@@ -77,6 +89,8 @@ struct OutboxBench: AsyncParsableCommand {
         var env = try await BenchEnvironment.start(partitions: partitions)
         env.relayKafkaProperties = relayKafkaProperties
         var results = BenchResults(machine: MachineInfo.current(), rows: rows, largeRows: largeRows, runs: runs)
+        results.command = (["outbox-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        results.note = note
         do {
             try await measure(env, binary: binary, into: &results)
         } catch {
@@ -84,6 +98,7 @@ struct OutboxBench: AsyncParsableCommand {
             throw error
         }
         await env.stop()
+        results.computeRatios()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(results).write(to: URL(fileURLWithPath: output))

@@ -2,7 +2,7 @@ import ArgumentParser
 import Relay
 
 /// Every exit status of `outbox-relay`, in one place. Supervisors (systemd, Kubernetes, a
-/// monitoring check) act on the number, so each one means one thing; the README's
+/// monitoring check) act on the number, so each one means one thing; docs/operations.md's
 /// "Exit codes" table and `outbox-relay --help` are written from this list and a test runs
 /// the binary into each of them. Numbers above 63 follow BSD sysexits.h.
 enum ExitStatus: Int32, CaseIterable {

@@ -14,7 +14,7 @@ struct Migrate: AsyncParsableCommand {
 
     @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream removes it so writers pay nothing (default \(SettingsCatalog.defaultText("capture"))).")
     var capture: String?
-    @Option(help: "Split capture into N shards by a hash of mq_key: one publication per shard (slots are created by each shard relay's first start). See README \"Sharded capture\".")
+    @Option(help: "Split capture into N shards by a hash of mq_key: one publication per shard (slots are created by each shard relay's first start). See docs/operations.md, \"Sharded capture\".")
     var shards: String?
     @Flag(help: "With --shards: allow changing the layout (drops the current slots; stop every relay first).")
     var reshard = false

@@ -9,12 +9,12 @@ struct OutboxRelay: AsyncParsableCommand {
         discussion: """
             Settings come from flags, then OUTBOX_RELAY_* environment variables, then --config FILE \
             (`name = value` lines), then defaults. `outbox-relay <command> --help` lists each command's flags; \
-            any setting can also be given with --set name=value. See README.md for the configuration reference.
+            any setting can also be given with --set name=value. `outbox-relay settings` prints the configuration reference (docs/configuration.md).
 
             \(ExitStatus.helpText)
             """,
         version: BuildInfo.version,
-        subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self],
+        subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self, SettingsReference.self],
         defaultSubcommand: nil)
 
     /// ArgumentParser's own `main`, except that errors end the process with the status

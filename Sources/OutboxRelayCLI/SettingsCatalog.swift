@@ -6,7 +6,8 @@ import RelayCore
 /// once here. Everything else is derived from or tested against this table:
 /// - flag help texts call `SettingsCatalog.help(_:)`;
 /// - `--print-config` walks `all` (and redacts `secret` ones);
-/// - the README's configuration table must equal `all` (`SettingsCatalogTests`);
+/// - docs/configuration.md is generated from `all` (`ConfigurationReference`, `outbox-relay
+///   settings`), and `SettingsCatalogTests` fails when the committed file differs;
 /// - the typed defaults in `RelayConfiguration`, `ConsumerConfiguration`, `SweeperPolicy`
 ///   and `ResolvedConfiguration` must equal `defaultText` once parsed (`SettingsCatalogTests`
 ///   resolves once with nothing set and once with every default spelled out).
@@ -15,7 +16,7 @@ import RelayCore
 /// 1. one `SettingSpec` line below (name, default as a user would type it, help, `secret`);
 /// 2. read it in `ResolvedConfiguration` (`settings.choice/int/duration/bytes/bool/string`)
 ///    into the library configuration, whose property default must equal `defaultText`;
-/// 3. one row in the README's configuration table (the test prints the expected row);
+/// 3. regenerate docs/configuration.md: `swift run outbox-relay settings > docs/configuration.md`;
 /// 4. optionally a dedicated flag: `@Option(help: SettingsCatalog.help("name"))` in the
 ///    command, put into the `extra` flags dictionary; `--set name=value`, the environment
 ///    and the config file work without it.

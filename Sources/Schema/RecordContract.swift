@@ -1,6 +1,6 @@
 /// The Kafka record contract between the relay, the sweeper, the consumers and the demo:
 /// header names, dead-letter headers, default topics and size limits. Written once here;
-/// every component reads it from here (ARCHITECTURE "Kafka record").
+/// every component reads it from here (docs/architecture.md, "Kafka record").
 public enum RecordContract {
     /// Headers on every record the relay or the sweeper publishes.
     public enum Header {

@@ -42,7 +42,7 @@ public enum ShardMigration {
             guard reshard else {
                 throw RelayError(.invalidConfiguration,
                                  "The database's capture layout is \(describe(unsharded: unsharded, counts: counts, slots: slots.map(\.name))); changing it to \(count) shards is a reshard, which drops the current slots.",
-                                 fix: "follow the resharding procedure (README, \"Sharded capture\"): stop every relay, run `outbox-relay migrate --shards \(count) --reshard`, then start one relay per shard with --shard I/\(count).")
+                                 fix: "follow the resharding procedure (docs/operations.md, \"Sharded capture\"): stop every relay, run `outbox-relay migrate --shards \(count) --reshard`, then start one relay per shard with --shard I/\(count).")
             }
             let active = slots.filter { $0.pid != nil }
             guard active.isEmpty else {

@@ -1,7 +1,7 @@
 public import PGOutput
 
 /// Decides, at every session start, whether the slot is the one the relays have been
-/// reading (ARCHITECTURE invariant 8). Pure: the shell reads the slot from
+/// reading (docs/architecture.md, invariant 8). Pure: the shell reads the slot from
 /// `pg_replication_slots` and the record from `outbox_relay_slot`.
 ///
 /// Relays write the record's LSN before they confirm it to the slot, so under legitimate

@@ -1,7 +1,7 @@
 /// What a failed produce call or delivery report means for the line. Pure: the relay's
 /// I/O shell passes librdkafka's error name (`rd_kafka_err2name`) and where it happened.
 ///
-/// The rule (ARCHITECTURE invariant 6): only a row's own fault dead-letters it. An
+/// The rule (docs/architecture.md, invariant 6): only a row's own fault dead-letters it. An
 /// operator's mistake (a missing ACL or topic, a broker policy or size limit) pauses the
 /// line loudly and is retried with backoff until it is fixed; it never kills rows.
 public enum DeliveryFault: Sendable, Equatable {

@@ -1,6 +1,6 @@
 public import PGOutput
 
-/// Decides which flush LSN the relay may confirm to PostgreSQL (ARCHITECTURE invariant 3):
+/// Decides which flush LSN the relay may confirm to PostgreSQL (docs/architecture.md, invariant 3):
 /// the end LSN of the last transaction in the longest commit-ordered prefix of
 /// transactions that are closed (Commit seen) and whose every event has a successful
 /// delivery report. Idle, with nothing open or unacknowledged, it may follow the server's

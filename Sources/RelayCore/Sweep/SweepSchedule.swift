@@ -2,7 +2,7 @@ public import PGOutput
 
 /// When the sweeper may re-send, pure. The sweeper is the safety net for rows that stay
 /// INIT after the stream published them (a consumer lost or skipped its message); it must
-/// never race the stream (ARCHITECTURE invariant 7). A round therefore goes:
+/// never race the stream (docs/architecture.md, invariant 7). A round therefore goes:
 ///
 /// 1. `takeSnapshot`: in one statement, read the candidate rows (INIT, older than
 ///    `minimumAge`, due by their backoff) and `pg_current_wal_insert_lsn()`, the watermark.

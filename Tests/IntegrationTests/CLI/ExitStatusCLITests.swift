@@ -3,7 +3,7 @@ import Foundation
 import PostgresClient
 import Testing
 
-/// The real binary ends in each documented exit status (README "Exit codes"; `--help`).
+/// The real binary ends in each documented exit status (docs/operations.md, "Exit codes"; `--help`).
 /// Numbers are written out here on purpose: supervisors depend on them, so renumbering
 /// must fail a test. (0 after SIGTERM: `CLITests.endpointsAndGracefulStop` and the JSON-log
 /// test; 2 for `status`: `CLITests.statusCheck`; 75: the fault suite's drain-timeout test.)

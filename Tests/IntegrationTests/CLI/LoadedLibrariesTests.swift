@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// What the loader maps into every relay. Each library costs resident pages, and some run
-/// code when loaded; these ones serve nothing the relay offers (README, "Benchmarks", memory):
+/// code when loaded; these ones serve nothing the relay offers (docs/benchmarks.md, "Memory"):
 /// libcurl came with Foundation's URLSession through the old HTTP library, LDAP (and through
 /// Debian's libldap, GnuTLS and its p11-kit, nettle and gmp) with Debian's libpq, Cyrus SASL
 /// (every SASL plugin and Berkeley DB, loaded by librdkafka's global init) with a librdkafka

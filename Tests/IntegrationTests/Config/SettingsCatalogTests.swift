@@ -7,36 +7,34 @@ import Relay
 import RelayCore
 import Testing
 
-/// The settings catalog is the one declaration of every setting: the README table, the
+/// The settings catalog is the one declaration of every setting: docs/configuration.md, the
 /// library configurations' defaults and the CLI's own fallbacks must agree with it.
 @Suite("Settings catalog: one declaration")
 struct SettingsCatalogTests {
-    /// The README row a setting must have.
-    static func readmeRow(_ spec: SettingSpec) -> String {
-        let name = "`\(spec.name)`" + (spec.secret ? " (secret)" : "")
-        let value = spec.defaultText.isEmpty ? "—" : "`\(spec.defaultText)`"
-        return "| \(name) | \(value) | \(spec.help) |"
-    }
-
-    static func readme() throws -> String {
+    static func repositoryFile(_ path: String) throws -> String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
-        return try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        return try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
     }
 
-    @Test("the README's configuration table is exactly the catalog, in order")
-    func readmeTableMatchesCatalog() throws {
-        let lines = try Self.readme().split(separator: "\n").map(String.init)
-        guard let header = lines.firstIndex(where: { $0.hasPrefix("| setting (flag `--name`") }) else {
-            Issue.record("README.md has no configuration table")
-            return
-        }
-        let rows = lines[(header + 2)...].prefix { $0.hasPrefix("|") }
-        let expected = SettingsCatalog.all.map(Self.readmeRow)
-        #expect(Array(rows) == expected, """
-            README.md's configuration table differs from SettingsCatalog. Expected rows:
-            \(expected.joined(separator: "\n"))
+    @Test("docs/configuration.md is exactly what the catalog generates")
+    func configurationDocumentMatchesCatalog() throws {
+        let committed = try Self.repositoryFile("docs/configuration.md")
+        let generated = ConfigurationReference.markdown()
+        let committedRows = committed.split(separator: "\n").filter { $0.hasPrefix("| `") }.map(String.init)
+        #expect(committedRows == SettingsCatalog.all.map(ConfigurationReference.row), """
+            docs/configuration.md's settings table differs from SettingsCatalog. \
+            Fix: swift run outbox-relay settings > docs/configuration.md
             """)
+        #expect(committed == generated, "docs/configuration.md is not what `outbox-relay settings` prints. Fix: swift run outbox-relay settings > docs/configuration.md")
+    }
+
+    @Test("the generated reference has one row per setting, in catalog order, secrets marked")
+    func generatedRows() {
+        let specs = [SettingSpec(name: "a", defaultText: "1s", help: "first"), SettingSpec(name: "b", defaultText: "", help: "second", secret: true)]
+        let text = ConfigurationReference.markdown(specs)
+        #expect(text.hasSuffix("| `a` | `1s` | first |\n| `b` (secret) | — | second |\n"))
+        #expect(text.hasPrefix("# Configuration reference\n"))
     }
 
     /// Resolving with nothing set must give what resolving with every default spelled out
@@ -212,7 +210,7 @@ struct CLISpellingTests {
 
 @Suite("Operations surface documented once")
 struct OperationsDocumentationTests {
-    /// The metadata keys logs may carry, one spelling per meaning (README "Logs"). A new key
+    /// The metadata keys logs may carry, one spelling per meaning (docs/operations.md, "Logs"). A new key
     /// joins this list; a second spelling of an existing meaning (`retry_in_s` beside
     /// `retry_in`, `count` for partitions) is what this test exists to stop.
     static let metadataKeys: Set = [
@@ -241,19 +239,19 @@ struct OperationsDocumentationTests {
                 for match in literal.matches(of: key) {
                     let name = String(match.output[1].substring ?? "")
                     seen.insert(name)
-                    #expect(Self.metadataKeys.contains(name), "\(file.lastPathComponent): metadata key \"\(name)\" is not on the list (README \"Logs\")")
+                    #expect(Self.metadataKeys.contains(name), "\(file.lastPathComponent): metadata key \"\(name)\" is not on the list (docs/operations.md, \"Logs\")")
                 }
             }
         }
         #expect(seen.count > 10, "the scan found too few keys: \(seen)")
     }
 
-    @Test("the README's exit-code table lists every ExitStatus")
-    func readmeExitCodes() throws {
-        let readme = try SettingsCatalogTests.readme()
+    @Test("docs/operations.md's exit-code table lists every ExitStatus")
+    func documentedExitCodes() throws {
+        let operations = try SettingsCatalogTests.repositoryFile("docs/operations.md")
         for status in ExitStatus.allCases {
-            #expect(readme.contains("\n| \(status.rawValue) |") || readme.contains("\n| \(status.rawValue) (`EX_"),
-                    "README.md lacks exit code \(status.rawValue)")
+            #expect(operations.contains("\n| \(status.rawValue) |") || operations.contains("\n| \(status.rawValue) (`EX_"),
+                    "docs/operations.md lacks exit code \(status.rawValue)")
         }
     }
 }

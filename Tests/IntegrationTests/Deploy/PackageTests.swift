@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// `scripts/package`: a relay for hosts without a Swift toolchain or this project's library
-/// builds. The memory figures in the README hold only with the libpq and librdkafka that
+/// builds. The memory figures in docs/benchmarks.md hold only with the libpq and librdkafka that
 /// `scripts/setup` builds; with Debian's libpq5 the relay maps LDAP and GnuTLS again. The
 /// package carries those libraries and points the binary at them, wherever it is unpacked.
 @Suite("package")

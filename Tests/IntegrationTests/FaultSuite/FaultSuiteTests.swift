@@ -12,7 +12,7 @@ import Synchronization
 import Testing
 
 /// Fault injection: each scenario runs load, breaks something, and the checker verifies
-/// the guarantees of ARCHITECTURE.md afterwards. Serialized, so timing-based faults are
+/// the guarantees of docs/architecture.md afterwards. Serialized, so timing-based faults are
 /// not distorted by other scenarios competing for the 2 cores.
 @Suite("Fault injection", .serialized)
 struct FaultSuiteTests {

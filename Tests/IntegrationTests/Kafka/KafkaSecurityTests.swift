@@ -8,7 +8,7 @@ import Testing
 /// "no broker answered" after the whole connect timeout), and `run` and `consume` exit
 /// non-zero at start naming the setting to fix, without printing the password.
 ///
-/// What a real broker proves here, and what it cannot (README, Transport security):
+/// What a real broker proves here, and what it cannot (docs/operations.md, "Transport security"):
 /// - SASL: Tansu 0.6.0 with `--authentication` requires SCRAM on every connection. It
 ///   cannot create users once authentication is on (its `user create` needs an
 ///   unauthenticated connection and the store is in memory), so every login is refused:

@@ -49,7 +49,7 @@ struct CheckerError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Verifies the ARCHITECTURE guarantees on what reached Kafka: every committed id at
+/// Verifies the docs/architecture.md guarantees on what reached Kafka: every committed id at
 /// least once, and per key, first deliveries in commit order.
 struct DeliveryCheck: CustomStringConvertible {
     var committed = 0
