@@ -168,3 +168,21 @@ struct MarkdownLinkResolutionTests {
         ])
     }
 }
+
+@Suite("Operations guide covers the ops kit")
+struct OpsKitDocumentationTests {
+    @Test("every alert in deploy/prometheus is described in docs/operations.md")
+    func everyAlertDocumented() throws {
+        let root = MarkdownLinkResolutionTests.root
+        let rules = try String(contentsOf: root.appendingPathComponent("deploy/prometheus/outbox-relay.rules.yml"), encoding: .utf8)
+        let operations = try String(contentsOf: root.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let alerts = rules.split(separator: "\n").compactMap { line -> String? in
+            let trimmed = line.drop { $0 == " " }
+            return trimmed.hasPrefix("- alert: ") ? String(trimmed.dropFirst("- alert: ".count)).trimmingCharacters(in: .whitespaces) : nil
+        }
+        #expect(alerts.count >= 5, "found too few alerts: \(alerts)")
+        for alert in alerts {
+            #expect(operations.contains("| `\(alert)` |"), "docs/operations.md's alert table lacks \(alert)")
+        }
+    }
+}
