@@ -132,6 +132,7 @@ enum BenchDocsTable {
         if !r.kafka.isEmpty {
             out += "- Kafka: " + r.kafka.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") + ".\n"
         }
+        if let model = r.shardModel { out += "- Shard scaling model fitted in this run: \(model)\n" }
         out += "\n| figure | this run | target | met |\n| --- | ---: | ---: | :---: |\n"
         for row in rows(r) { out += "| \(row.figure) | \(row.value) | \(row.target) | \(row.met) |\n" }
         return out + end + "\n"

@@ -91,9 +91,12 @@ struct BenchDocsTableTests {
         #expect(throws: BenchDocsTable.RenderError.self) { try BenchDocsTable.replacing(in: "# no markers\n", with: "x") }
     }
 
-    @Test("results round-trip through JSON and render the same block")
+    @Test("results round-trip through JSON and render the same block, with the run's shard model when it has one")
     func jsonRoundTrip() throws {
-        let r = Self.results()
+        var r = Self.results()
+        #expect(!BenchDocsTable.markdown(r).contains("Shard scaling model"))
+        r.shardModel = "d = 1.80 µs, s = 3.50 µs"
+        #expect(BenchDocsTable.markdown(r).contains("- Shard scaling model fitted in this run: d = 1.80 µs, s = 3.50 µs\n"))
         let decoded = try JSONDecoder().decode(BenchResults.self, from: JSONEncoder().encode(r))
         #expect(BenchDocsTable.markdown(decoded) == BenchDocsTable.markdown(r))
     }
