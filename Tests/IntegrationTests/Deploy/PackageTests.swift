@@ -38,7 +38,7 @@ struct PackageTests {
         let untar = try await DeployKit.run(["/bin/tar", "-C", elsewhere, "-xzf", tarball])
         #expect(untar.status == 0, "\(untar.output)")
         let root = elsewhere + "/" + URL(fileURLWithPath: tarball).lastPathComponent.replacingOccurrences(of: ".tar.gz", with: "")
-        for file in ["bin/outbox-relay", "lib/libpq.so.5", "lib/librdkafka.so.1", "README.md", "deploy/systemd/outbox-relay.service"] {
+        for file in ["bin/outbox-relay", "lib/libpq.so.5", "lib/librdkafka.so.1", "README.md", "docs/operations.md", "deploy/systemd/outbox-relay.service"] {
             #expect(FileManager.default.fileExists(atPath: root + "/" + file), "\(file) is missing from the package")
         }
         let libraries = try await Self.resolved(root + "/bin/outbox-relay")
