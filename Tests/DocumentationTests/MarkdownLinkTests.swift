@@ -140,32 +140,38 @@ struct MarkdownLinkResolutionTests {
 
     @Test("a plain-text mention of a missing .md file is caught; URLs and generated output are not")
     func mentionCheckCatchesStaleNames() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mention-check-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        try "# Here\n".write(to: directory.appendingPathComponent("here.md"), atomically: true, encoding: .utf8)
-        let markdown = directory.appendingPathComponent("doc.md")
-        try "see here.md and ENVIRONMENT.md (https://example.com/spec.md), bench-results/results.md\n```\nfenced.md\n```\n"
-            .write(to: markdown, atomically: true, encoding: .utf8)
-        #expect(try Self.staleMentions(in: markdown) == ["line 1: ENVIRONMENT.md names no file in the repository"])
-        let swift = directory.appendingPathComponent("code.swift")
-        try "/// the guarantees of ARCHITECTURE.md\nlet fixture = \"nowhere.md\"\n".write(to: swift, atomically: true, encoding: .utf8)
-        #expect(try Self.staleMentions(in: swift) == ["line 1: ARCHITECTURE.md names no file in the repository"])
+        try Self.withFiles([
+            "here.md": "# Here\n",
+            "doc.md": "see here.md and ENVIRONMENT.md (https://example.com/spec.md), bench-results/results.md\n```\nfenced.md\n```\n",
+            "code.swift": "/// the guarantees of ARCHITECTURE.md\nlet fixture = \"nowhere.md\"\n",
+        ]) { (directory: URL) throws in
+            #expect(try Self.staleMentions(in: directory.appendingPathComponent("doc.md"))
+                    == ["line 1: ENVIRONMENT.md names no file in the repository"])
+            #expect(try Self.staleMentions(in: directory.appendingPathComponent("code.swift"))
+                    == ["line 1: ARCHITECTURE.md names no file in the repository"])
+        }
     }
 
     @Test("the check itself catches a missing file and a missing anchor")
     func checkCatchesBreakage() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("link-check-\(UUID().uuidString)")
+        try Self.withFiles([
+            "target.md": "# Target\n## Part one\n",
+            "source.md": "[ok](target.md#part-one) [gone](missing.md) [bad](target.md#part-two) [here](#top)\n# Top\n",
+        ]) { (directory: URL) throws in
+            #expect(try Self.broken(in: directory.appendingPathComponent("source.md")) == [
+                "line 1: missing.md: no such file",
+                "line 1: target.md#part-two: no heading makes the anchor #part-two",
+            ])
+        }
+    }
+
+    /// Runs `body` on a fresh temporary directory holding `files` (name → text), then removes it.
+    static func withFiles(_ files: [String: String], _ body: (URL) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("doc-check-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "# Target\n## Part one\n".write(to: directory.appendingPathComponent("target.md"), atomically: true, encoding: .utf8)
-        let source = directory.appendingPathComponent("source.md")
-        try "[ok](target.md#part-one) [gone](missing.md) [bad](target.md#part-two) [here](#top)\n# Top\n"
-            .write(to: source, atomically: true, encoding: .utf8)
-        #expect(try Self.broken(in: source) == [
-            "line 1: missing.md: no such file",
-            "line 1: target.md#part-two: no heading makes the anchor #part-two",
-        ])
+        for (name, text) in files { try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        try body(directory)
     }
 }
 
