@@ -54,12 +54,12 @@ enum BenchDocsTable {
             .sorted { batchSize($0.key) < batchSize($1.key) }
         let defaultSize = r.effectsPerSecond.keys.first { $0.hasPrefix("batched (default") }.map { "default \(grouped(batchSize($0)))" }
         rows.append(row("consumer, batched (\(defaultSize ?? "the default batch") per transaction), effects/s",
-                        batched.map { $0.text() }, batched?.median, consumerTarget))
+                        batched.map { figure($0) }, batched?.median, consumerTarget))
         for (label, sample) in others {
-            rows.append(row("consumer, batched (\(grouped(batchSize(label))) per transaction), effects/s", sample.text(), nil, nil))
+            rows.append(row("consumer, batched (\(grouped(batchSize(label))) per transaction), effects/s", figure(sample), nil, nil))
         }
         let unbatched = r.effectsPerSecond["unbatched (1 per transaction)"]
-        rows.append(row("consumer, unbatched, effects/s", unbatched.map { $0.text() }, nil, nil))
+        rows.append(row("consumer, unbatched, effects/s", unbatched.map { figure($0) }, nil, nil))
 
         let rssRuns = [("\(short(r.rows)) drain", "drain \(r.rows) rows, stream"),
                        ("\(short(r.largeRows)) drain", "drain \(r.largeRows) rows, stream"),
@@ -72,12 +72,12 @@ enum BenchDocsTable {
 
         let stream = "outbox-relay, stream mode"
         for (rowsDrained, table, ratios) in [(r.rows, r.drain, r.drainRatios), (r.largeRows, r.drainLarge, r.drainLargeRatios)] {
-            let value = ratios[stream].map { "\($0.text("%.2f")); \(thousands(table[stream]?.median)) rows/s" }
+            let value = ratios[stream].map { "\(figure($0, "%.2f")); \(thousands(table[stream]?.median)) rows/s" }
             rows.append(row("drain \(short(rowsDrained)), stream × pg_recvlogical, per round", value, nil, nil))
         }
         let oneTransaction = "outbox-relay, one \(r.largeRows)-row transaction"
         rows.append(row("one \(short(r.largeRows))-row transaction × pg_recvlogical (\(short(r.largeRows)) backlog), per round",
-                        r.drainLargeRatios[oneTransaction].map { $0.text("%.2f") }, nil, nil))
+                        r.drainLargeRatios[oneTransaction].map { figure($0, "%.2f") }, nil, nil))
         let large = r.drainLarge[oneTransaction]?.median, small = r.drainLarge[stream]?.median
         let largeRatio = large.flatMap { large in small.map { large / $0 } }
         rows.append(row("one \(short(r.largeRows))-row transaction × \(short(r.largeRows)) small-transaction drain (medians)",
@@ -87,7 +87,7 @@ enum BenchDocsTable {
         for rate in latencyRates(r) {
             let label = "outbox-relay, stream @ \(rate)/s"
             let ack = r.latency[label]?.p99, capture = r.captureLatency[label]?.p99
-            let value = ack.map { ack in ack.text(format(ack.median)) + " / " + (capture.map { $0.text(format($0.median)) } ?? "–") }
+            let value = ack.map { ack in figure(ack, format(ack.median)) + " / " + (capture.map { figure($0, format($0.median)) } ?? "–") }
             rows.append(row("commit→ack p99 / of which commit→capture (the database's share) @ \(grouped(rate)) rows/s, ms",
                             value, ack?.median, latencyTargets[rate]))
         }
@@ -98,7 +98,7 @@ enum BenchDocsTable {
         }
         for label in shardCounts {
             let ratio = r.shardRatios[label]
-            rows.append(row("\(label) × 1 shard, same \(short(r.rows)) backlog, per round", ratio.map { $0.text("%.2f") },
+            rows.append(row("\(label) × 1 shard, same \(short(r.rows)) backlog, per round", ratio.map { figure($0, "%.2f") },
                             ratio?.median, label == "2 shards" ? shardTarget : nil))
         }
         return rows
@@ -163,6 +163,12 @@ enum BenchDocsTable {
     }
 
     // MARK: numbers
+
+    /// The median with the range of the runs, "3.61 (3.01–3.61)"; a figure whose runs did not
+    /// differ (or a single run) is its median alone.
+    static func figure(_ sample: Sample, _ format: String = "%.0f") -> String {
+        sample.min == sample.max ? String(format: format, sample.median) : sample.text(format)
+    }
 
     /// 200000 → "200k", 1000000 → "1M".
     static func short(_ rows: Int) -> String {

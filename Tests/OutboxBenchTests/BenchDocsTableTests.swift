@@ -83,6 +83,13 @@ struct BenchDocsTableTests {
         #expect(rows.last == .init(figure: "2 shards × 1 shard, same 200k backlog, per round", value: "not measured", target: "≥ 1.3", met: "–"))
     }
 
+    @Test("a figure whose runs did not differ, or a single run, is its median alone", arguments: [
+        (Sample([3.61, 3.01]), "%.2f", "3.61 (3.01–3.61)"), (Sample([68.5]), "%.1f", "68.5"), (Sample([1.5, 1.5]), "%.2f", "1.50"),
+    ])
+    func figures(sample: Sample, format: String, expected: String) {
+        #expect(BenchDocsTable.figure(sample, format) == expected)
+    }
+
     @Test("the block replaces exactly what lies between the markers, and a document without them is refused")
     func replacing() throws {
         let document = "# Benchmarks\nintro\n\(BenchDocsTable.begin)\nold table\n\(BenchDocsTable.end)\nafter\n"
