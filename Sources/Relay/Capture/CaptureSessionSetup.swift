@@ -8,12 +8,13 @@ import PostgresClient
 struct CaptureSessionSetup {
     let configuration: RelayConfiguration
     let publisher: Publisher
+    /// The mode's checks of the slot and its publication (`SlotPreflight`).
+    let preflight: SlotPreflight
 
-    /// Runs `preflight` on the mode's connection, creating the slot with `createSlot` when
+    /// Runs the preflight on the mode's connection, creating the slot with `createSlot` when
     /// it is missing and may be created. Throws `slotInUse` (wait as a standby) when another
     /// relay reads the slot, or created it a moment ago.
-    func checkSlot(_ preflight: SlotPreflight, execute: (String) throws -> PGResult,
-                   createSlot: () throws -> LSN) throws -> SlotPreflight.SlotState {
+    func checkSlot(execute: (String) throws -> PGResult, createSlot: () throws -> LSN) throws -> SlotPreflight.SlotState {
         let slot = try preflight.run(execute: execute, createSlot: {
             do {
                 return try createSlot()
@@ -27,13 +28,17 @@ struct CaptureSessionSetup {
         return slot
     }
 
-    /// Starts acknowledging from `confirmed`, the slot's position: the publisher's line
-    /// begins a session there, and the returned recorder keeps the slot record ahead of
-    /// every confirmation (invariant 8). The caller stops the recorder when the session ends.
-    func startAcknowledging(from confirmed: LSN) throws -> ConfirmationRecorder {
-        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: confirmed,
+    /// Starts acknowledging from the slot's confirmed position. A slot this session created
+    /// is recorded first (stream mode calls this after the first start's gap is published,
+    /// so a failed first start leaves the slot unrecorded and starts over). Then the
+    /// publisher's line begins a session there, and the returned recorder keeps the slot
+    /// record ahead of every confirmation (invariant 8). The caller stops the recorder when
+    /// the session ends.
+    func startAcknowledging(_ slot: SlotPreflight.SlotState, execute: (String) throws -> PGResult) throws -> ConfirmationRecorder {
+        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush, execute: execute) }
+        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
                                                 stopDeadline: { [publisher] in publisher.stopDeadline })
-        publisher.beginSession(confirmed: confirmed)
+        publisher.beginSession(confirmed: slot.confirmedFlush)
         return recorder
     }
 

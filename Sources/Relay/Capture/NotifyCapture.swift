@@ -44,16 +44,17 @@ final class NotifyCapture: @unchecked Sendable {
             throw RelayError(.slotInUse, "Another relay reads slot \"\(configuration.slotName)\" in notify mode; waiting as a standby.",
                              fix: "nothing: this relay takes over when the active one stops.", halting: false)
         }
-        let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher)
-        let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
-                                      createIfMissing: configuration.createSlot)
-        let slot = try setup.checkSlot(preflight, execute: { try reader.queryBlocking($0) }, createSlot: {
+        let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
+            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot))
+        let slot = try setup.checkSlot(execute: { try reader.queryBlocking($0) }, createSlot: {
             let created = try reader.queryBlocking("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
                                                    [.text(configuration.slotName)])
             logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
             return try created.single().lsn("lsn")
         })
-        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try reader.queryBlocking($0) } }
+        let recorder = try setup.startAcknowledging(slot, execute: { try reader.queryBlocking($0) })
+        self.recorder = recorder
+        defer { recorder.stop(); self.recorder = nil }
         switch try NotifyTrigger.installedBlocking(on: reader) {
         case .none:
             logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer",
@@ -76,12 +77,6 @@ final class NotifyCapture: @unchecked Sendable {
             metrics.doorbellListening.record(listening ? 1 : 0)
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
-        let recorder = try setup.startAcknowledging(from: slot.confirmedFlush)
-        self.recorder = recorder
-        defer {
-            recorder.stop()
-            self.recorder = nil
-        }
         advanced = slot.confirmedFlush
         health.set(.streaming, "notify mode, slot \(configuration.slotName)")
         metrics.streaming.record(1)

@@ -49,14 +49,13 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         current.withLock { $0 = connection }
         defer { current.withLock { $0 = nil } }
 
-        let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher)
-        let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
-                                      createIfMissing: configuration.createSlot, shard: configuration.shard)
+        let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
+            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot, shard: configuration.shard))
         // The very first start: the slot is created with an exported snapshot, imported at
         // once (the export ends with the connection's next command) to publish the rows
         // committed before the slot, which it will never stream.
         var gap: PGConnection?
-        let slot = try setup.checkSlot(preflight, execute: { try connection.execute($0) }, createSlot: {
+        let slot = try setup.checkSlot(execute: { try connection.execute($0) }, createSlot: {
             let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput EXPORT_SNAPSHOT").single()
             gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
                                                   applicationName: "\(configuration.applicationName)-first-start")
@@ -64,13 +63,9 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             return try created.lsn("consistent_point")
         })
         if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
-        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try connection.execute($0) } }
-        let recorder = try setup.startAcknowledging(from: slot.confirmedFlush)
+        let recorder = try setup.startAcknowledging(slot, execute: { try connection.execute($0) })
         self.recorder = recorder
-        defer {
-            recorder.stop()
-            self.recorder = nil
-        }
+        defer { recorder.stop(); self.recorder = nil }
         lastReceived = slot.confirmedFlush
         lastSentFlush = slot.confirmedFlush
         let buffer = StreamedTransactionBuffer(memoryBudget: configuration.streamingMemoryBytes,
