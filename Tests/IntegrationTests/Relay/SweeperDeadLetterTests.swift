@@ -21,9 +21,7 @@ struct SweeperDeadLetterTests {
                 INSERT INTO outbox (topic, mq_key, type, payload, attempts, created_at)
                 VALUES ('BOOK_SAVE', $1, 'BOOK_SAVE', '{"a": 1}', 3, now() - interval '1 hour') RETURNING outbox_id
                 """, [.text(key)]).single().int64("outbox_id")
-            let configuration = RelayConfiguration(databaseURL: ctx.databaseURL, kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
-            let producers = try ProducerHolder(configuration: configuration.kafka, logger: Logger(label: "sweeper-dlq-test"),
-                                               onDelivery: { _ in }, onFatalError: { _ in })
+            let (producers, configuration) = try SweeperTests().makeProducers(ctx)
             let sweeper = Sweeper(policy: SweeperTests.fast, retention: nil, configuration: configuration,
                                   logger: Logger(label: "t"), metrics: RelayMetrics())
             let result = try await sweeper.resend([id], on: db, producers: producers)
