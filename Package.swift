@@ -117,6 +117,8 @@ let package = Package(
 
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
+        // The relay's pure builders (dead-letter copies, rows read by SQL as records); no servers.
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "PGOutput", "KafkaClient", "Schema"], swiftSettings: strict),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"], swiftSettings: strict),
         .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: strict),

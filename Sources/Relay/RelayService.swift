@@ -76,7 +76,7 @@ public final class RelayService: Service, Sendable {
             if first { running.stopDeadline = .now + configuration.drainTimeout - configuration.stopTeardownReserve }
             return (running.publisher, running.stopDeadline!, running.wake, first)
         }
-        publisher?.line.requestStop(deadline: deadline)
+        publisher?.requestStop(deadline: deadline)
         wake?()
         if first, let onStopOverrun {
             let timeout = configuration.drainTimeout
@@ -109,15 +109,12 @@ public final class RelayService: Service, Sendable {
             running.publisher = publisher
             return running.stopDeadline
         }
-        if let stopDeadline { publisher.line.requestStop(deadline: stopDeadline) }
+        if let stopDeadline { publisher.requestStop(deadline: stopDeadline) }
         publisher.start()
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
             if let sweeper {
-                let health = self.health, line = publisher.line
-                group.addTask {
-                    await sweeper.run(producers: publisher.producers, isActive: { health.current.state == .streaming },
-                                      confirmed: { line.confirmableLSN })
-                }
+                let health = self.health
+                group.addTask { await publisher.runSweeper(sweeper, isActive: { health.current.state == .streaming }) }
             }
             group.addTask { await self.monitorSlotLag() }
             let outcome = await runBlocking { [self] in Result { try runCapture(publisher: publisher) } }
@@ -188,16 +185,16 @@ public final class RelayService: Service, Sendable {
                 attempt = 0
                 sleep(configuration.standbyPollInterval)
             } catch {
-                if isStopping { return finishStop(unacknowledged: publisher.line.inFlightEvents) }
+                if isStopping { return finishStop(unacknowledged: publisher.inFlightEvents) }
                 if ContinuousClock.now - started >= Self.healthySessionLength { attempt = 0 }
                 let delay = configuration.reconnectBackoff.delay(attempt: attempt)
                 attempt += 1
                 metrics.reconnects.increment()
                 health.set(.reconnecting, "\(error)")
                 logger.error("capture session ended; resuming from the slot", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(attempt)"])
-                if error is SessionRestart || publisher.line.pendingRestart != nil {
+                if error is SessionRestart || publisher.pendingRestart != nil {
                     do {
-                        try publisher.producers.recreate()
+                        try publisher.recreateProducer()
                         metrics.producerRecreated.increment()
                     } catch {
                         logger.error("could not recreate the Kafka producer", metadata: ["error": "\(error)"])

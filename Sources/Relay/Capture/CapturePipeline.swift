@@ -41,10 +41,9 @@ final class CapturePipeline {
 
     /// Handles one pgoutput message. `whileBlocked` runs while the window is full.
     func handle(_ bytes: UnsafeRawBufferPointer, whileBlocked: () throws -> Void) throws {
-        let line = publisher.line
         switch try decoder.decode(bytes) {
         case .begin(let begin):
-            line.beginTransaction(commitTime: begin.commitTime)
+            publisher.beginTransaction(commitTime: begin.commitTime)
             commitTime = begin.commitTime
             commitLSN = begin.finalLSN
             insideTransaction = true
@@ -59,7 +58,7 @@ final class CapturePipeline {
             try publishInsert(relation: relation, bytes: bytes, whileBlocked: whileBlocked)
         case .commit(let commit):
             metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
-            line.commitTransaction(endLSN: commit.endLSN)
+            publisher.commitTransaction(endLSN: commit.endLSN)
             insideTransaction = false
         case .streamStart(let xid, _):
             streamXid = xid
@@ -67,7 +66,7 @@ final class CapturePipeline {
         case .streamCommit(let xid, let commit):
             guard let buffer else { throw PGOutputError(.outOfOrder, "Stream Commit outside stream mode") }
             metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
-            line.beginTransaction(commitTime: commit.commitTime)
+            publisher.beginTransaction(commitTime: commit.commitTime)
             self.commitTime = commit.commitTime
             commitLSN = commit.commitLSN
             insideTransaction = true
@@ -77,7 +76,7 @@ final class CapturePipeline {
                 try publishInsert(relation: try relation(relationID), bytes: message, whileBlocked: whileBlocked)
             }
             if buffer.bytesSpilled > spilledBefore { metrics.spilledBytes.increment(by: buffer.bytesSpilled - spilledBefore) }
-            line.commitTransaction(endLSN: commit.endLSN)
+            publisher.commitTransaction(endLSN: commit.endLSN)
             insideTransaction = false
         case .streamAbort(let xid, let subxid):
             try buffer?.abort(xid: xid, subxid: subxid)

@@ -44,22 +44,17 @@ final class NotifyCapture: @unchecked Sendable {
             throw RelayError(.slotInUse, "Another relay reads slot \"\(configuration.slotName)\" in notify mode; waiting as a standby.",
                              fix: "nothing: this relay takes over when the active one stops.", halting: false)
         }
-        let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
-                                      createIfMissing: configuration.createSlot)
-        let slot = try preflight.run(execute: { try reader.queryBlocking($0) }, createSlot: {
-            do {
-                let created = try reader.queryBlocking("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
-                                                       [.text(configuration.slotName)])
-                logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
-                return try created.single().lsn("lsn")
-            } catch let error as PGError where error.sqlState == "42710" {
-                // Another relay created it a moment ago and finishes its first start (and
-                // records the slot): wait as a standby, then start as usual.
-                throw StreamCapture.slotInUse(configuration.slotName, pid: nil)
-            }
+        let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
+            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot))
+        let slot = try setup.checkSlot(execute: { try reader.queryBlocking($0) }, createSlot: {
+            let created = try reader.queryBlocking("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                                                   [.text(configuration.slotName)])
+            logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
+            return try created.single().lsn("lsn")
         })
-        if let pid = slot.activePID { throw StreamCapture.slotInUse(configuration.slotName, pid: pid) }
-        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try reader.queryBlocking($0) } }
+        let recorder = try setup.startAcknowledging(slot, execute: { try reader.queryBlocking($0) })
+        self.recorder = recorder
+        defer { recorder.stop(); self.recorder = nil }
         switch try NotifyTrigger.installedBlocking(on: reader) {
         case .none:
             logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer",
@@ -82,14 +77,6 @@ final class NotifyCapture: @unchecked Sendable {
             metrics.doorbellListening.record(listening ? 1 : 0)
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
-        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
-                                                stopDeadline: { [line = publisher.line] in line.stopDeadline })
-        self.recorder = recorder
-        defer {
-            recorder.stop()
-            self.recorder = nil
-        }
-        publisher.line.reset(confirmed: slot.confirmedFlush)
         advanced = slot.confirmedFlush
         health.set(.streaming, "notify mode, slot \(configuration.slotName)")
         metrics.streaming.record(1)
@@ -97,13 +84,12 @@ final class NotifyCapture: @unchecked Sendable {
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
 
         let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil)
-        let line = publisher.line
-        while line.stopDeadline == nil {
-            if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
+        while publisher.stopDeadline == nil {
+            if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
             // A wake-up that found nothing (a notification for rows already read) keeps the flag.
             let foundRows = try drainSlot(reader, pipeline: pipeline, afterRead: { found in if ringOutAfterRead && found { try ring(false) } })
-            health.noteProgress(inFlight: line.inFlightEvents)
-            if line.stopDeadline != nil { break }
+            health.noteProgress(inFlight: publisher.inFlightEvents)
+            if publisher.stopDeadline != nil { break }
             var action = policy.drained(foundRows: foundRows)
             if action == .sleep {
                 let notified = try !listener.waitForNotificationsBlocking(timeout: configuration.notifyFallbackInterval, wakeFD: wakeSignal.fd).isEmpty
@@ -118,8 +104,8 @@ final class NotifyCapture: @unchecked Sendable {
             ringOutAfterRead = action == .ringOut
         }
         health.set(.draining)
-        let drained = line.drain(until: line.stopDeadline ?? .now)
-        try advance(reader, to: line.confirmableLSN, force: true)
+        let drained = publisher.drain(until: publisher.stopDeadline ?? .now)
+        try advance(reader, to: publisher.confirmableLSN, force: true)
         // Nobody listens once this relay stops: writers stop ringing. Best effort (the next
         // session writes the flag first anyway); only on a clean stop, where the
         // connection just answered, so it cannot hang the stop.
@@ -139,9 +125,8 @@ final class NotifyCapture: @unchecked Sendable {
     /// `afterRead` runs once the changes are fetched, while their acknowledgements are on
     /// their way, with whether there were any. Returns whether it read any changes.
     private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline, afterRead: (Bool) throws -> Void) throws -> Bool {
-        let line = publisher.line
         let upTo = try conn.queryBlocking("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
-        let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: line.inFlightEvents) }
+        let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: publisher.inFlightEvents) }
         // The slot is notify mode's read cursor: after a drain that read changes it must
         // move (record first), or the next drain would read them again.
         var readChanges = false
@@ -171,15 +156,15 @@ final class NotifyCapture: @unchecked Sendable {
         // Everything committed before `upTo` is now in flight or done; once all of it is
         // acknowledged, the slot may move to `upTo` even past non-outbox WAL (quiet outbox).
         while true {
-            switch line.drain(until: .now + .seconds(1)) {
+            switch publisher.drain(until: .now + .seconds(1)) {
             case .drained:
-                line.observeServerWALEnd(upTo)
-                try advance(conn, to: line.confirmableLSN, force: readChanges)
+                publisher.observeServerWALEnd(upTo)
+                try advance(conn, to: publisher.confirmableLSN, force: readChanges)
                 return readChanges
             case .timedOut, .waiting:
-                if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
-                if line.stopDeadline != nil { return readChanges }  // the final advance covers what was acknowledged
-                health.noteProgress(inFlight: line.inFlightEvents)
+                if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
+                if publisher.stopDeadline != nil { return readChanges }  // the final advance covers what was acknowledged
+                health.noteProgress(inFlight: publisher.inFlightEvents)
             }
         }
     }

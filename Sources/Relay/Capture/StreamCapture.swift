@@ -49,36 +49,23 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         current.withLock { $0 = connection }
         defer { current.withLock { $0 = nil } }
 
-        let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
-                                      createIfMissing: configuration.createSlot, shard: configuration.shard)
+        let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
+            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot, shard: configuration.shard))
         // The very first start: the slot is created with an exported snapshot, imported at
         // once (the export ends with the connection's next command) to publish the rows
         // committed before the slot, which it will never stream.
         var gap: PGConnection?
-        let slot = try preflight.run(execute: { try connection.execute($0) }, createSlot: {
-            do {
-                let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput EXPORT_SNAPSHOT").single()
-                gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
-                                                      applicationName: "\(configuration.applicationName)-first-start")
-                logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
-                return try created.lsn("consistent_point")
-            } catch let error as PGError where error.sqlState == "42710" {
-                // Another relay created it a moment ago and finishes its first start (and
-                // records the slot): wait as a standby, then start as usual.
-                throw StreamCapture.slotInUse(configuration.slotName, pid: nil)
-            }
+        let slot = try setup.checkSlot(execute: { try connection.execute($0) }, createSlot: {
+            let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput EXPORT_SNAPSHOT").single()
+            gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
+                                                  applicationName: "\(configuration.applicationName)-first-start")
+            logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
+            return try created.lsn("consistent_point")
         })
-        if let pid = slot.activePID { throw Self.slotInUse(configuration.slotName, pid: pid) }
         if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
-        if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try connection.execute($0) } }
-        let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
-                                                stopDeadline: { [line = publisher.line] in line.stopDeadline })
+        let recorder = try setup.startAcknowledging(slot, execute: { try connection.execute($0) })
         self.recorder = recorder
-        defer {
-            recorder.stop()
-            self.recorder = nil
-        }
-        publisher.line.reset(confirmed: slot.confirmedFlush)
+        defer { recorder.stop(); self.recorder = nil }
         lastReceived = slot.confirmedFlush
         lastSentFlush = slot.confirmedFlush
         let buffer = StreamedTransactionBuffer(memoryBudget: configuration.streamingMemoryBytes,
@@ -91,7 +78,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         do {
             try connection.startReplication(command)
         } catch let error as PGError where error.sqlState == PGError.State.objectInUse {
-            throw Self.slotInUse(configuration.slotName, pid: nil)
+            throw CaptureSessionSetup.slotInUse(configuration.slotName, pid: nil)
         }
         health.set(.streaming, "slot \(configuration.slotName)\(configuration.shard.map { " (shard \($0))" } ?? "") from \(slot.confirmedFlush)")
         metrics.streaming.record(1)
@@ -99,7 +86,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         logger.info("streaming", metadata: ["slot": "\(configuration.slotName)", "from": "\(slot.confirmedFlush)", "server": "\(connection.target)"])
 
         let whileBlocked: () throws -> Void = { [self] in
-            health.noteProgress(inFlight: publisher.line.inFlightEvents)
+            health.noteProgress(inFlight: publisher.inFlightEvents)
             try sendStatusIfDue(connection, force: false)
         }
         do {
@@ -114,7 +101,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
 
         // Graceful stop at a transaction boundary: wait for outstanding deliveries until
         // the stop's deadline, confirm, end the COPY.
-        let drained = try publisher.line.drain(until: publisher.line.stopDeadline ?? .now, whileWaiting: whileBlocked)
+        let drained = try publisher.drain(until: publisher.stopDeadline ?? .now, whileWaiting: whileBlocked)
         try sendStatusIfDue(connection, force: true, final: true)
         connection.endCopy()
         logger.notice("stream stopped", metadata: ["confirmed": "\(lastSentFlush)", "drain": "\(drained)"])
@@ -125,11 +112,9 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     /// streaming anything newer. If that fails the slot is dropped again (it is not recorded
     /// yet), so the next attempt is a first start again and nothing is skipped.
     private func publishRowsBeforeSlot(from gap: PGConnection, connection: ReplicationConnection) throws {
-        let line = publisher.line
         do {
-            let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard).publish(
-                from: gap, producer: try publisher.producers.producer(),
-                giveUp: { line.stopDeadline != nil || line.pendingRestart != nil })
+            let outcome = try publisher.publishGap(
+                GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard), from: gap)
             logger.notice("first start: published the rows still INIT that were committed before the slot", metadata: [
                 "slot": "\(configuration.slotName)", "published": "\(outcome.published)", "unroutable": "\(outcome.unroutable)"])
         } catch {
@@ -140,14 +125,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         }
     }
 
-    static func slotInUse(_ slot: String, pid: Int32?) -> RelayError {
-        RelayError(.slotInUse, "Replication slot \"\(slot)\" is in use by \(pid.map { "process \($0)" } ?? "another relay"); waiting as a standby.",
-                   fix: "nothing: this relay takes over when the active one stops.", halting: false)
-    }
-
     /// Reads and handles messages until a stop request reaches a transaction boundary.
     private func stream(_ connection: ReplicationConnection, pipeline: CapturePipeline, whileBlocked: () throws -> Void) throws {
-        let line = publisher.line
         var draining = false
         var catchUp = configuration.catchUpReads
         metrics.catchUpReads.record(0)
@@ -156,8 +135,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             health.setReadingInBatches(false)
         }
         while true {
-            if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }
-            if line.stopDeadline != nil && !draining {
+            if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
+            if publisher.stopDeadline != nil && !draining {
                 draining = true
                 health.set(.draining)
             }
@@ -177,7 +156,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
                 // transaction boundary once a stop was asked for: libpq may hold thousands of
                 // buffered messages, and a slow broker would stretch the stop over all of them.
                 var budget = 4_096
-                while budget > 0, line.stopDeadline == nil || pipeline.insideTransaction,
+                while budget > 0, publisher.stopDeadline == nil || pipeline.insideTransaction,
                       try connection.readBufferedCopyData(onMessage) { budget -= 1 }
                 apply(catchUp.afterBurst(sent(pipeline), bytes: burst), to: connection)
             case .timedOut:
@@ -185,7 +164,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             case .woken:
                 break
             }
-            health.noteProgress(inFlight: line.inFlightEvents)
+            health.noteProgress(inFlight: publisher.inFlightEvents)
             try sendStatusIfDue(connection, force: replyNow)
         }
     }
@@ -213,7 +192,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         switch try ReplicationMessage.parse(bytes) {
         case .keepalive(let walEnd, _, let replyRequested):
             if walEnd > lastReceived { lastReceived = walEnd }
-            publisher.line.observeServerWALEnd(walEnd)
+            publisher.observeServerWALEnd(walEnd)
             return replyRequested
         case .xLogData(_, let walEnd, let sendTime, let range):
             lastSendTime = sendTime
@@ -229,7 +208,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         let now = ContinuousClock.now
         // Confirm only what the slot record already holds (invariant 8): record first. The
         // writes run on the recorder's thread; a stop records what is acknowledged at once.
-        let acknowledged = publisher.line.confirmableLSN
+        let acknowledged = publisher.confirmableLSN
         let flush: LSN
         if let recorder {
             if final {

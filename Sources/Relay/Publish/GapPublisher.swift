@@ -1,4 +1,5 @@
 import KafkaClient
+import PGOutput
 import PostgresClient
 import RelayCore
 import Schema
@@ -44,17 +45,13 @@ struct GapPublisher {
             if rows.isEmpty { break }
             var records: [OutgoingRecord] = []
             for row in rows {
-                guard case .publish(let topic) = router.route(try row.string("topic")) else {
+                let row = try OutboxRow(stored: row)
+                guard case .publish(let topic) = router.route(row.topic) else {
                     outcome.unroutable += 1
                     continue
                 }
-                // No `outbox-lsn`: these rows committed before the slot, and PostgreSQL keeps no
-                // commit LSN with a row.
-                let headers = RecordHeaders.list(headerStyle, id: try row.int64("outbox_id"), type: try row.string("type"),
-                                                 createdAt: try row.string("created_at"), topic: try row.string("topic"),
-                                                 traceParent: try row.optionalString("trace_parent"))
-                records.append(OutgoingRecord(topic: topic, key: Array(try row.string("mq_key").utf8),
-                                              value: Array(try row.string("payload").utf8), headers: headers))
+                // No `outbox-lsn`: these rows committed before the slot.
+                records.append(row.record(on: topic, style: headerStyle))
             }
             for case .failure(let error) in producer.sendInOrderBlocking(records, giveUp: giveUp) {
                 throw GapNotPublished(error: error)

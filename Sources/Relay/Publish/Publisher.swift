@@ -5,7 +5,6 @@ import PGOutput
 import PostgresClient
 import RelayCore
 import Schema
-import Synchronization
 import Threading
 
 /// Publishes the captured outbox rows: producer I/O only. What may be sent, confirmed,
@@ -13,26 +12,29 @@ import Threading
 ///
 /// One capture thread calls `beginTransaction`/`publish`/`commitTransaction`; delivery
 /// reports arrive on librdkafka's poller thread; the dead-letter worker acknowledges the
-/// rows it handled.
+/// rows it handled. Callers speak to the line and the producer through the methods here,
+/// never to the parts themselves.
 final class Publisher: Sendable {
-    let line: DeliveryLine
-    let producers: ProducerHolder
-    let deadLetters: DeadLetterWorker
+    private let line: DeliveryLine
+    private let producers: ProducerHolder
+    private let deadLetters: DeadLetterQueue
+    private let deadLetterWorker: DeadLetterWorker
     private let configuration: RelayConfiguration
     private let logger: Logger
     /// librdkafka's per-record limit, checked before producing (`RecordLimits`).
     private let maxMessageBytes: Int
 
+    /// Builds the parts in order, each with what it needs and no back-references: the
+    /// line; the dead-letter queue; the report handler, which feeds both; the producer,
+    /// which calls the handler; the worker, which drains the queue through the producer.
     init(configuration: RelayConfiguration, logger: Logger, metrics: RelayMetrics, health: RelayHealth) throws {
         self.configuration = configuration
         self.logger = logger
-        let line = DeliveryLine(configuration: configuration, logger: logger, metrics: metrics, health: health)
-        self.line = line
         maxMessageBytes = configuration.kafka.properties["message.max.bytes"].flatMap(Int.init) ?? RecordLimits.defaultMaxMessageBytes
-        // The worker and the report handler get the line and the holder, never the
-        // publisher: no back-references.
-        let handler = ReportHandler(line: line, idHeader: Self.idHeader(configuration.headerStyle), logger: logger)
-        producers = try ProducerHolder(
+        let line = DeliveryLine(configuration: configuration, logger: logger, metrics: metrics, health: health)
+        let deadLetters = DeadLetterQueue()
+        let handler = ReportHandler(line: line, deadLetters: deadLetters, idHeader: Self.idHeader(configuration.headerStyle), logger: logger)
+        let producers = try ProducerHolder(
             configuration: configuration.kafka, logger: logger,
             onDelivery: { reports in handler.handle(reports) },
             onError: { error in
@@ -41,17 +43,20 @@ final class Publisher: Sendable {
             },
             onFatalError: { error in line.requestRestart("Kafka producer fatal error: \(error)") },
             onStatistics: { trips in metrics.recordBrokerRoundTrips(trips) })
-        deadLetters = DeadLetterWorker(configuration: configuration, line: line, producers: producers, logger: logger, metrics: metrics)
-        handler.deadLetters.withLock { $0 = deadLetters }
+        self.line = line
+        self.deadLetters = deadLetters
+        self.producers = producers
+        deadLetterWorker = DeadLetterWorker(configuration: configuration, line: line, producers: producers, queue: deadLetters,
+                                            logger: logger, metrics: metrics)
     }
 
     /// Starts the dead-letter worker's thread.
-    func start() { deadLetters.start() }
+    func start() { deadLetterWorker.start() }
 
     /// Stops the dead-letter worker, then flushes (at most until `deadline`) and destroys
     /// the producer. Blocks.
     func close(deadline: ContinuousClock.Instant) {
-        deadLetters.stop(deadline: deadline)
+        deadLetterWorker.stop(deadline: deadline)
         let left = max(.zero, deadline - .now)
         producers.close(timeout: min(left, .seconds(5)))
     }
@@ -60,7 +65,69 @@ final class Publisher: Sendable {
         await runBlocking { [self] in close(deadline: deadline) }
     }
 
+    // MARK: sessions and stops (the supervisor and the capture modes)
+
+    /// A capture session starts from the slot's `confirmed` position: nothing in flight.
+    func beginSession(confirmed: LSN) { line.reset(confirmed: confirmed) }
+
+    /// Asks the capture to stop at its next transaction boundary and to wait for
+    /// deliveries until `deadline`. Any thread.
+    func requestStop(deadline: ContinuousClock.Instant) { line.requestStop(deadline: deadline) }
+
+    /// When the wait for deliveries gives up; nil until a stop is requested.
+    var stopDeadline: ContinuousClock.Instant? { line.stopDeadline }
+
+    /// Why the session must start over (a fatal producer error, a pause), if it must.
+    var pendingRestart: String? { line.pendingRestart }
+
+    /// Replaces the producer after a session restart; what the old one still held is read
+    /// again from the slot. Blocks: call it from a dedicated thread.
+    func recreateProducer() throws { try producers.recreate() }
+
+    // MARK: acknowledgement (the capture modes)
+
+    /// Events published and not yet acknowledged.
+    var inFlightEvents: Int { line.inFlightEvents }
+
+    /// The LSN every acknowledged transaction allows confirming (`LSNTracker`).
+    var confirmableLSN: LSN { line.confirmableLSN }
+
+    /// The server's WAL end (a keepalive, or a notify-mode read's end): with nothing in
+    /// flight the confirmable LSN may move to it, so a quiet outbox does not pin WAL.
+    func observeServerWALEnd(_ lsn: LSN) { line.observeServerWALEnd(lsn) }
+
+    /// Waits until nothing is in flight, or `deadline` (or the stop's, if earlier) passes.
+    func drain(until deadline: ContinuousClock.Instant) -> DeliveryStateMachine.DrainState {
+        line.drain(until: deadline)
+    }
+
+    /// `drain(until:)`, running `whileWaiting` about every 50 ms (status updates).
+    func drain(until deadline: ContinuousClock.Instant, whileWaiting: () throws -> Void) rethrows -> DeliveryStateMachine.DrainState {
+        try line.drain(until: deadline, whileWaiting: whileWaiting)
+    }
+
+    // MARK: the producer's other users
+
+    /// First start: publishes the rows `connection`'s snapshot holds (`GapPublisher`) on
+    /// this producer, giving up when the session stops or must restart. Blocks.
+    func publishGap(_ gap: GapPublisher, from connection: PGConnection) throws -> GapPublisher.Outcome {
+        try gap.publish(from: connection, producer: try producers.producer(),
+                        giveUp: { [line] in line.stopDeadline != nil || line.pendingRestart != nil })
+    }
+
+    /// Runs `sweeper` on this producer until cancelled, waiting on this line's
+    /// confirmations: it re-sends only what the stream has published (invariant 7).
+    func runSweeper(_ sweeper: Sweeper, isActive: @escaping @Sendable () -> Bool) async {
+        await sweeper.run(producers: producers, isActive: isActive, confirmed: { [line] in line.confirmableLSN })
+    }
+
     // MARK: the capture thread's calls
+
+    /// A transaction's Begin (or Stream Commit): its events follow, then `commitTransaction`.
+    func beginTransaction(commitTime: Int64) { line.beginTransaction(commitTime: commitTime) }
+
+    /// The open transaction's Commit, ending at `endLSN`.
+    func commitTransaction(endLSN: LSN) { line.commitTransaction(endLSN: endLSN) }
 
     /// Publishes one row of the open transaction, straight from the decoded message (the
     /// view is copied only when the row goes to the dead-letter path). Blocks while the
@@ -96,9 +163,9 @@ final class Publisher: Sendable {
     /// A row the extractor could not read: it goes to the dead-letter path with what is known.
     func publishMalformed(_ error: MalformedOutboxRow, whileBlocked: () throws -> Void) throws {
         let token = try line.reserve(size: 0, whileBlocked: whileBlocked)
-        deadLetters.submit(DeadLetterJob(token: token, size: 0, outboxID: error.outboxID, reason: .malformedRow,
-                                         detail: error.description, originalTopic: "", key: [], value: [],
-                                         headers: error.outboxID.map { [(Self.idHeader(configuration.headerStyle), Array(String($0).utf8))] } ?? []))
+        deadLetters.submit(DeadLetterJob(token: token, size: 0, letter: DeadLetter(
+            outboxID: error.outboxID, reason: .malformedRow, detail: error.description, originalTopic: "", key: [], value: [],
+            headers: error.outboxID.map { [(Self.idHeader(configuration.headerStyle), Array(String($0).utf8))] } ?? [])))
     }
 
     /// The last topic's routing decision. Rows of a stream mostly share a few topics, so
@@ -153,41 +220,8 @@ final class Publisher: Sendable {
     }
 
     private func deadLetter(_ row: OutboxRowView, commitLSN: LSN, token: UInt64, size: Int, reason: DeadLetterReason, detail: String, topic: String) {
-        let owned = row.owned()
-        deadLetters.submit(DeadLetterJob(token: token, size: size, outboxID: row.id, reason: reason, detail: detail,
-                                         originalTopic: topic, key: owned.key, value: owned.payload,
-                                         headers: RowHeaders.list(configuration.headerStyle, for: owned, commitLSN: commitLSN)))
-    }
-}
-
-/// Delivery reports from librdkafka's poller thread: successes are acknowledged together
-/// (one lock, one wake-up of the capture thread); failures go to the state machine one by one.
-final class ReportHandler: Sendable {
-    let line: DeliveryLine
-    let logger: Logger
-    /// The header holding the outbox id in the configured style.
-    let idHeader: String
-    /// Set once, right after the worker exists (it needs the producer this handler serves).
-    let deadLetters = Mutex<DeadLetterWorker?>(nil)
-
-    init(line: DeliveryLine, idHeader: String, logger: Logger) { self.line = line; self.idHeader = idHeader; self.logger = logger }
-
-    func handle(_ reports: [DeliveryReport]) {
-        var successes: [(token: UInt64, size: Int)] = []
-        successes.reserveCapacity(reports.count)
-        for report in reports {
-            guard let error = report.error else {
-                successes.append((report.token, report.size))
-                continue
-            }
-            let failed = report.failed
-            guard case .deadLetter(let reason) = line.failed(topic: failed?.topic ?? "", error: error, stage: .report) else { continue }
-            let id = failed?.header(idHeader).flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
-            logger.error("row could not be delivered; dead-lettering it", metadata: ["outbox_id": "\(id.map(String.init) ?? "?")", "error": "\(error.name)"])
-            deadLetters.withLock { $0 }?.submit(DeadLetterJob(
-                token: report.token, size: report.size, outboxID: id, reason: reason, detail: "\(error.name): \(error.message)",
-                originalTopic: failed?.topic ?? "", key: failed?.key ?? [], value: failed?.value ?? [], headers: failed?.headers ?? []))
-        }
-        if !successes.isEmpty { line.acknowledge(successes, published: true) }
+        let record = row.owned().record(on: topic, style: configuration.headerStyle, commitLSN: commitLSN)
+        deadLetters.submit(DeadLetterJob(token: token, size: size,
+                                         letter: DeadLetter(outboxID: row.id, reason: reason, detail: detail, record: record)))
     }
 }

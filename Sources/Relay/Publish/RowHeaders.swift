@@ -33,9 +33,11 @@ enum RowHeaders {
         RecordHeaders.upperBound(input(row, commitLSN: .invalid))
     }
 
-    /// The same headers as a list, for a row copied out of the stream.
-    static func list(_ style: HeaderStyle, for row: OutboxRow, commitLSN: LSN) -> [(String, [UInt8])] {
+    /// The same headers as a list, for a row copied out of the stream or read by SQL
+    /// (`commitLSN` `.invalid`: no `outbox-lsn`). `resendAttempt` marks a sweeper re-send.
+    static func list(_ style: HeaderStyle, for row: OutboxRow, commitLSN: LSN, resendAttempt: Int? = nil) -> [(String, [UInt8])] {
         RecordHeaders.list(style, id: row.id, type: row.type, createdAt: row.createdAt, topic: row.topic,
-                           traceParent: row.traceParent, commitLSN: commitLSN == .invalid ? nil : commitLSN.rawValue)
+                           traceParent: row.traceParent, commitLSN: commitLSN == .invalid ? nil : commitLSN.rawValue,
+                           resendAttempt: resendAttempt)
     }
 }

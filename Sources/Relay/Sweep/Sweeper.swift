@@ -102,10 +102,10 @@ public final class Sweeper: Sendable {
             .rows.map { try ClaimedRow($0, style: configuration.headerStyle) }.sorted { $0.id < $1.id }
         var result = RoundResult()
         var outgoing: [(id: Int64, record: OutgoingRecord)] = []
-        var dead: [(id: Int64, reason: String, record: OutgoingRecord)] = []
+        var dead: [DeadLetter] = []
         for row in claimed {
             if policy.decide(attempts: row.attempts) == .deadLetter {
-                dead.append((row.id, "\(DeadLetterReason.maxAttemptsExceeded.rawValue): not COMPLETE after \(row.attempts) resends", row.record))
+                dead.append(DeadLetter(outboxID: row.id, reason: .maxAttemptsExceeded, detail: "not COMPLETE after \(row.attempts) resends", record: row.record))
                 continue
             }
             switch configuration.router.route(row.record.topic) {
@@ -114,7 +114,7 @@ public final class Sweeper: Sendable {
                 routed.topic = target
                 outgoing.append((row.id, routed))
             case .deadLetter(let reason, let detail):
-                dead.append((row.id, "\(reason.rawValue): \(detail)", row.record))
+                dead.append(DeadLetter(outboxID: row.id, reason: reason, detail: detail, record: row.record))
             }
         }
         let outcomes = await producers.sendInOrder(outgoing.map(\.record))
@@ -124,7 +124,7 @@ public final class Sweeper: Sendable {
             case .success: sent.append(id)
             case .failure(let error):
                 if case .row(let reason) = DeliveryFault.classify(errorName: error.name, stage: .produce) {
-                    dead.append((id, "\(reason.rawValue): \(error.name) \(error.message)", record))
+                    dead.append(DeadLetter(outboxID: id, reason: reason, detail: "\(error.name) \(error.message)", record: record))
                 } else {
                     // Claimed (last_sent_at) but not sent: it is due again after its backoff.
                     logger.warning("sweeper resend failed; the row stays INIT for a later round", metadata: ["outbox_id": "\(id)", "error": "\(error)"])
@@ -137,32 +137,23 @@ public final class Sweeper: Sendable {
             metrics.sweeperResends.increment(by: sent.count)
             result.resent = sent
         }
-        for (id, reason, record) in dead where try await deadLetter(id: id, reason: reason, record: record, on: connection, producers: producers) {
-            result.dead.append(id)
+        for letter in dead where try await deadLetter(letter, on: connection, producers: producers) {
+            if let id = letter.outboxID { result.dead.append(id) }
         }
         return result
     }
 
     /// Copies the row to the dead-letter topic, then marks it DEAD. Without the copy it
     /// stays INIT for a later round.
-    private func deadLetter(id: Int64, reason: String, record: OutgoingRecord, on connection: PGConnection, producers: ProducerHolder) async throws -> Bool {
-        let code = String(reason.prefix { $0 != ":" })
-        var headers = RecordContract.deadLetterHeaders(from: record.headers, reason: code, error: reason,
-                                                       originalTopic: TopicRouter.printable(record.topic, limit: 249))
-        var value = record.value
-        if value.count > RecordContract.Limits.maxCopiedValueBytes {
-            headers.append((RecordContract.DeadLetterHeader.originalSize, Array(String(value.count).utf8)))
-            value = []
-        }
-        let copy = OutgoingRecord(topic: configuration.router.deadLetterTopic, key: record.key, value: value, headers: headers)
-        if case .failure(let error) = await producers.sendInOrder([copy])[0] {
+    private func deadLetter(_ letter: DeadLetter, on connection: PGConnection, producers: ProducerHolder) async throws -> Bool {
+        let id = letter.outboxID.map(String.init) ?? "?"
+        if case .failure(let error) = await producers.sendInOrder([letter.copy(to: configuration.router.deadLetterTopic)])[0] {
             logger.error("dead-letter copy failed; the row stays INIT", metadata: ["outbox_id": "\(id)", "error": "\(error)"])
             return false
         }
-        try await connection.query("UPDATE outbox SET status = 'DEAD', last_error = $2, last_sent_at = now() WHERE outbox_id = $1 AND status = 'INIT'",
-                                   [.int(id), .text(String(reason.prefix(RecordContract.Limits.maxLastErrorCharacters)))])
-        metrics.deadLettered(code).increment()
-        logger.warning("row marked DEAD", metadata: ["outbox_id": "\(id)", "reason": "\(reason.prefix(200))"])
+        try await letter.markDead(on: connection)
+        metrics.deadLettered(letter.reason.rawValue).increment()
+        logger.warning("row marked DEAD", metadata: ["outbox_id": "\(id)", "reason": "\(letter.lastError.prefix(200))"])
         return true
     }
 
@@ -244,16 +235,12 @@ struct ClaimedRow {
     var attempts: Int
     var record: OutgoingRecord
 
-    /// The headers are the stream's, in the same style, without `outbox-lsn`: PostgreSQL
-    /// keeps no commit LSN with a row, and a guessed one would mislead deduplication.
+    /// The stream's record for the row, on its own topic (routed when sent), marked as
+    /// re-send `attempts + 1`.
     init(_ row: PGRow, style: HeaderStyle) throws {
-        id = try row.int64("outbox_id")
+        let stored = try OutboxRow(stored: row)
+        id = stored.id
         attempts = try row.int("attempts")
-        let topic = try row.string("topic")
-        let headers = RecordHeaders.list(style, id: id, type: try row.string("type"), createdAt: try row.string("created_at"),
-                                         topic: topic, traceParent: try row.optionalString("trace_parent"),
-                                         resendAttempt: attempts + 1)
-        record = OutgoingRecord(topic: topic, key: Array(try row.string("mq_key").utf8),
-                                value: Array(try row.string("payload").utf8), headers: headers)
+        record = stored.record(on: stored.topic, style: style, resendAttempt: attempts + 1)
     }
 }

@@ -5,16 +5,19 @@ import PostgresClient
 @testable import Relay
 import RelayCore
 import Testing
+import Threading
 
 @Suite("Sweeper")
 struct SweeperTests {
     static let fast = SweeperPolicy(interval: .milliseconds(200), minimumAge: .milliseconds(500), maxAttempts: 3,
                                     backoffBase: .milliseconds(300), backoffCap: .seconds(2), batchSize: 100)
 
-    func makePublisher(_ ctx: TestContext) throws -> (Publisher, RelayConfiguration) {
+    /// The sweeper's producer, as the relay's publisher shares it (`Publisher.runSweeper`).
+    func makeProducers(_ ctx: TestContext) throws -> (ProducerHolder, RelayConfiguration) {
         let configuration = RelayConfiguration(databaseURL: ctx.databaseURL, kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
-        let publisher = try Publisher(configuration: configuration, logger: Logger(label: "sweeper-test"), metrics: RelayMetrics(), health: RelayHealth())
-        return (publisher, configuration)
+        let producers = try ProducerHolder(configuration: configuration.kafka, logger: Logger(label: "sweeper-test"),
+                                           onDelivery: { _ in }, onFatalError: { _ in })
+        return (producers, configuration)
     }
 
     @Test("a row nobody consumes is re-sent with backoff, then marked DEAD and dead-lettered after the maximum attempts")
@@ -50,17 +53,17 @@ struct SweeperTests {
                 SELECT 'T', 'k' || g, 'T', '{}', CASE WHEN g % 2 = 0 THEN 'COMPLETE' ELSE 'PUBLISHED' END, now() - interval '1 hour'
                 FROM generate_series(1, 200) g
                 """)
-            let (publisher, configuration) = try makePublisher(ctx)
+            let (producers, configuration) = try makeProducers(ctx)
             let sweeper = Sweeper(policy: Self.fast, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics())
             #expect(try await sweeper.snapshot(on: db).ids.isEmpty)
             let all = try await db.query("SELECT outbox_id FROM outbox").rows.map { try $0.int64("outbox_id") }
-            let result = try await sweeper.resend(all, on: db, producers: publisher.producers)
+            let result = try await sweeper.resend(all, on: db, producers: producers)
             #expect(result.resent.isEmpty && result.dead.isEmpty, "the claim re-checks the status")
             try await db.query("ANALYZE outbox")
             let plan = try await sweeper.explain(on: db)
             print("sweeper snapshot plan:\n\(plan)")
             #expect(plan.contains("outbox_init_created_at"), "\(plan)")
-            await publisher.close(deadline: .now + .seconds(5))
+            await runBlocking { producers.close(timeout: .seconds(5)) }
         }
     }
 
@@ -73,7 +76,7 @@ struct SweeperTests {
                 SELECT 'SWEEP', 'k' || (g % 10), 'T', jsonb_build_object('n', g), now() - interval '1 minute'
                 FROM generate_series(1, 1000) g
                 """)
-            let (publisher, configuration) = try makePublisher(ctx)
+            let (producers, configuration) = try makeProducers(ctx)
             var policy = Self.fast
             policy.batchSize = 1_000
             // Production backoff: with the fast policy's 2 s cap, a row another sweeper sent
@@ -85,7 +88,7 @@ struct SweeperTests {
             #expect(ids.count == 1_000)
             let results = try await withThrowingTaskGroup(of: Sweeper.RoundResult.self) { group in
                 for sweeper in sweepers {
-                    group.addTask { try await sweeper.resend(ids, on: try await ctx.connect(), producers: publisher.producers) }
+                    group.addTask { try await sweeper.resend(ids, on: try await ctx.connect(), producers: producers) }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
@@ -93,7 +96,7 @@ struct SweeperTests {
             #expect(a.isDisjoint(with: b))
             #expect(a.count + b.count == 1_000)
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE attempts = 1") == 1_000)
-            await publisher.close(deadline: .now + .seconds(5))
+            await runBlocking { producers.close(timeout: .seconds(5)) }
         }
     }
 
@@ -171,13 +174,13 @@ struct SweeperTests {
                        now() - CASE WHEN g <= 2000 OR g > 2500 THEN interval '10 days' ELSE interval '1 hour' END
                 FROM generate_series(1, 3000) g
                 """)
-            let (publisher, configuration) = try makePublisher(ctx)
+            let (producers, configuration) = try makeProducers(ctx)
             let sweeper = Sweeper(policy: Self.fast, retention: .seconds(7 * 86_400), retentionBatch: 300, configuration: configuration,
                                   logger: Logger(label: "t"), metrics: RelayMetrics())
             #expect(try await sweeper.deleteExpired(on: db, olderThan: .seconds(7 * 86_400)) == 2_000)
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 500)
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT'") == 500)
-            await publisher.close(deadline: .now + .seconds(5))
+            await runBlocking { producers.close(timeout: .seconds(5)) }
         }
     }
 }
