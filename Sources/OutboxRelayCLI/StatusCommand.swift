@@ -3,6 +3,7 @@ import Foundation
 import KafkaClient
 import Logging
 import PostgresClient
+import Relay
 import RelayCore
 import Threading
 
@@ -55,6 +56,9 @@ struct Status: AsyncParsableCommand {
             print("slot \(slotName): missing")
             breaches.append("slot \(slotName) does not exist")
         }
+        // Informational, not a breach: a standalone server is a valid deployment.
+        let failover = try await runBlocking { try FailoverSlot.assess(slot: slotName) { try db.queryBlocking($0) } }
+        print("slot \(slotName) failover: \(failover.summary)")
 
         let counts = try await db.query("""
             SELECT count(*) FILTER (WHERE status = 'INIT') AS init, count(*) FILTER (WHERE status = 'PUBLISHED') AS published,

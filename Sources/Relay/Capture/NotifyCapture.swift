@@ -46,10 +46,9 @@ final class NotifyCapture: @unchecked Sendable {
         }
         let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
                                       createIfMissing: configuration.createSlot)
-        let slot = try preflight.run(execute: { try reader.queryBlocking($0) }, createSlot: {
+        let slot = try preflight.run(execute: { try reader.queryBlocking($0) }, createSlot: { failover in
             do {
-                let created = try reader.queryBlocking("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
-                                                       [.text(configuration.slotName)])
+                let created = try reader.queryBlocking(FailoverSlot.createFunctionCall(slot: configuration.slotName, failover: failover))
                 logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
                 return try created.single().lsn("lsn")
             } catch let error as PGError where error.sqlState == "42710" {
@@ -59,6 +58,7 @@ final class NotifyCapture: @unchecked Sendable {
             }
         })
         if let pid = slot.activePID { throw StreamCapture.slotInUse(configuration.slotName, pid: pid) }
+        slot.reportFailover(slot: configuration.slotName, logger: logger, metrics: metrics)
         if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try reader.queryBlocking($0) } }
         switch try NotifyTrigger.installedBlocking(on: reader) {
         case .none:

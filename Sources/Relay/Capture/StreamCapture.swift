@@ -50,14 +50,15 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         defer { current.withLock { $0 = nil } }
 
         let preflight = SlotPreflight(slot: configuration.slotName, publication: configuration.publication,
-                                      createIfMissing: configuration.createSlot, shard: configuration.shard)
+                                      createIfMissing: configuration.createSlot, shard: configuration.shard,
+                                      replicationCommands: true)
         // The very first start: the slot is created with an exported snapshot, imported at
         // once (the export ends with the connection's next command) to publish the rows
         // committed before the slot, which it will never stream.
         var gap: PGConnection?
-        let slot = try preflight.run(execute: { try connection.execute($0) }, createSlot: {
+        let slot = try preflight.run(execute: { try connection.execute($0) }, createSlot: { failover in
             do {
-                let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput EXPORT_SNAPSHOT").single()
+                let created = try connection.execute(FailoverSlot.createReplicationCommand(slot: configuration.slotName, failover: failover)).single()
                 gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
                                                       applicationName: "\(configuration.applicationName)-first-start")
                 logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
@@ -69,6 +70,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             }
         })
         if let pid = slot.activePID { throw Self.slotInUse(configuration.slotName, pid: pid) }
+        slot.reportFailover(slot: configuration.slotName, logger: logger, metrics: metrics)
         if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
         if slot.created { try preflight.recordCreated(at: slot.confirmedFlush) { try connection.execute($0) } }
         let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
