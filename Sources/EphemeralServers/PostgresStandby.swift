@@ -7,9 +7,10 @@ extension PostgresCluster {
     /// physical slot on this primary keeps the WAL the standby needs), another port,
     /// `hot_standby_feedback = on`. On 17+ also `sync_replication_slots = on` and
     /// `dbname=syncDatabase` in `primary_conninfo`, so that logical slots created with
-    /// failover are copied to it. Naming the standby's slot in this primary's
-    /// `synchronized_standby_slots` is left to the caller (the relay is tested without it).
-    public func startStandby(physicalSlot: String, syncDatabase: String,
+    /// failover are copied to it (`syncSlots: false` leaves that off, as on 15/16). Naming the
+    /// standby's slot in this primary's `synchronized_standby_slots` is left to the caller
+    /// (the relay is tested without it).
+    public func startStandby(physicalSlot: String, syncDatabase: String, syncSlots: Bool = true,
                              extraSettings: [String: String] = [:]) async throws -> PostgresCluster {
         try await offPool { [self] in
             let directory = try makeClusterDirectory(owner: runAs)
@@ -27,7 +28,7 @@ extension PostgresCluster {
             settings["hot_standby_feedback"] = "on"
             settings["primary_slot_name"] = "'\(physicalSlot)'"
             settings["primary_conninfo"] = "'host=127.0.0.1 port=\(port) user=postgres application_name=\(physicalSlot) dbname=\(syncDatabase)'"
-            if majorVersion >= 17 { settings["sync_replication_slots"] = "on" }
+            if syncSlots && majorVersion >= 17 { settings["sync_replication_slots"] = "on" }
             let hba = (try? String(contentsOfFile: dataDirectory + "/pg_hba.conf", encoding: .utf8))?
                 .split(separator: "\n").map(String.init) ?? Self.defaultHBALines
             return try Self.configureAndStart(directory: directory, binDir: binDir, majorVersion: majorVersion,

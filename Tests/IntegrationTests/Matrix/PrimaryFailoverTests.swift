@@ -26,7 +26,8 @@ struct PrimaryFailoverTests {
             try await MigrationRunner().run(on: try await PGConnection.connect(database.url))
             standby = try await primary.startStandby(physicalSlot: Self.standbySlot, syncDatabase: database.name)
             broker = try await TansuBroker.start()
-            let topology = Topology(primary: primary, standby: standby!, database: database.name, bootstrapServers: broker!.bootstrapServers)
+            let topology = FailoverTopology(primary: primary, standby: standby!, database: database.name,
+                                            bootstrapServers: broker!.bootstrapServers, slot: Self.slot)
             supervisor = topology.superviseRelay()
             try await run(topology, supervisor: supervisor!)
         } catch {
@@ -44,7 +45,7 @@ struct PrimaryFailoverTests {
         await primary.stop()
     }
 
-    private func run(_ topology: Topology, supervisor: RelaySupervisor) async throws {
+    private func run(_ topology: FailoverTopology, supervisor: RelaySupervisor) async throws {
         let primaryDB = try await PGConnection.connect(topology.primary.url(database: topology.database))
 
         // 1. Without synchronized_standby_slots the relay may run ahead of the standby: it
@@ -105,8 +106,7 @@ struct PrimaryFailoverTests {
         }, "the relay never confirmed past the last write on the new primary")
         #expect(try await newPrimary.query("SELECT synced FROM pg_replication_slots WHERE slot_name = $1", [.text(Self.slot)]).single().bool("synced"),
                 "the relay is not reading the slot synced from the old primary")
-        let committed = try await newPrimary.query("SELECT outbox_id, mq_key FROM outbox ORDER BY outbox_id").rows
-            .map { (id: try $0.int64("outbox_id"), key: try $0.string("mq_key")) }
+        let committed = try await FailoverTopology.committedRows(newPrimary)
         let messages = try await readMessages(bootstrapServers: topology.bootstrapServers, topics: ["BOOK_SAVE"], count: .max,
                                               timeout: .seconds(120), idle: .seconds(5))
         let check = DeliveryCheck(committed: committed, messages: messages)
@@ -117,47 +117,5 @@ struct PrimaryFailoverTests {
         #expect(check.isClean, "\(check)")
         #expect(!statuses.contains(78), "the relay halted for an operator: exits \(statuses)\n\(topology.relayLogs().suffix(4_000))")
         #expect(statuses.last == 0, "the final SIGTERM: exits \(statuses)")
-    }
-}
-
-/// The servers of one failover test, and how it reaches them.
-private struct Topology: Sendable {
-    let primary: PostgresCluster
-    let standby: PostgresCluster
-    let database: String
-    let bootstrapServers: String
-    let httpPort = freeLoopbackPort()
-    let logDirectory = NSTemporaryDirectory() + "failover-\(UUID().uuidString.prefix(8))"
-
-    /// What a production relay is given: every host, and only a primary will do.
-    var url: String {
-        "postgres://postgres@127.0.0.1:\(primary.port),127.0.0.1:\(standby.port)/\(database)?target_session_attrs=read-write"
-    }
-
-    func superviseRelay() -> RelaySupervisor {
-        try? FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
-        return RelaySupervisor { incarnation in
-            try ChildProcess([try relayBinary(), "run", "--database-url", url, "--kafka-bootstrap-servers", bootstrapServers,
-                              "--slot", PrimaryFailoverTests.slot, "--http-port", String(httpPort), "--log-level", "notice",
-                              "--set", "sweeper=false", "--set", "spill-dir=\(NSTemporaryDirectory())"],
-                             outputPath: "\(logDirectory)/relay-\(incarnation).log")
-        }
-    }
-
-    func failoverReadyMetric() async -> Double? {
-        guard let body = await LoopbackHTTP.get(port: httpPort, path: "/metrics")?.body else { return nil }
-        return LoopbackHTTP.sample("outbox_relay_slot_failover_ready", in: body)
-    }
-
-    /// Every incarnation's log, in order.
-    func relayLogs() -> String {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: logDirectory)) ?? [])
-            .sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
-        return names.map { (try? String(contentsOfFile: "\(logDirectory)/\($0)", encoding: .utf8)) ?? "" }.joined(separator: "\n")
-    }
-
-    func status() async throws -> String {
-        try await runTool([try relayBinary(), "status", "--database-url", url, "--slot", PrimaryFailoverTests.slot,
-                           "--kafka-bootstrap-servers", bootstrapServers]).output
     }
 }
