@@ -174,11 +174,12 @@ struct SlotPreflight {
                               "Replication slot \"\(slot)\" is missing, but relays confirmed it up to \(recorded) (table outbox_relay_slot): it disappeared, dropped by someone. \(skip)",
                               fix: resetFix(slot))
         case .promotedOrRestored(let timeline, let failoverSlots):
+            // A timeline above 1 says a promotion or restore happened, not when: "most likely".
             let why = failoverSlots
-                ? "it was not a failover slot, or the standby had not synced it yet (see `outbox-relay status` on the next primary)"
+                ? "it was not a failover slot, or the standby had not synced it yet (`outbox-relay status` says whether a slot is ready for the next failover)"
                 : "PostgreSQL before 17 keeps no logical slot through a promotion"
             return RelayError(.slotMissing,
-                              "Replication slot \"\(slot)\" is missing on this server, which is on timeline \(timeline): it was promoted from a standby (a failover or switchover) or restored from a backup since relays confirmed the slot up to \(recorded) (table outbox_relay_slot), and \(why). \(skip)",
+                              "Replication slot \"\(slot)\" is missing on this server, which is on timeline \(timeline): it was promoted from a standby (a failover or switchover) or restored from a backup, which most likely lost the slot that relays confirmed up to \(recorded) (table outbox_relay_slot): \(why). \(skip)",
                               fix: "with every relay of the slot stopped, run `outbox-relay slot reset --slot \(slot)` against this server (the new primary): it recreates the slot and re-sends, in commit order, every outbox row still INIT; then start the relays again. Consumers absorb the duplicates.")
         }
     }
