@@ -4,17 +4,20 @@ import PostgresClient
 import Glibc
 #endif
 
-/// A throwaway PostgreSQL 15 cluster: `initdb` into a temp dir (as the `postgres` OS user
+/// A throwaway PostgreSQL cluster: `initdb` into a temp dir (as the `postgres` OS user
 /// when this process is root, because initdb refuses root), `wal_level=logical`, a free
 /// loopback port, trust authentication on loopback only (callers may replace `pg_hba.conf`
-/// and add files, e.g. for a TLS-only server). `stop()` removes everything.
+/// and add files, e.g. for a TLS-only server). `stop()` removes everything. The server is
+/// the one in `OUTBOX_PG_BIN` (default: Debian's 15; see `ServerBinaries`).
 public final class PostgresCluster: Sendable {
     public let port: Int
+    /// The server's major version (15, 18, ...).
+    public let majorVersion: Int
     public let directory: String
     public var dataDirectory: String { directory + "/data" }
     public var logPath: String { directory + "/postgres.log" }
-    private let binDir: String
-    private let runAs: String?
+    let binDir: String
+    let runAs: String?
     private let cleanupID: Int
 
     /// Superuser DSN for `database`.
@@ -23,8 +26,9 @@ public final class PostgresCluster: Sendable {
         return "postgres://\(credentials)@127.0.0.1:\(port)/\(database)"
     }
 
-    private init(port: Int, directory: String, binDir: String, runAs: String?) {
+    init(port: Int, directory: String, binDir: String, majorVersion: Int, runAs: String?) {
         self.port = port
+        self.majorVersion = majorVersion
         self.directory = directory
         self.binDir = binDir
         self.runAs = runAs
@@ -62,7 +66,7 @@ public final class PostgresCluster: Sendable {
     ]
 
     /// Creates and starts a cluster. Throws `ServerBinaryMissing` naming `scripts/setup`
-    /// when PostgreSQL 15 is not installed.
+    /// when the server binaries are not installed.
     /// - Parameters:
     ///   - extraSettings: `postgresql.conf` settings on top of `defaultSettings` (values as
     ///     written in the file, so strings carry their quotes).
@@ -76,15 +80,8 @@ public final class PostgresCluster: Sendable {
         let binDir = try ServerBinaries.postgresBinDir()
         return try await offPool {
             let runAs: String? = ChildProcesses.isRoot ? "postgres" : nil
-            var template = Array((NSTemporaryDirectory() + "outbox-pg-XXXXXX").utf8CString)
-            guard let made = mkdtemp(&template) else {
-                throw CommandFailed(command: "mkdtemp", status: errno, output: "cannot create a temp dir")
-            }
-            let directory = String(cString: made)
-            chmod(directory, 0o755)
-            if runAs != nil, let pw = getpwnam("postgres") {
-                chown(directory, pw.pointee.pw_uid, pw.pointee.pw_gid)
-            }
+            let major = try ServerBinaries.postgresMajorVersion(binDir: binDir)
+            let directory = try makeClusterDirectory(owner: runAs)
             let data = directory + "/data"
             do {
                 try ChildProcesses.run(binDir + "/initdb",
@@ -94,36 +91,47 @@ public final class PostgresCluster: Sendable {
                 try? FileManager.default.removeItem(atPath: directory)
                 throw error
             }
-            var lastError: (any Error)?
-            for _ in 0..<3 {
-                let port = freeLoopbackPort()
-                var settings = defaultSettings.merging(extraSettings) { $1 }
-                settings["port"] = String(port)
-                settings["listen_addresses"] = "'127.0.0.1'"
-                settings["unix_socket_directories"] = "'\(directory)'"
-                let conf = settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n")
-                try writeAsOwner(conf + "\n", to: data + "/postgresql.auto.conf", owner: runAs)
-                try writeAsOwner(hbaLines.joined(separator: "\n") + "\n", to: data + "/pg_hba.conf", owner: runAs)
-                for (name, contents) in dataFiles {
-                    // The server refuses a private key that others can read.
-                    try writeAsOwner(contents, to: data + "/" + name, owner: runAs, mode: 0o600)
-                }
-                let cluster = PostgresCluster(port: port, directory: directory, binDir: binDir, runAs: runAs)
-                do {
-                    try cluster.pgCtl(["-l", cluster.logPath, "-w", "-t", "60", "start"])
-                    return cluster
-                } catch {
-                    lastError = CommandFailed(command: "pg_ctl start on port \(port)", status: -1,
-                                              output: "\(error)\n--- postgres log ---\n\(cluster.logTail())")
-                    ChildProcesses.remove(cluster.cleanupID)
-                }
-            }
-            try? FileManager.default.removeItem(atPath: directory)
-            throw lastError!
+            return try configureAndStart(directory: directory, binDir: binDir, majorVersion: major, runAs: runAs,
+                                         settings: defaultSettings.merging(extraSettings) { $1 }, hbaLines: hbaLines,
+                                         dataFiles: dataFiles)
         }
     }
 
-    private func pgCtl(_ arguments: [String]) throws {
+    /// Writes the settings with a free port into `directory`'s data directory and starts the
+    /// server there, trying another port when one was taken meanwhile. Blocking.
+    static func configureAndStart(directory: String, binDir: String, majorVersion: Int, runAs: String?,
+                                  settings base: [String: String], hbaLines: [String],
+                                  dataFiles: [String: String] = [:]) throws -> PostgresCluster {
+        let data = directory + "/data"
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let port = freeLoopbackPort()
+            var settings = base
+            settings["port"] = String(port)
+            settings["listen_addresses"] = "'127.0.0.1'"
+            settings["unix_socket_directories"] = "'\(directory)'"
+            let conf = settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: "\n")
+            try writeAsOwner(conf + "\n", to: data + "/postgresql.auto.conf", owner: runAs)
+            try writeAsOwner(hbaLines.joined(separator: "\n") + "\n", to: data + "/pg_hba.conf", owner: runAs)
+            for (name, contents) in dataFiles {
+                // The server refuses a private key that others can read.
+                try writeAsOwner(contents, to: data + "/" + name, owner: runAs, mode: 0o600)
+            }
+            let cluster = PostgresCluster(port: port, directory: directory, binDir: binDir, majorVersion: majorVersion, runAs: runAs)
+            do {
+                try cluster.pgCtl(["-l", cluster.logPath, "-w", "-t", "60", "start"])
+                return cluster
+            } catch {
+                lastError = CommandFailed(command: "pg_ctl start on port \(port)", status: -1,
+                                          output: "\(error)\n--- postgres log ---\n\(cluster.logTail())")
+                ChildProcesses.remove(cluster.cleanupID)
+            }
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+        throw lastError!
+    }
+
+    func pgCtl(_ arguments: [String]) throws {
         try ChildProcesses.run(binDir + "/pg_ctl", ["-D", dataDirectory] + arguments, asUser: runAs)
     }
 
@@ -172,7 +180,21 @@ public final class PostgresCluster: Sendable {
     public func binary(_ name: String) -> String { binDir + "/" + name }
 }
 
-private func writeAsOwner(_ text: String, to path: String, owner: String?, mode: mode_t? = nil) throws {
+/// A fresh temp directory for a cluster, owned by the server's OS user.
+func makeClusterDirectory(owner runAs: String?) throws -> String {
+    var template = Array((NSTemporaryDirectory() + "outbox-pg-XXXXXX").utf8CString)
+    guard let made = mkdtemp(&template) else {
+        throw CommandFailed(command: "mkdtemp", status: errno, output: "cannot create a temp dir")
+    }
+    let directory = String(cString: made)
+    chmod(directory, 0o755)
+    if runAs != nil, let pw = getpwnam("postgres") {
+        chown(directory, pw.pointee.pw_uid, pw.pointee.pw_gid)
+    }
+    return directory
+}
+
+func writeAsOwner(_ text: String, to path: String, owner: String?, mode: mode_t? = nil) throws {
     if let mode {
         // Created with the mode, so a key is never readable by others, even briefly.
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode]) else {

@@ -3,6 +3,7 @@ import Foundation
 import KafkaClient
 import Logging
 import PostgresClient
+import Relay
 import RelayCore
 import Threading
 
@@ -47,6 +48,9 @@ struct Status: AsyncParsableCommand {
         } else if let row = slotRows.first {
             let lag = try row.optionalInt64("lag") ?? 0
             print("slot \(slotName): confirmed \(try row.optionalString("confirmed") ?? "-"), lag \(lag) bytes, active \(try row.bool("active")), wal_status \(try row.optionalString("wal_status") ?? "-")")
+            // Informational, not a breach: a standalone server is a valid deployment.
+            let failover = try await runBlocking { try FailoverSlot.assess(slot: slotName) { try db.queryBlocking($0) } }
+            print("slot \(slotName) failover: \(failover.summary)")
             if let limitText = maxSlotLag {
                 guard let limit = Settings.parseBytes(limitText) else { throw ValidationError("--max-slot-lag \(limitText) is not a size (e.g. 1GiB).") }
                 if lag > limit { breaches.append("slot lag \(lag) bytes > \(limit)") }

@@ -12,12 +12,13 @@ struct CaptureSessionSetup {
     let preflight: SlotPreflight
 
     /// Runs the preflight on the mode's connection, creating the slot with `createSlot` when
-    /// it is missing and may be created. Throws `slotInUse` (wait as a standby) when another
-    /// relay reads the slot, or created it a moment ago.
-    func checkSlot(execute: (String) throws -> PGResult, createSlot: () throws -> LSN) throws -> SlotPreflight.SlotState {
-        let slot = try preflight.run(execute: execute, createSlot: {
+    /// it is missing and may be created (as a failover slot when its argument is true:
+    /// PostgreSQL 17+). Throws `slotInUse` (wait as a standby) when another relay reads the
+    /// slot, or created it a moment ago.
+    func checkSlot(execute: (String) throws -> PGResult, createSlot: (_ failover: Bool) throws -> LSN) throws -> SlotPreflight.SlotState {
+        let slot = try preflight.run(execute: execute, createSlot: { failover in
             do {
-                return try createSlot()
+                return try createSlot(failover)
             } catch let error as PGError where error.sqlState == "42710" {
                 // Another relay created it a moment ago and finishes its first start (and
                 // records the slot): wait as a standby, then start as usual.

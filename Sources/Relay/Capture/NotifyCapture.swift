@@ -46,12 +46,12 @@ final class NotifyCapture: @unchecked Sendable {
         }
         let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
             slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot))
-        let slot = try setup.checkSlot(execute: { try reader.queryBlocking($0) }, createSlot: {
-            let created = try reader.queryBlocking("SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
-                                                   [.text(configuration.slotName)])
+        let slot = try setup.checkSlot(execute: { try reader.queryBlocking($0) }, createSlot: { failover in
+            let created = try reader.queryBlocking(FailoverSlot.createFunctionCall(slot: configuration.slotName, failover: failover))
             logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
             return try created.single().lsn("lsn")
         })
+        slot.reportFailover(slot: configuration.slotName, logger: logger, metrics: metrics)
         let recorder = try setup.startAcknowledging(slot, execute: { try reader.queryBlocking($0) })
         self.recorder = recorder
         defer { recorder.stop(); self.recorder = nil }

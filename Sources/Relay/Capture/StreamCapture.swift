@@ -50,18 +50,20 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         defer { current.withLock { $0 = nil } }
 
         let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
-            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot, shard: configuration.shard))
+            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot,
+            shard: configuration.shard, replicationCommands: true))
         // The very first start: the slot is created with an exported snapshot, imported at
         // once (the export ends with the connection's next command) to publish the rows
         // committed before the slot, which it will never stream.
         var gap: PGConnection?
-        let slot = try setup.checkSlot(execute: { try connection.execute($0) }, createSlot: {
-            let created = try connection.execute("CREATE_REPLICATION_SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL pgoutput EXPORT_SNAPSHOT").single()
+        let slot = try setup.checkSlot(execute: { try connection.execute($0) }, createSlot: { failover in
+            let created = try connection.execute(FailoverSlot.createReplicationCommand(slot: configuration.slotName, failover: failover)).single()
             gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
                                                   applicationName: "\(configuration.applicationName)-first-start")
             logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
             return try created.lsn("consistent_point")
         })
+        slot.reportFailover(slot: configuration.slotName, logger: logger, metrics: metrics)
         if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
         let recorder = try setup.startAcknowledging(slot, execute: { try connection.execute($0) })
         self.recorder = recorder
