@@ -125,6 +125,8 @@ let package = Package(
         .testTarget(name: "OutboxBenchTests", dependencies: ["OutboxBench"], swiftSettings: strict),
         // Pure tests of the record contract: header styles, timestamps, consumer routing.
         .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
+        // The consumers' pure core: the state machine, batch plans, failure classes.
+        .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "KafkaClient"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint", "Threading"],

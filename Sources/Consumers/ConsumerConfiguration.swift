@@ -20,7 +20,7 @@ public struct ConsumerConfiguration: Sendable {
     public var deadLetterTopic = RecordContract.Topic.consumerDeadLetters
     public var retryBackoffMaximum: Duration = .seconds(10)
     /// A missing outbox row is retried for ~1.3 s in case its transaction is not visible
-    /// yet (`ConsumerService.visibilityRetryDelays`), but only when its message was produced
+    /// yet (`ConsumerStateMachine.visibilityRetryDelays`), but only when its message was produced
     /// less than this long ago: an older message's row has had time to appear, so it is
     /// poison at once. Without this, replaying old messages whose rows are gone (offsets
     /// reset, retention) paid the full wait on every batch: ~150 dead letters/s. A clock
