@@ -18,10 +18,12 @@ final class ConsumerLoop: @unchecked Sendable {
     private var job: ApplyJob?
     /// Set once in `run`, before the first poll (the consumer's callbacks need this loop).
     private var consumer: KafkaConsumer?
-    private var dlqProducer: KafkaProducer?
+    /// Sends poison messages to the dead-letter topic; closed when the run ends.
+    private let dlqProducer: KafkaProducer
 
-    init(service: ConsumerService) {
+    init(service: ConsumerService, dlq: KafkaProducer) {
         self.service = service
+        dlqProducer = dlq
         database = DatabaseWorker(service: service)
     }
 
@@ -30,10 +32,9 @@ final class ConsumerLoop: @unchecked Sendable {
     private var metrics: ConsumerMetrics { service.metrics }
 
     func run() throws {
-        let dlq = try KafkaProducer(configuration: configuration.kafka, logger: logger, onDelivery: { _ in })
-        dlqProducer = dlq
+        defer { dlqProducer.close() }
         let consumer = try KafkaConsumer(
-            configuration: configuration.kafka, groupID: configuration.groupID, logger: logger,
+            configuration: configuration.memberKafka, groupID: configuration.groupID, logger: logger,
             onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"]) },
             onRevoke: { [self] partitions in
                 logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
@@ -48,7 +49,6 @@ final class ConsumerLoop: @unchecked Sendable {
             // A crashed job's result is dropped unread; its offsets were never committed.
             if let job { job.done.wait(); self.job = nil }
             consumer.close()
-            dlq.close()
             database.close()
         }
         while !service.isStopping {
@@ -158,7 +158,7 @@ final class ConsumerLoop: @unchecked Sendable {
     /// are produced before waiting, so a batch costs one broker round trip, not one per
     /// message; a failed send is retried, keeping the order, until it succeeds or stops.
     private func deadLetter(_ poison: [ConsumerStateMachine.Poison]) throws {
-        guard !poison.isEmpty, let dlqProducer else { return }
+        guard !poison.isEmpty else { return }
         var pending = poison.map { (record: deadLetterRecord($0), reason: $0.reason) }
         while true {
             let results = dlqProducer.sendInOrderBlocking(pending.map(\.record))

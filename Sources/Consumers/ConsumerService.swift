@@ -79,8 +79,15 @@ public final class ConsumerService: Sendable {
     /// Runs until `stop()`; throws only for errors retrying cannot fix (bad configuration).
     public func run() async throws {
         defer { watchdog.finish() }
+        let dlq = try KafkaProducer(configuration: configuration.kafka, logger: logger, onDelivery: { _ in })
+        // Ask for the topics before joining the group. Where the broker creates topics on
+        // first use (as it does for the relay's first message), they now exist, and the
+        // member joins once with all of them. Subscribed to a topic that does not exist
+        // yet, it joined without it, saw it only at the next metadata refresh, and paid a
+        // second rebalance for it: seconds of `applied 0` at every first start.
+        await dlq.requestTopicMetadata(configuration.topics)
         let outcome: Result<Void, any Error> = await withCheckedContinuation { continuation in
-            BlockingThread { [self] in continuation.resume(returning: Result { try ConsumerLoop(service: self).run() }) }.start()
+            BlockingThread { [self] in continuation.resume(returning: Result { try ConsumerLoop(service: self, dlq: dlq).run() }) }.start()
         }
         try outcome.get()
     }
