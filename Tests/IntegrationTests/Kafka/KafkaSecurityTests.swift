@@ -40,7 +40,8 @@ struct KafkaSecurityTests {
             let elapsed = ContinuousClock.now - started
             // 78 (EX_CONFIG), not 69: a supervisor must not retry a refused login or certificate forever.
             #expect(result.status == 78, "\(command) exited \(result.status): \(result.output.suffix(1_500))")
-            #expect(result.output.components(separatedBy: "Fix:").count == 2, "one fix: \(result.output.suffix(1_500))")
+            let error = result.output.split(separator: "\n").last { $0.hasPrefix("Error:") } ?? ""
+            #expect(error.components(separatedBy: "Fix:").count == 2, "one cause, one fix: \(result.output.suffix(1_500))")
             #expect(elapsed < limit, "\(command) took \(elapsed) to give up")
             for phrase in phrases { #expect(result.output.contains(phrase), "\(command): \(result.output.suffix(1_500))") }
             #expect(!result.output.contains(Self.password), "\(command) printed the SASL password")
