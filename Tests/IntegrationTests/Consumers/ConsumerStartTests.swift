@@ -1,4 +1,4 @@
-@testable import Consumers
+import Consumers
 import Foundation
 import PostgresClient
 import Testing
