@@ -129,6 +129,17 @@ let package = Package(
         .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
         // Documentation checks that need no server: every relative Markdown link resolves.
         .testTarget(name: "DocumentationTests", swiftSettings: strict),
+        // The consumers' pure core: the state machine, batch plans, failure classes.
+        .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "KafkaClient"], swiftSettings: strict),
+        // The relay's server-free tests: configuration guarantees, the delivery line's wake-ups.
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "KafkaClient", "PGOutput", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strict),
+        // The CLI's server-free tests: the settings catalog, flags, exit statuses, log lines.
+        .testTarget(
+            name: "OutboxRelayCLITests",
+            dependencies: ["OutboxRelayCLI", "Relay", "RelayCore", "Consumers", "HTTPEndpoint",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint", "Threading"],

@@ -20,7 +20,7 @@ public struct ConsumerConfiguration: Sendable {
     public var deadLetterTopic = RecordContract.Topic.consumerDeadLetters
     public var retryBackoffMaximum: Duration = .seconds(10)
     /// A missing outbox row is retried for ~1.3 s in case its transaction is not visible
-    /// yet (`ConsumerService.visibilityRetryDelays`), but only when its message was produced
+    /// yet (`ConsumerStateMachine.visibilityRetryDelays`), but only when its message was produced
     /// less than this long ago: an older message's row has had time to appear, so it is
     /// poison at once. Without this, replaying old messages whose rows are gone (offsets
     /// reset, retention) paid the full wait on every batch: ~150 dead letters/s. A clock
@@ -32,6 +32,23 @@ public struct ConsumerConfiguration: Sendable {
     /// committed is delivered again and its effects are counted duplicates.
     public var drainTimeout: Duration = .seconds(30)
     public var applicationName = "outbox-consumers"
+    /// The group member's session timeout, unless kafka-properties sets `session.timeout.ms`:
+    /// how long the group coordinator waits for a silent member before it gives that
+    /// member's partitions to the others. 6 s, the least Apache Kafka accepts by default
+    /// (`group.min.session.timeout.ms`): a killed consumer's partitions move after 6 s, not
+    /// 10. librdkafka heartbeats from its own thread every second, so a long batch cannot
+    /// expire it (`max.poll.interval.ms` covers a stuck poll). Tansu also holds every
+    /// JoinGroup for half of it, so there it is the start-up wait too (docs/consumers.md).
+    public var sessionTimeout: Duration = .seconds(6)
+
+    /// `kafka` as the group member uses it: with `sessionTimeout`, unless set explicitly.
+    var memberKafka: KafkaConfiguration {
+        var kafka = self.kafka
+        if kafka.properties["session.timeout.ms"] == nil {
+            kafka.properties["session.timeout.ms"] = String(sessionTimeout.components.seconds * 1_000 + sessionTimeout.components.attoseconds / 1_000_000_000_000_000)
+        }
+        return kafka
+    }
 
     public init(databaseURL: String, kafka: KafkaConfiguration) {
         self.databaseURL = databaseURL
@@ -46,6 +63,7 @@ public struct ConsumerConfiguration: Sendable {
         if !(1...10_000).contains(batchSize) { throw ConsumerError("batch-size \(batchSize) is out of range. Fix: use 1 to 10000 (default \(Self.defaultBatchSize)).") }
         if deadLetterTopic.isEmpty { throw ConsumerError("dead-letter topic is empty. Fix: use the default outbox.consumer.dlq.") }
         if drainTimeout <= .zero { throw ConsumerError("drain-timeout must be positive. Fix: use the default 30s.") }
+        if sessionTimeout < .seconds(1) { throw ConsumerError("the session timeout must be at least 1s. Fix: use the default 6s.") }
     }
 }
 

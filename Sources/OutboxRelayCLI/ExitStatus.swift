@@ -15,16 +15,19 @@ enum ExitStatus: Int32, CaseIterable {
     case thresholdCrossed = 2
     /// EX_USAGE: bad flag, unknown setting, or a value that does not parse or is out of range.
     case usage = 64
-    /// EX_UNAVAILABLE: PostgreSQL or Kafka unreachable at start, or the HTTP port taken.
-    /// Nothing was done; retrying later may work. (Outages after start are retried, never fatal.)
+    /// EX_UNAVAILABLE: PostgreSQL or Kafka unreachable at start (nothing answered), or the
+    /// HTTP port taken. Nothing was done; retrying later may work. (Outages after start are
+    /// retried, never fatal.)
     case unavailable = 69
     /// EX_TEMPFAIL: `run` stopped at drain-timeout with events unacknowledged; they were
     /// not confirmed and the next start publishes them again. `consume`: the stop passed
     /// drain-timeout; its last batch may be delivered again (and deduplicated).
     case unacknowledgedAtStop = 75
     /// EX_CONFIG: a halt that needs an operator (slot lost, invalidated or moved, wrong
-    /// wal_level or privileges, schema not migrated). Restarting alone will not help: read
-    /// the message's Fix.
+    /// wal_level or privileges, schema not migrated), or a server that answered and refused
+    /// the connection settings at start (a certificate from another CA or for another host
+    /// name, a wrong password, no pg_hba.conf line; Kafka SASL or TLS refused: `StartFailure`).
+    /// Restarting alone will not help: read the message's Fix.
     case operatorNeeded = 78
 
     var meaning: String {
@@ -35,7 +38,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .usage: return "usage: bad flag or setting (EX_USAGE)"
         case .unavailable: return "PostgreSQL, Kafka or the HTTP port unavailable at start (EX_UNAVAILABLE)"
         case .unacknowledgedAtStop: return "run/consume: stopped at drain-timeout with work unfinished, taken up again by the next start (EX_TEMPFAIL)"
-        case .operatorNeeded: return "halted; an operator must act, see the Fix in the message (EX_CONFIG)"
+        case .operatorNeeded: return "halted, or TLS/credentials refused at start; an operator must act, see the Fix in the message (EX_CONFIG)"
         }
     }
 

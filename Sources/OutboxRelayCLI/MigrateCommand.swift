@@ -42,7 +42,7 @@ struct Migrate: AsyncParsableCommand {
         if reshard, shardCount == nil { throw ValidationError("--reshard needs --shards N. Fix: pass the new shard count, e.g. --shards 3 --reshard.") }
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
-            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
+            throw StartFailure.postgres(error)
         }
         let report = try await MigrationRunner().run(on: db)
         print(report.applied.isEmpty ? "schema up to date (\(report.alreadyApplied) migrations applied earlier)"

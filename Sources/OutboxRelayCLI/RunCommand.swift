@@ -100,15 +100,18 @@ enum Preflight {
             let connection = try await PGConnection.connect(databaseURL, connectTimeoutSeconds: 10)
             _ = try await connection.query("SELECT 1")
         } catch {
-            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url, that the server runs, and pg_hba.conf.",
-                           status: .unavailable)
+            throw StartFailure.postgres(error)
         }
         let producer = try KafkaProducer(configuration: kafka, logger: logger, onDelivery: { _ in })
+        do { try await producer.checkConnectivity(timeout: .seconds(10)) } catch {
+            // Closed before the process exits: a close still running on another thread
+            // while `exit` tore down the process crashed it now and then (SIGSEGV, exit 139
+            // instead of the 78 or 69 a supervisor acts on).
+            await producer.close(timeout: .zero)
+            throw StartFailure.kafka(error)
+        }
         // rd_kafka_destroy waits for librdkafka's threads (~100 ms): let it finish while the
         // relay starts, instead of delaying the start.
-        defer { Thread.detachNewThread { producer.close(timeout: .zero) } }
-        do { try await producer.checkConnectivity(timeout: .seconds(10)) } catch {
-            throw CLIError("\(error)", status: .unavailable)
-        }
+        Thread.detachNewThread { producer.close(timeout: .zero) }
     }
 }

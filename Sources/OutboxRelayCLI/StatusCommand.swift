@@ -34,7 +34,7 @@ struct Status: AsyncParsableCommand {
         let slotName = resolved.settings.string("slot", default: SettingsCatalog.defaultText("slot"))
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
-            throw CLIError("PostgreSQL is not reachable: \(error). Fix: check database-url and that the server runs.", status: .unavailable)
+            throw StartFailure.postgres(error)
         }
         var breaches: [String] = []
 

@@ -33,7 +33,7 @@ final class LibPQHandle: @unchecked Sendable {
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = LibPQHandle.errorText(conn)
             PQfinish(conn)
-            throw PGError(code: .connectionFailed, message: ConnectFailureAdvice.explain(message),
+            throw PGError(code: .connectionFailed, message: message,
                           target: target.description)
         }
         PQsetNoticeProcessor(conn, { _, _ in }, nil)  // notices (e.g. "already exists, skipping") are not errors

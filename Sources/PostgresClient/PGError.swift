@@ -38,6 +38,11 @@ public struct PGError: Error, Sendable, CustomStringConvertible {
     public var query: String?
     /// `host:port/database` without credentials, when known.
     public var target: String?
+    /// For a connection that could not be opened: the cause, the fix, and whether trying
+    /// again later can help. Nil when libpq's message is not recognised.
+    public var connectFailure: ConnectFailureAdvice? {
+        code == .connectionFailed ? ConnectFailureAdvice.classify(message) : nil
+    }
     public var file: String
     public var line: Int
 
@@ -57,7 +62,7 @@ public struct PGError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         var text = "PostgreSQL \(code)"
         if let target { text += " (\(target))" }
-        text += ": \(message)"
+        text += ": " + (code == .connectionFailed ? ConnectFailureAdvice.explain(message) : message)
         if let sqlState { text += " [SQLSTATE \(sqlState)]" }
         if let detail { text += " DETAIL: \(detail)" }
         if let hint { text += " HINT: \(hint)" }

@@ -6,7 +6,9 @@ import Testing
 /// The real binary ends in each documented exit status (docs/operations.md, "Exit codes"; `--help`).
 /// Numbers are written out here on purpose: supervisors depend on them, so renumbering
 /// must fail a test. (0 after SIGTERM: `CLITests.endpointsAndGracefulStop` and the JSON-log
-/// test; 2 for `status`: `CLITests.statusCheck`; 75: the fault suite's drain-timeout test.)
+/// test; 2 for `status`: `CLITests.statusCheck`; 75: the fault suite's drain-timeout test;
+/// 78 for TLS settings or credentials a server refuses at start, with openssl-made
+/// certificates: `PostgresTLSTests.cliRefusals` and `KafkaSecurityTests`.)
 @Suite("outbox-relay exit statuses")
 struct ExitStatusCLITests {
     @Test("usage errors exit 64 (EX_USAGE): a non-integer port, a bad value, an unknown setting, an old flag value that is not a boolean")

@@ -1,4 +1,4 @@
-import Consumers
+@testable import Consumers
 import Foundation
 import KafkaClient
 import Logging

@@ -1,4 +1,4 @@
-import Consumers
+@testable import Consumers
 import EphemeralServers
 import Foundation
 import KafkaClient

@@ -38,7 +38,10 @@ struct KafkaSecurityTests {
             let result = try await runCLI([command, "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", bootstrapServers,
                                            "--http-port", "0"] + settings.flatMap { ["--set", $0] }, environment: environment)
             let elapsed = ContinuousClock.now - started
-            #expect(result.status != 0, "\(command) exited 0: \(result.output.suffix(1_500))")
+            // 78 (EX_CONFIG), not 69: a supervisor must not retry a refused login or certificate forever.
+            #expect(result.status == 78, "\(command) exited \(result.status): \(result.output.suffix(1_500))")
+            let error = result.output.split(separator: "\n").last { $0.hasPrefix("Error:") } ?? ""
+            #expect(error.components(separatedBy: "Fix:").count == 2, "one cause, one fix: \(result.output.suffix(1_500))")
             #expect(elapsed < limit, "\(command) took \(elapsed) to give up")
             for phrase in phrases { #expect(result.output.contains(phrase), "\(command): \(result.output.suffix(1_500))") }
             #expect(!result.output.contains(Self.password), "\(command) printed the SASL password")

@@ -7,8 +7,9 @@ import Testing
 /// `hostssl` connections, and a CA plus server certificate made with `openssl` when the
 /// test runs. `sslmode=verify-full` with the right CA and host name works for the library,
 /// the relay (including its replication connection) and the consumers; a wrong host name,
-/// a CA that did not sign the certificate, and `sslmode=disable` are each refused by the
-/// library and by `run`, `consume` and `status`, with an error naming the cause and the fix.
+/// a CA that did not sign the certificate, `sslmode=disable` and a wrong password are each
+/// refused by the library and by `run`, `consume` and `status`, with an error naming one
+/// cause and one fix, and exit 78 (EX_CONFIG: the server answered; retrying cannot help).
 @Suite("PostgreSQL TLS")
 struct PostgresTLSTests {
     /// The name in the server certificate. It resolves nowhere: URLs pin the address with
@@ -17,16 +18,22 @@ struct PostgresTLSTests {
 
     /// The refusals every client must report, with the phrases that name cause and fix.
     enum Refusal: CaseIterable {
-        case wrongHostName, wrongCA, unencrypted
+        case wrongHostName, wrongCA, unencrypted, wrongPassword
 
         var expectedPhrases: [String] {
             switch self {
             case .wrongHostName: ["does not match host name", "not issued for the host name"]
             case .wrongCA: ["certificate verify failed", "sslrootcert"]
             case .unencrypted: ["no encryption", "sslmode=verify-full"]
+            case .wrongPassword: ["password authentication failed", "check the user and password"]
             }
         }
     }
+
+    /// A role that must log in with a password (scram-sha-256 in pg_hba.conf).
+    static let passwordRole = "tls_app"
+    static let password = "right-Secret-7"
+    static let wrongPassword = "wrong-Secret-9"
 
     struct TLSServer: Sendable {
         let cluster: PostgresCluster
@@ -41,11 +48,13 @@ struct PostgresTLSTests {
             case .wrongHostName: url(host: "127.0.0.1", "sslmode=verify-full", "sslrootcert=\(certificates.caPath)")
             case .wrongCA: url(host: PostgresTLSTests.hostName, "sslmode=verify-full", "sslrootcert=\(certificates.otherCAPath)")
             case .unencrypted: url(host: PostgresTLSTests.hostName, "sslmode=disable")
+            case .wrongPassword: url(user: "\(PostgresTLSTests.passwordRole):\(PostgresTLSTests.wrongPassword)", host: PostgresTLSTests.hostName,
+                                     "sslmode=verify-full", "sslrootcert=\(certificates.caPath)")
             }
         }
 
-        private func url(host: String, _ options: String...) -> String {
-            "postgres://postgres@\(host):\(cluster.port)/\(database)?" + (["hostaddr=127.0.0.1"] + options).joined(separator: "&")
+        private func url(user: String = "postgres", host: String, _ options: String...) -> String {
+            "postgres://\(user)@\(host):\(cluster.port)/\(database)?" + (["hostaddr=127.0.0.1"] + options).joined(separator: "&")
         }
     }
 
@@ -56,13 +65,17 @@ struct PostgresTLSTests {
         let cluster = try await PostgresCluster.start(
             extraSettings: ["ssl": "on", "ssl_cert_file": "'server.crt'", "ssl_key_file": "'server.key'"],
             hbaLines: ["local all all trust",
+                       "hostssl all \(Self.passwordRole) 127.0.0.1/32 scram-sha-256",
                        "hostssl all all 127.0.0.1/32 trust",
                        "hostssl replication all 127.0.0.1/32 trust",
                        "local replication all trust"],
             dataFiles: ["server.crt": certificates.serverCertificate, "server.key": certificates.serverKey])
         do {
             let database = try await cluster.createDatabase(prefix: "tls")  // itself over TLS (sslmode=prefer)
-            let result = try await body(TLSServer(cluster: cluster, certificates: certificates, database: database.name))
+            let server = TLSServer(cluster: cluster, certificates: certificates, database: database.name)
+            let admin = try await PGConnection.connect(server.goodURL)
+            _ = try await admin.query("CREATE ROLE \(Self.passwordRole) LOGIN PASSWORD '\(Self.password)'")
+            let result = try await body(server)
             await cluster.stop()
             return result
         } catch {
@@ -91,7 +104,7 @@ struct PostgresTLSTests {
         }
     }
 
-    @Test("status, run and consume refuse a wrong host name, a wrong CA and sslmode=disable, naming the cause and exiting non-zero")
+    @Test("status, run and consume refuse a wrong host name, a wrong CA, sslmode=disable and a wrong password with one cause and one fix, exiting 78")
     func cliRefusals() async throws {
         try await withTLSServer { server in
             let broker = try await TansuBroker.start()
@@ -104,7 +117,11 @@ struct PostgresTLSTests {
                 ]
                 for command in commands {
                     let result = try await runCLI(command)
-                    #expect(result.status != 0, "\(command[0]) with \(refusal) exited 0: \(result.output.suffix(1_500))")
+                    // 78, not 69: "unavailable" made a supervisor retry a configuration error forever.
+                    #expect(result.status == 78, "\(command[0]) with \(refusal) exited \(result.status): \(result.output.suffix(1_500))")
+                    #expect(result.output.components(separatedBy: "Fix:").count == 2, "one fix: \(result.output.suffix(1_500))")
+                    #expect(!result.output.contains("not reachable"), "the server answered: \(result.output.suffix(1_500))")
+                    #expect(!result.output.contains(PostgresTLSTests.wrongPassword), "the password leaked: \(result.output.suffix(1_500))")
                     for phrase in refusal.expectedPhrases {
                         #expect(result.output.contains(phrase), "\(command[0]) with \(refusal): \(result.output.suffix(1_500))")
                     }

@@ -1,4 +1,4 @@
-import Consumers
+@testable import Consumers
 import Foundation
 import KafkaClient
 import Logging
@@ -51,10 +51,8 @@ struct RunningConsumer: Sendable {
         configure(&configuration)
         var logger = logs?.logger(label: "consumer-under-test") ?? Logger(label: "consumer-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let service = try ConsumerService(configuration: configuration, logger: logger, onStopOverrun: onStopOverrun)
-        service.afterDatabaseCommit = afterDatabaseCommit
-        service.beforeDatabaseApply = beforeDatabaseApply
-        service.afterPrepare = afterPrepare
+        let hooks = ConsumerHooks(afterDatabaseCommit: afterDatabaseCommit, beforeDatabaseApply: beforeDatabaseApply, afterPrepare: afterPrepare)
+        let service = try ConsumerService(configuration: configuration, logger: logger, onStopOverrun: onStopOverrun, hooks: hooks)
         return RunningConsumer(service: service, task: Task { try await service.run() })
     }
 

@@ -13,7 +13,7 @@ import Testing
 struct SettingsCatalogTests {
     static func repositoryFile(_ path: String) throws -> String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
     }
 
@@ -221,7 +221,7 @@ struct OperationsDocumentationTests {
 
     static func sourceRoot() -> URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     @Test("every log metadata key in Sources is snake_case and on the documented list")
