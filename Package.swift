@@ -117,8 +117,6 @@ let package = Package(
 
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
-        // The relay's pure builders (dead-letter copies, rows read by SQL as records); no servers.
-        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "PGOutput", "KafkaClient", "Schema"], swiftSettings: strict),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"], swiftSettings: strict),
         .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: strict),
@@ -131,8 +129,10 @@ let package = Package(
         .testTarget(name: "DocumentationTests", swiftSettings: strict),
         // The consumers' pure core: the state machine, batch plans, failure classes.
         .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "KafkaClient"], swiftSettings: strict),
-        // The relay's server-free tests: configuration guarantees, the delivery line's wake-ups.
-        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "KafkaClient", "PGOutput", .product(name: "Logging", package: "swift-log")],
+        // The relay's server-free tests: the pure builders (dead-letter copies, rows read by SQL
+        // as records), configuration guarantees, the delivery line's wake-ups.
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "KafkaClient", "PGOutput", "Schema",
+                                                       .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
         // The CLI's server-free tests: the settings catalog, flags, exit statuses, log lines.
         .testTarget(
