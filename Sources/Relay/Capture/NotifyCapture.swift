@@ -27,11 +27,13 @@ final class NotifyCapture: @unchecked Sendable {
     private var recorder: ConfirmationRecorder?
     /// What the slot was last advanced to in this session.
     private var advanced = LSN.invalid
+    private let horizons: SessionHorizons
     static let fetchSize = 2_000
 
     init(configuration: RelayConfiguration, publisher: Publisher, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
         self.configuration = configuration; self.publisher = publisher; self.logger = logger
         self.metrics = metrics; self.health = health
+        horizons = SessionHorizons(slot: configuration.slotName, logger: logger)
     }
 
     func wake() { wakeSignal.signal() }
@@ -89,6 +91,8 @@ final class NotifyCapture: @unchecked Sendable {
             recorder.stop()
             self.recorder = nil
         }
+        let horizon = try horizons.start(slotConfirmed: slot.confirmedFlush, acknowledgedByLine: publisher.line.confirmableLSN,
+                                         execute: { try reader.queryBlocking($0) })
         publisher.line.reset(confirmed: slot.confirmedFlush)
         advanced = slot.confirmedFlush
         health.set(.streaming, "notify mode, slot \(configuration.slotName)")
@@ -96,7 +100,7 @@ final class NotifyCapture: @unchecked Sendable {
         defer { metrics.streaming.record(0) }
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
 
-        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil)
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil, horizon: horizon)
         let line = publisher.line
         while line.stopDeadline == nil {
             if let reason = line.pendingRestart { throw SessionRestart(reason: reason) }

@@ -25,6 +25,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     private var lastSentFlush = LSN.invalid
     private var nextStatusAt = ContinuousClock.now
     private var recorder: ConfirmationRecorder?
+    private let horizons: SessionHorizons
 
     init(configuration: RelayConfiguration, publisher: Publisher, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
         self.configuration = configuration
@@ -32,6 +33,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         self.logger = logger
         self.metrics = metrics
         self.health = health
+        horizons = SessionHorizons(slot: configuration.slotName, logger: logger)
     }
 
     func wake() { current.withLock { $0 }?.wake() }
@@ -78,13 +80,15 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
             recorder.stop()
             self.recorder = nil
         }
+        let horizon = try horizons.start(slotConfirmed: slot.confirmedFlush, acknowledgedByLine: publisher.line.confirmableLSN,
+                                         execute: { try connection.execute($0) })
         publisher.line.reset(confirmed: slot.confirmedFlush)
         lastReceived = slot.confirmedFlush
         lastSentFlush = slot.confirmedFlush
         let buffer = StreamedTransactionBuffer(memoryBudget: configuration.streamingMemoryBytes,
                                                spillDirectory: configuration.spillDirectory)
         defer { buffer.close() }
-        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer)
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer, horizon: horizon)
 
         let command = "START_REPLICATION SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL 0/0 "
             + "(proto_version '2', streaming 'on', publication_names \(quoteLiteral(quoteIdentifier(configuration.publication))))"
