@@ -12,9 +12,10 @@ import RelayCore
 final class SessionHorizons {
     private let slot: String
     private let logger: Logger
-    /// The WAL history of the server the last session read from: what the delivery line
-    /// acknowledged since belongs to it. nil before the first session, or when unreadable.
-    private var lastHistory: AcknowledgedHorizon.WALHistory?
+    /// What this process knows was acknowledged (the last session's horizon), on the WAL
+    /// history of the server that session read from: what the delivery line acknowledged
+    /// since belongs to that history too. nil before the first session.
+    private var known: AcknowledgedHorizon.InProcess?
 
     init(slot: String, logger: Logger) {
         self.slot = slot
@@ -27,9 +28,12 @@ final class SessionHorizons {
     func start(slotConfirmed: LSN, acknowledgedByLine: LSN, execute: (String) throws -> PGResult) throws -> AcknowledgedHorizon {
         let recorded = try SlotRecordStore(slot: slot).read(execute)
         let history = Self.readHistory(execute)
-        let inProcess = lastHistory.map { AcknowledgedHorizon.InProcess(acknowledged: acknowledgedByLine, history: $0) }
-        lastHistory = history
+        // A session that failed right after resetting the line (the server still recovering,
+        // say) left the line at the slot's fallen-back position: what was known before it
+        // still counts.
+        let inProcess = known.map { AcknowledgedHorizon.InProcess(acknowledged: max($0.acknowledged, acknowledgedByLine), history: $0.history) }
         let horizon = AcknowledgedHorizon(slot: slotConfirmed, recorded: recorded, inProcess: inProcess, history: history)
+        known = AcknowledgedHorizon.InProcess(acknowledged: horizon.lsn, history: history)
         if horizon.lsn > slotConfirmed {
             logger.notice("the slot resumes behind what was already acknowledged; transactions committed below the acknowledged position are skipped, not published again",
                           metadata: ["slot": "\(slot)", "slot_confirmed": "\(slotConfirmed)", "acknowledged": "\(horizon.lsn)",
