@@ -28,12 +28,9 @@ final class SessionHorizons {
     func start(slotConfirmed: LSN, acknowledgedByLine: LSN, execute: (String) throws -> PGResult) throws -> AcknowledgedHorizon {
         let recorded = try SlotRecordStore(slot: slot).read(execute)
         let history = Self.readHistory(execute)
-        // A session that failed right after resetting the line (the server still recovering,
-        // say) left the line at the slot's fallen-back position: what was known before it
-        // still counts.
-        let inProcess = known.map { AcknowledgedHorizon.InProcess(acknowledged: max($0.acknowledged, acknowledgedByLine), history: $0.history) }
-        let horizon = AcknowledgedHorizon(slot: slotConfirmed, recorded: recorded, inProcess: inProcess, history: history)
-        known = AcknowledgedHorizon.InProcess(acknowledged: horizon.lsn, history: history)
+        let horizon = AcknowledgedHorizon(slot: slotConfirmed, recorded: recorded,
+                                          inProcess: known?.raised(byLine: acknowledgedByLine), history: history)
+        known = horizon.known(on: history)
         if horizon.lsn > slotConfirmed {
             logger.notice("the slot resumes behind what was already acknowledged; transactions committed below the acknowledged position are skipped, not published again",
                           metadata: ["slot": "\(slot)", "slot_confirmed": "\(slotConfirmed)", "acknowledged": "\(horizon.lsn)",

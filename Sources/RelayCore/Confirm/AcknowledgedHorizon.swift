@@ -35,6 +35,13 @@ public struct AcknowledgedHorizon: Sendable, Equatable {
         public init(acknowledged: LSN, history: WALHistory?) {
             self.acknowledged = acknowledged; self.history = history
         }
+
+        /// With what the delivery line acknowledged since, on the same history. The line
+        /// may hold less: a session that failed right after resetting it (the server still
+        /// recovering, say) left it at the slot's fallen-back position.
+        public func raised(byLine line: LSN) -> InProcess {
+            InProcess(acknowledged: max(acknowledged, line), history: history)
+        }
     }
 
     public enum Decision: Sendable, Equatable {
@@ -70,6 +77,12 @@ public struct AcknowledgedHorizon: Sendable, Equatable {
             lsn = max(lsn, inProcess.acknowledged)
         }
         self.init(lsn: lsn)
+    }
+
+    /// What the process knows was acknowledged once a session with this horizon began on
+    /// `history`: carried to the next session, raised there by what the line acknowledged.
+    public func known(on history: WALHistory?) -> InProcess {
+        InProcess(acknowledged: lsn, history: history)
     }
 
     /// Whether a transaction whose commit record starts at `commitLSN` was acknowledged.

@@ -83,29 +83,4 @@ extension FaultSuiteTests {
             #expect(await final.terminate() == 0, "exit after SIGTERM: \(final.output.suffix(1_500))")
         }
     }
-
-    @Test("walsender terminated 3 times under load: a reconnect re-sends at most what was in flight (window 50)")
-    func reconnectResendsOnlyInFlight() async throws {
-        try await scenario { ctx, db, oracle in
-            let window = 50
-            let relay = try RunningRelay.start(ctx) { $0.maxInFlightEvents = window }
-            #expect(await eventually { relay.service.health.current.state == .streaming })
-            let load = LoadGenerator(url: ctx.databaseURL)
-            var worst = Duration.zero
-            for _ in 0..<3 {
-                try await Task.sleep(for: .milliseconds(1_500))
-                try await terminateRelayBackends(db)
-                let cut = ContinuousClock.now
-                #expect(await waitUntilStreaming(db, ctx.slotName, timeout: .seconds(30)))
-                worst = max(worst, ContinuousClock.now - cut)
-            }
-            try await Task.sleep(for: .seconds(1))
-            await load.stop()
-            let report = try await checkScenario("pg_terminate_backend x3 (window \(window))", db: db, oracle: oracle,
-                                                 bootstrapServers: ctx.bootstrapServers, consumers: false, recovery: worst, worstSlotLag: 0)
-            _ = duplicateShare(report)
-            #expect(report.check.duplicates <= 3 * window, "\(report)")
-            try await relay.stop()
-        }
-    }
 }

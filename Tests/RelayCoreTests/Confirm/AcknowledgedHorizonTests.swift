@@ -36,6 +36,24 @@ struct AcknowledgedHorizonTests {
         #expect(horizon.lsn == LSN(row.expected), "\(row.why)")
     }
 
+    @Test("carried across sessions: a session that failed right after resetting the line loses nothing; another history keeps nothing")
+    func carriedAcrossSessions() {
+        // Session 1 on the primary skipped up to 600 (its horizon) and acknowledged up to 900.
+        let first = AcknowledgedHorizon(slot: LSN(100), recorded: LSN(600), inProcess: nil, history: Self.primary)
+        let afterFirst = first.known(on: Self.primary).raised(byLine: LSN(900))
+        #expect(afterFirst == .init(acknowledged: LSN(900), history: Self.primary))
+        // Session 2 reset the line to the slot (100) and failed at once (the server still
+        // recovering): session 3 still skips up to 900.
+        let second = AcknowledgedHorizon(slot: LSN(100), recorded: LSN(600), inProcess: afterFirst, history: Self.primary)
+        let afterSecond = second.known(on: Self.primary).raised(byLine: LSN(100))
+        #expect(AcknowledgedHorizon(slot: LSN(100), recorded: LSN(600), inProcess: afterSecond, history: Self.primary).lsn == LSN(900))
+        // A failover in between: the new primary's record decides alone, and from then on
+        // what is known belongs to the new timeline.
+        let promoted = AcknowledgedHorizon(slot: LSN(300), recorded: LSN(500), inProcess: afterSecond, history: Self.promoted)
+        #expect(promoted.lsn == LSN(500))
+        #expect(promoted.known(on: Self.promoted) == .init(acknowledged: LSN(500), history: Self.promoted))
+    }
+
     /// The horizon is an acknowledged end LSN (or a record boundary). A transaction is
     /// skipped when its commit record starts below it; the next commit record may start
     /// exactly at it, and that transaction was never acknowledged.
