@@ -191,8 +191,10 @@ struct FaultSuiteTests {
             try await Task.sleep(for: .seconds(1))
             await load.stop()
             let fresh = try await ctx.connect()
-            _ = try await checkScenario("postgres immediate restart", db: fresh, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
-                                        consumers: false, recovery: recovery, worstSlotLag: 0)
+            let report = try await checkScenario("postgres immediate restart", db: fresh, oracle: oracle, bootstrapServers: ctx.bootstrapServers,
+                                                 consumers: false, recovery: recovery, worstSlotLag: 0)
+            // What was acknowledged is not replayed (issue 32 item 3; before: 3,600 records for 2,407 rows).
+            #expect(duplicateShare(report) <= 0.03, "\(report)")
             try await relay.stop()
         }
     }
