@@ -29,14 +29,21 @@ final class CapturePipeline {
     private(set) var commitTime: Int64?
     /// Between Stream Start and Stream Stop: changes of a transaction still in progress.
     var inStreamedBlock: Bool { decoder.inStreamBlock }
+    /// What PostgreSQL sends again that was acknowledged already (invariant 10), decided
+    /// at Begin and at Stream Commit by the commit LSN.
+    private var horizon: AcknowledgedHorizon
+    /// Inside a transaction below the horizon: its rows are not published.
+    private var skipping = false
 
     /// `buffer` is needed for protocol v2 streaming (stream mode); notify mode reads
     /// committed changes only and passes nil.
-    init(publisher: Publisher, logger: Logger, metrics: RelayMetrics, buffer: StreamedTransactionBuffer?) {
+    init(publisher: Publisher, logger: Logger, metrics: RelayMetrics, buffer: StreamedTransactionBuffer?,
+         horizon: AcknowledgedHorizon = AcknowledgedHorizon(lsn: .invalid)) {
         self.publisher = publisher
         self.logger = logger
         self.metrics = metrics
         self.buffer = buffer
+        self.horizon = horizon
     }
 
     /// Handles one pgoutput message. `whileBlocked` runs while the window is full.
@@ -47,6 +54,7 @@ final class CapturePipeline {
             commitTime = begin.commitTime
             commitLSN = begin.finalLSN
             insideTransaction = true
+            skipping = acknowledgedAlready(commitLSN: begin.finalLSN)
         case .insert(let relationID, let xid):
             let relation = try relation(relationID)
             guard extractor.isOutbox(relation) else { return }
@@ -55,16 +63,25 @@ final class CapturePipeline {
                 try buffer.append(xid: streamXid, subxid: xid ?? streamXid, message: bytes)
                 return
             }
+            if skipping { return }
             try publishInsert(relation: relation, bytes: bytes, whileBlocked: whileBlocked)
         case .commit(let commit):
-            metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
+            if !skipping { metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture) }
+            // A skipped transaction closes as an empty one: the confirmation moves past it.
             publisher.commitTransaction(endLSN: commit.endLSN)
             insideTransaction = false
+            skipping = false
         case .streamStart(let xid, _):
             streamXid = xid
             commitTime = nil
         case .streamCommit(let xid, let commit):
             guard let buffer else { throw PGOutputError(.outOfOrder, "Stream Commit outside stream mode") }
+            if acknowledgedAlready(commitLSN: commit.commitLSN) {
+                try buffer.abort(xid: xid, subxid: xid)  // drop its buffered and spilled changes
+                publisher.beginTransaction(commitTime: commit.commitTime)
+                publisher.commitTransaction(endLSN: commit.endLSN)
+                return
+            }
             metrics.recordSinceCommit(commit.commitTime, on: metrics.commitToCapture)
             publisher.beginTransaction(commitTime: commit.commitTime)
             self.commitTime = commit.commitTime
@@ -82,6 +99,22 @@ final class CapturePipeline {
             try buffer?.abort(xid: xid, subxid: subxid)
         case .relation, .update, .delete, .truncate, .type, .origin, .logicalMessage, .streamStop:
             break  // the publication sends inserts only; the rest needs no action
+        }
+    }
+
+    /// Whether the transaction committing at `commitLSN` was acknowledged already; counts
+    /// the skipped ones and reports a replay once, when the first one after it is published.
+    private func acknowledgedAlready(commitLSN: LSN) -> Bool {
+        switch horizon.decide(commitLSN: commitLSN) {
+        case .skip:
+            metrics.replayedTransactionsSkipped.increment()
+            return true
+        case .publishAfterSkipping(let skipped):
+            logger.notice("skipped the transactions PostgreSQL sent again that were already acknowledged",
+                          metadata: ["skipped": "\(skipped)", "acknowledged": "\(horizon.lsn)"])
+            return false
+        case .publish:
+            return false
         }
     }
 

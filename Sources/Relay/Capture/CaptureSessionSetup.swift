@@ -1,5 +1,6 @@
 import PGOutput
 import PostgresClient
+import RelayCore
 
 /// The session setup both capture modes share around their own transport: the slot
 /// checked (and created on a very first start) before anything is read, then
@@ -31,16 +32,21 @@ struct CaptureSessionSetup {
 
     /// Starts acknowledging from the slot's confirmed position. A slot this session created
     /// is recorded first (stream mode calls this after the first start's gap is published,
-    /// so a failed first start leaves the slot unrecorded and starts over). Then the
-    /// publisher's line begins a session there, and the returned recorder keeps the slot
-    /// record ahead of every confirmation (invariant 8). The caller stops the recorder when
-    /// the session ends.
-    func startAcknowledging(_ slot: SlotPreflight.SlotState, execute: (String) throws -> PGResult) throws -> ConfirmationRecorder {
+    /// so a failed first start leaves the slot unrecorded and starts over). Then the session's
+    /// acknowledged horizon is taken (invariant 10), while the line still holds what the
+    /// previous session acknowledged, late delivery reports included. Then the publisher's
+    /// line begins a session there, and the returned recorder keeps the slot record ahead of
+    /// every confirmation (invariant 8). The caller stops the recorder when the session ends,
+    /// and hands the horizon to its pipeline.
+    func startAcknowledging(_ slot: SlotPreflight.SlotState, horizons: SessionHorizons,
+                            execute: (String) throws -> PGResult) throws -> (ConfirmationRecorder, AcknowledgedHorizon) {
         if slot.created { try preflight.recordCreated(at: slot.confirmedFlush, execute: execute) }
+        let horizon = try horizons.start(slotConfirmed: slot.confirmedFlush, acknowledgedByLine: publisher.confirmableLSN,
+                                         execute: execute)
         let recorder = try ConfirmationRecorder(configuration: configuration, recorded: slot.confirmedFlush,
                                                 stopDeadline: { [publisher] in publisher.stopDeadline })
         publisher.beginSession(confirmed: slot.confirmedFlush)
-        return recorder
+        return (recorder, horizon)
     }
 
     static func slotInUse(_ slot: String, pid: Int32?) -> RelayError {

@@ -27,11 +27,13 @@ final class NotifyCapture: @unchecked Sendable {
     private var recorder: ConfirmationRecorder?
     /// What the slot was last advanced to in this session.
     private var advanced = LSN.invalid
+    private let horizons: SessionHorizons
     static let fetchSize = 2_000
 
     init(configuration: RelayConfiguration, publisher: Publisher, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
         self.configuration = configuration; self.publisher = publisher; self.logger = logger
         self.metrics = metrics; self.health = health
+        horizons = SessionHorizons(slot: configuration.slotName, logger: logger)
     }
 
     func wake() { wakeSignal.signal() }
@@ -52,7 +54,7 @@ final class NotifyCapture: @unchecked Sendable {
             return try created.single().lsn("lsn")
         })
         slot.reportFailover(slot: configuration.slotName, logger: logger, metrics: metrics)
-        let recorder = try setup.startAcknowledging(slot, execute: { try reader.queryBlocking($0) })
+        let (recorder, horizon) = try setup.startAcknowledging(slot, horizons: horizons, execute: { try reader.queryBlocking($0) })
         self.recorder = recorder
         defer { recorder.stop(); self.recorder = nil }
         switch try NotifyTrigger.installedBlocking(on: reader) {
@@ -83,7 +85,7 @@ final class NotifyCapture: @unchecked Sendable {
         defer { metrics.streaming.record(0) }
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
 
-        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil)
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil, horizon: horizon)
         while publisher.stopDeadline == nil {
             if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
             // A wake-up that found nothing (a notification for rows already read) keeps the flag.

@@ -25,6 +25,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     private var lastSentFlush = LSN.invalid
     private var nextStatusAt = ContinuousClock.now
     private var recorder: ConfirmationRecorder?
+    private let horizons: SessionHorizons
 
     init(configuration: RelayConfiguration, publisher: Publisher, logger: Logger, metrics: RelayMetrics, health: RelayHealth) {
         self.configuration = configuration
@@ -32,6 +33,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         self.logger = logger
         self.metrics = metrics
         self.health = health
+        horizons = SessionHorizons(slot: configuration.slotName, logger: logger)
     }
 
     func wake() { current.withLock { $0 }?.wake() }
@@ -65,7 +67,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         })
         slot.reportFailover(slot: configuration.slotName, logger: logger, metrics: metrics)
         if let gap { try publishRowsBeforeSlot(from: gap, connection: connection) }
-        let recorder = try setup.startAcknowledging(slot, execute: { try connection.execute($0) })
+        let (recorder, horizon) = try setup.startAcknowledging(slot, horizons: horizons, execute: { try connection.execute($0) })
         self.recorder = recorder
         defer { recorder.stop(); self.recorder = nil }
         lastReceived = slot.confirmedFlush
@@ -73,7 +75,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         let buffer = StreamedTransactionBuffer(memoryBudget: configuration.streamingMemoryBytes,
                                                spillDirectory: configuration.spillDirectory)
         defer { buffer.close() }
-        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer)
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer, horizon: horizon)
 
         let command = "START_REPLICATION SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL 0/0 "
             + "(proto_version '2', streaming 'on', publication_names \(quoteLiteral(quoteIdentifier(configuration.publication))))"

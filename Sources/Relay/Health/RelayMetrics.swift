@@ -29,6 +29,9 @@ public struct RelayMetrics: Sendable {
     public let sweeperResends: Counter
     public let retentionDeleted: Counter
     public let spilledBytes: Counter
+    /// Transactions PostgreSQL sent again after a crash or a reconnect that were already
+    /// acknowledged, and were therefore skipped (`AcknowledgedHorizon`).
+    public let replayedTransactionsSkipped: Counter
     /// Notify mode: 1 while the relay is idle and asks writers to NOTIFY, 0 while it is
     /// busy reading the slot (writers skip NOTIFY) or stopped.
     public let doorbellListening: Gauge
@@ -52,6 +55,7 @@ public struct RelayMetrics: Sendable {
         sweeperResends = Counter(label: "outbox_relay_sweeper_resends_total", dimensions: slot)
         retentionDeleted = Counter(label: "outbox_relay_retention_deleted_total", dimensions: slot)
         spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total", dimensions: slot)
+        replayedTransactionsSkipped = Counter(label: "outbox_relay_replayed_transactions_skipped_total", dimensions: slot)
         doorbellListening = Gauge(label: "outbox_relay_notify_doorbell_listening", dimensions: slot)
         catchUpReads = Gauge(label: "outbox_relay_catch_up_reads", dimensions: slot)
         // Every reason's series exists from the start at 0, so `increase()` sees the first
