@@ -45,8 +45,11 @@ final class Publisher: Sendable {
         handler.deadLetters.withLock { $0 = deadLetters }
     }
 
-    /// Starts the dead-letter worker's thread.
-    func start() { deadLetters.start() }
+    /// Starts the producer's delivery-report poller and the dead-letter worker's thread.
+    func start() {
+        producers.start()
+        deadLetters.start()
+    }
 
     /// Stops the dead-letter worker, then flushes (at most until `deadline`) and destroys
     /// the producer. Blocks.
