@@ -14,7 +14,10 @@ import Testing
 @Suite("Fault injection: a three-broker Kafka cluster", .serialized)
 struct KafkaClusterFaultTests {
     static let topic = "BOOK_SAVE"
-    static let partitions: Int32 = 6
+    /// Twelve partitions and a moderate write rate keep every partition's log under the
+    /// mock's retention (5 MiB a partition, about 11,000 of these records: it drops the
+    /// oldest record sets beyond that, which would read as missing rows).
+    static let partitions: Int32 = 12
     static let drainTimeout: Duration = .seconds(10)
 
     @Test("leader moves, a rolling restart, NOT_LEADER_OR_FOLLOWER / NOT_ENOUGH_REPLICAS / timeouts under writes: 0 missing, 0 out of order, the confirmed LSN never past an unacknowledged row, SIGTERM within drain-timeout")
@@ -28,13 +31,24 @@ struct KafkaClusterFaultTests {
             try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
 
             // A client-side request timeout shorter than the slow broker's delay below, so
-            // that phase produces real timeouts (requests the broker may have stored).
+            // that phase produces real timeouts (requests the broker may have stored). One
+            // request in flight per connection because of the mock, not the relay: it does
+            // not refuse a sequence gap as Kafka does (OUT_OF_ORDER_SEQUENCE_NUMBER), so a
+            // batch lost with a closed connection while the next one was accepted counts as
+            // delivered (librdkafka infers it from the later success); see FaultInputTests
+            // and docs/kafka-cluster.md.
             let extra = ["--set", "drain-timeout=\(Self.drainTimeout.components.seconds)s",
-                         "--kafka-properties", "request.timeout.ms=3000,topic.metadata.refresh.interval.ms=1000"]
+                         "--kafka-properties", "request.timeout.ms=3000,topic.metadata.refresh.interval.ms=1000,max.in.flight.requests.per.connection=1"]
             let port = freeLoopbackPort()
             var relay = try startRelayProcess(ctx, bootstrapServers: cluster.bootstrapServers, extra: extra, logName: "cluster", httpPort: port)
-            let load = LoadGenerator(url: ctx.databaseURL, pauseMicros: 3_000)
+            let load = LoadGenerator(url: ctx.databaseURL, pauseMicros: 5_000)
             #expect(await eventually(timeout: .seconds(30)) { await published(port) > 0 }, "the relay publishes to the cluster: \(relay.output.suffix(1_500))")
+            let began = ContinuousClock.now
+            func phase(_ name: String) async {
+                let id = (try? await db.query("SELECT COALESCE(max(outbox_id), 0) AS n FROM outbox").single().int64("n")) ?? -1
+                print("CLUSTER phase \(name) at \(ContinuousClock.now - began), last outbox id \(id)")
+            }
+            await phase("leader moves")
 
             // 1. Leader moves: every partition's leader goes to another broker, ten times.
             for _ in 0..<10 {
@@ -44,6 +58,7 @@ struct KafkaClusterFaultTests {
                 try await Task.sleep(for: .milliseconds(400))
             }
 
+            await phase("rolling restart")
             // 2. A rolling restart: each broker down for 2 s, then up, one after another.
             for broker in cluster.brokerIDs {
                 try cluster.setBrokerDown(broker)
@@ -52,6 +67,7 @@ struct KafkaClusterFaultTests {
                 try await Task.sleep(for: .seconds(1))
             }
 
+            await phase("broker errors")
             // 3. Broker errors on produce requests, as a leader election or a shrunken ISR
             //    answers them: NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS(_AFTER_APPEND),
             //    REQUEST_TIMED_OUT.
@@ -62,6 +78,7 @@ struct KafkaClusterFaultTests {
                 try await Task.sleep(for: .seconds(1))
             }
 
+            await phase("slow broker")
             // 4. Client-side timeouts: one broker, leader of every partition, answers after
             //    4 s, past request.timeout.ms (3 s), for 8 s.
             for partition in 0..<Self.partitions { try cluster.setPartitionLeader(Self.topic, partition: partition, broker: 2) }
@@ -69,6 +86,7 @@ struct KafkaClusterFaultTests {
             try await Task.sleep(for: .seconds(8))
             try cluster.setBrokerRTT(2, milliseconds: 0)
 
+            await phase("leader down")
             // 5. Exact acknowledgement: the leader of every partition is down, so nothing
             //    committed from now on can be acknowledged; the slot must not be confirmed
             //    past any such transaction while it lasts.
@@ -87,7 +105,8 @@ struct KafkaClusterFaultTests {
             let stopped = ContinuousClock.now
             let status = await relay.terminate(timeout: Self.drainTimeout + .seconds(30))
             let stopTime = ContinuousClock.now - stopped
-            #expect(status != nil && stopTime <= Self.drainTimeout + .seconds(3),
+            // 0 when the drain finished, 75 when the watchdog ended it at drain-timeout.
+            #expect((status == 0 || status == 75) && stopTime <= Self.drainTimeout + .seconds(3),
                     "SIGTERM took \(stopTime) (drain-timeout \(Self.drainTimeout)), exit \(status.map(String.init) ?? "none"): \(relay.output.suffix(1_500))")
             try cluster.setBrokerUp(1)
 
@@ -100,12 +119,31 @@ struct KafkaClusterFaultTests {
             let finalStatus = await relay.terminate()
             #expect(finalStatus == 0, "exit after SIGTERM: \(relay.output.suffix(1_500))")
 
-            let report = try await checkScenario("3-broker cluster: leader moves, rolling restart, NOT_LEADER/NOT_ENOUGH_REPLICAS/timeouts, slow broker",
-                                                 db: db, oracle: oracle, bootstrapServers: cluster.bootstrapServers,
-                                                 consumers: false, recovery: stopTime, worstSlotLag: 0)
+            // Read back with a consumer on the mock cluster (it keeps what was produced).
+            // A longer idle bound than the single-broker suite's: the mock serves a
+            // partition whose leader moved only after the reader's metadata refresh.
+            let (check, messages) = try await checkDelivery(db, oracle: oracle, bootstrapServers: cluster.bootstrapServers,
+                                                            timeout: .seconds(180), idle: .seconds(20))
+            let perPartition = Dictionary(grouping: messages, by: \.partition)
+                .mapValues { "\($0.count) at \($0.map(\.offset).min() ?? -1)...\($0.map(\.offset).max() ?? -1)" }.sorted { $0.key < $1.key }
+            let report = ScenarioReport(name: "3-broker cluster: leader moves, rolling restart, NOT_LEADER/NOT_ENOUGH_REPLICAS/timeouts, slow broker",
+                                        check: check, recovery: stopTime, worstSlotLag: 0)
+            print(report)
+            print("CLUSTER read back per partition: \(perPartition)")
+            let truncated = Dictionary(grouping: messages, by: \.partition).filter { $0.value.map(\.offset).min() != 0 }.keys.sorted()
+            #expect(truncated.isEmpty, "partitions \(truncated) were read from past offset 0: the mock's 5 MiB retention dropped their oldest records; lower the write rate or add partitions")
+            if !check.missing.isEmpty {
+                let keyOf = Dictionary(try await oracle.committed(on: db).map { ($0.id, $0.key) }, uniquingKeysWith: { a, _ in a })
+                let partitionOf = Dictionary(messages.map { ($0.keyString, $0.partition) }, uniquingKeysWith: { a, _ in a })
+                let missingByPartition = Dictionary(grouping: check.missing) { keyOf[$0].flatMap { partitionOf[$0] } ?? -1 }
+                    .mapValues { "\($0.count) ids \($0.min()!)...\($0.max()!)" }
+                print("CLUSTER missing by partition: \(missingByPartition.sorted { $0.key < $1.key })")
+            }
+            FaultLedger.shared.record(report)
+            #expect(check.isClean, "\(check)")
             // Duplicates come only from what was in flight at the SIGTERM during the outage
             // (stored by a broker, never acknowledged): a bounded share, not a replay.
-            #expect(report.check.duplicates * 20 <= report.check.committed, "duplicates \(report.check.duplicates) > 5% of \(report.check.committed) rows")
+            #expect(check.duplicates * 20 <= check.committed, "duplicates \(check.duplicates) > 5% of \(check.committed) rows")
             print("FAULT 3-broker cluster: confirmed \(confirmedWhileDown) while down since \(down), \(written) transactions unacknowledged, none overtaken; SIGTERM in \(stopTime), exit \(status.map(String.init) ?? "none")")
             try await oracle.drop(on: db)
         }
