@@ -123,6 +123,8 @@ let package = Package(
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
         .testTarget(name: "CLISettingsTests", dependencies: ["CLISettings"], swiftSettings: strict),
+        // Reads Package.swift and the sources: every import of a package module is declared.
+        .testTarget(name: "PackageManifestTests", swiftSettings: strict),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"], swiftSettings: strict),
         .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
