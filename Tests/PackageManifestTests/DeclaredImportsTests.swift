@@ -25,6 +25,17 @@ struct DeclaredImportsTests {
         }
         #expect(undeclared.isEmpty, "declare these in Package.swift: \(undeclared)")
     }
+
+    @Test("in KafkaClient only RDKafka/ touches librdkafka: the public types speak Swift")
+    func librdkafkaStaysBehindTheSeam() throws {
+        let folder = Self.root.appendingPathComponent("Sources/KafkaClient")
+        var outside: [String] = []
+        for case let file as URL in FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)!
+            where file.pathExtension == "swift" && !file.path.contains("/RDKafka/") {
+            if try ManifestTargets.imports(in: file).contains("CRdKafka") { outside.append(file.lastPathComponent) }
+        }
+        #expect(outside.isEmpty, "move the librdkafka calls of \(outside.sorted()) into an RDKafka* type in Sources/KafkaClient/RDKafka/")
+    }
 }
 
 /// A reader of this package's manifest as written (`.target(name: …, dependencies: [...])`),
@@ -68,14 +79,19 @@ struct ManifestTargets {
     static func imports(under folder: URL) throws -> Set<String> {
         var modules: Set<String> = []
         guard let files = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil) else { return modules }
-        for case let file as URL in files where file.pathExtension == "swift" {
-            for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
-                let words = line.split(separator: " ")
-                guard let index = words.firstIndex(of: "import"),
-                      words[..<index].allSatisfy({ ["@testable", "public", "internal", "package", "@_exported"].contains($0) }),
-                      index + 1 < words.count else { continue }
-                modules.insert(String(words[index + 1]))
-            }
+        for case let file as URL in files where file.pathExtension == "swift" { modules.formUnion(try imports(in: file)) }
+        return modules
+    }
+
+    /// Module names one Swift file imports.
+    static func imports(in file: URL) throws -> Set<String> {
+        var modules: Set<String> = []
+        for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard let index = words.firstIndex(of: "import"),
+                  words[..<index].allSatisfy({ ["@testable", "public", "internal", "package", "@_exported"].contains($0) }),
+                  index + 1 < words.count else { continue }
+            modules.insert(String(words[index + 1]))
         }
         return modules
     }
