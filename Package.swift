@@ -49,6 +49,10 @@ let package = Package(
         // Pure relay logic: LSN tracker, in-flight window, retry/backoff and sweeper policy,
         // topic rules, outbox row mapping. Unit-tested without servers.
         .target(name: "RelayCore", dependencies: ["PGOutput"], swiftSettings: strict),
+        // The CLI's settings resolution (flags, environment, file, defaults) and its parsers
+        // of durations and sizes. Pure (RelayCore only for its quoting of hostile text); the
+        // catalog of names and defaults is the CLI's.
+        .target(name: "CLISettings", dependencies: ["RelayCore"], swiftSettings: strict),
         // libpq: queries, LISTEN/NOTIFY, the replication stream. C stays behind this seam.
         .target(
             name: "PostgresClient",
@@ -94,7 +98,8 @@ let package = Package(
         .executableTarget(
             name: "OutboxRelayCLI",
             dependencies: [
-                "Relay", "Consumers", "Schema", "EphemeralServers", "HTTPEndpoint", "Threading",
+                "Relay", "RelayCore", "Consumers", "Schema", "EphemeralServers", "HTTPEndpoint", "Threading",
+                "CLISettings", "KafkaClient", "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -107,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "OutboxBench",
             dependencies: [
-                "Relay", "RelayCore", "Consumers", "Schema", "EphemeralServers", "PostgresClient", "KafkaClient", "PGOutput",
+                "Relay", "Consumers", "Schema", "EphemeralServers", "PostgresClient", "KafkaClient", "PGOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -117,9 +122,12 @@ let package = Package(
 
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
+        .testTarget(name: "CLISettingsTests", dependencies: ["CLISettings"], swiftSettings: strict),
+        // Reads Package.swift and the sources: every import of a package module is declared.
+        .testTarget(name: "PackageManifestTests", swiftSettings: strict),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"], swiftSettings: strict),
         .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
-        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"], swiftSettings: strict),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: strict),
         // The bench's pure analysis (the shard scaling model); its measurements need the servers.
         .testTarget(name: "OutboxBenchTests", dependencies: ["OutboxBench"], swiftSettings: strict),
@@ -137,12 +145,13 @@ let package = Package(
         // The CLI's server-free tests: the settings catalog, flags, exit statuses, log lines.
         .testTarget(
             name: "OutboxRelayCLITests",
-            dependencies: ["OutboxRelayCLI", "Relay", "RelayCore", "Consumers", "HTTPEndpoint",
+            dependencies: ["OutboxRelayCLI", "CLISettings", "Relay", "RelayCore", "Consumers", "HTTPEndpoint",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput", "OutboxRelayCLI", "HTTPEndpoint", "Threading"],
+            dependencies: ["PostgresClient", "KafkaClient", "Schema", "Relay", "RelayCore", "Consumers", "EphemeralServers", "PGOutput",
+                           "OutboxRelayCLI", "CLISettings", "HTTPEndpoint", "Threading", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
     ]
 )

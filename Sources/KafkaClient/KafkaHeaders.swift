@@ -1,5 +1,3 @@
-internal import CRdKafka
-
 /// Message headers built straight into librdkafka's header list (each value is copied in
 /// by `add`), so producing a message needs no intermediate Swift arrays. Non-copyable: the
 /// list belongs to exactly one message; `produce` takes it, and an unused list is freed.
@@ -7,7 +5,7 @@ public struct KafkaHeaders: ~Copyable {
     fileprivate var raw: OpaquePointer?
 
     public init(capacity: Int = 4) {
-        raw = rd_kafka_headers_new(capacity)
+        raw = RDKafkaHeaderList.new(capacity: capacity)
     }
 
     public init(_ headers: [(String, [UInt8])]) {
@@ -17,8 +15,8 @@ public struct KafkaHeaders: ~Copyable {
 
     public mutating func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
         name.withUTF8Buffer { nameBytes in
-            _ = rd_kafka_header_add(raw, UnsafeRawPointer(nameBytes.baseAddress!).assumingMemoryBound(to: CChar.self),
-                                    nameBytes.count, value.baseAddress, value.count)
+            RDKafkaHeaderList.add(raw, name: UnsafeRawPointer(nameBytes.baseAddress!).assumingMemoryBound(to: CChar.self),
+                                  nameLength: nameBytes.count, value: value)
         }
     }
 
@@ -27,7 +25,7 @@ public struct KafkaHeaders: ~Copyable {
     /// call, where `withCString` copies it to the stack (seen in a drain's profile: a heap
     /// allocation and release per header per row).
     public mutating func add(_ name: String, _ value: UnsafeRawBufferPointer) {
-        name.withCString { _ = rd_kafka_header_add(raw, $0, -1, value.baseAddress, value.count) }
+        name.withCString { RDKafkaHeaderList.add(raw, name: $0, nameLength: -1, value: value) }
     }
 
     public mutating func add(_ name: String, _ value: [UInt8]) {
@@ -42,6 +40,6 @@ public struct KafkaHeaders: ~Copyable {
     }
 
     deinit {
-        if let raw { rd_kafka_headers_destroy(raw) }
+        if let raw { RDKafkaHeaderList.destroy(raw) }
     }
 }

@@ -1,4 +1,3 @@
-internal import CRdKafka
 import Foundation
 public import Logging
 import Synchronization
@@ -6,8 +5,9 @@ import Synchronization
 /// An idempotent librdkafka producer with one delivery report per message.
 ///
 /// `produce` never blocks: it copies the message into librdkafka's queue, or throws
-/// `queueFull`. Delivery reports arrive on a dedicated poller thread through `onDelivery`.
-/// Callers bound what they keep in flight (the relay's in-flight window).
+/// `queueFull`. Delivery reports arrive on a dedicated poller thread through `onDelivery`,
+/// from `start()` on: `init` spawns no thread. Callers bound what they keep in flight (the
+/// relay's in-flight window).
 public final class KafkaProducer: Sendable {
     /// Defaults chosen for the relay; any of them can be overridden through
     /// `KafkaConfiguration.properties`.
@@ -29,7 +29,7 @@ public final class KafkaProducer: Sendable {
     /// "What the statistics cost"): about 1 MiB resident once, no CPU per row to speak of.
     public static let defaultStatisticsInterval = "15000"
 
-    private let handle: RDKafkaHandle
+    private let client: RDKafkaClient
     private let context: Unmanaged<ProducerContext>
     /// The same context, held strongly: librdkafka's reference ends at `close`, but a
     /// late `send` on a closed producer still registers and resolves its promise here.
@@ -57,30 +57,36 @@ public final class KafkaProducer: Sendable {
                                       onStatistics: onStatistics)
         var defaults = KafkaProducer.defaultProperties
         if onStatistics != nil { defaults["statistics.interval.ms"] = KafkaProducer.defaultStatisticsInterval }
-        let conf = try makeRDKafkaConf(defaults: defaults, configuration: configuration)
         let unmanaged = Unmanaged.passRetained(context)
-        rd_kafka_conf_set_opaque(conf, unmanaged.toOpaque())
-        rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
-        rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
-        if onStatistics != nil { rd_kafka_conf_set_stats_cb(conf, producerStatisticsCallback) }
-        rd_kafka_conf_set_log_cb(conf, rdkafkaLogCallback)
-        var errorBuffer = [CChar](repeating: 0, count: 512)
-        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorBuffer, errorBuffer.count) else {
-            rd_kafka_conf_destroy(conf)
+        let client: RDKafkaClient
+        do {
+            client = try RDKafkaClient.makeProducer(defaults: defaults, configuration: configuration, context: unmanaged,
+                                                    statistics: onStatistics != nil)
+        } catch {
             unmanaged.release()
-            throw KafkaError(code: .configuration, message: "could not create the Kafka producer: \(errorString(errorBuffer))")
+            throw error
         }
-        let handle = RDKafkaHandle(rk)
-        context.handle = handle
-        self.handle = handle
+        self.client = client
         self.context = unmanaged
         self.tracked = context
         self.bootstrapServers = configuration.bootstrapServers
-        self.poller = PollerThread(name: "kafka-producer-poll", wake: { rd_kafka_yield(handle.rk) }) {
-            rd_kafka_poll(handle.rk, 100)
+        self.poller = PollerThread(name: "kafka-producer-poll", wake: { client.yield() }) {
+            client.poll(timeout: .milliseconds(100))
             context.flushDeliveries()
         }
     }
+
+    /// Starts the poller thread that serves delivery reports (`onDelivery`), errors and
+    /// statistics. A caller of `produce` calls it before its first message. The calls that
+    /// wait for a report themselves (`send…`, `checkConnectivity`) start it if needed, so
+    /// none of them can wait on a report no thread serves; `flush` serves reports on its
+    /// own thread. Later calls, and calls after `close`, do nothing.
+    public func start() {
+        poller.start()
+    }
+
+    /// True from `start` (or the first call that starts the poller) until `close`.
+    var isPolling: Bool { poller.isRunning }
 
     deinit {
         close(timeout: .zero)
@@ -115,6 +121,7 @@ public final class KafkaProducer: Sendable {
     /// their delivery reports. Element i of the result is record i's outcome. A producer
     /// closed meanwhile fails the records it had not reported with `closed`.
     public func sendInOrder(_ records: [OutgoingRecord]) async -> [Result<DeliveryReport, KafkaError>] {
+        poller.start()  // the reports awaited here come through the poller
         let tokens = records.map { enqueueTracked($0) }
         var results: [Result<DeliveryReport, KafkaError>] = []
         results.reserveCapacity(records.count)
@@ -143,6 +150,7 @@ public final class KafkaProducer: Sendable {
     /// fail with `producerClosed` (they may still be delivered: callers treat them as
     /// unsent and may send them again).
     public func sendInOrderBlocking(_ records: [OutgoingRecord], giveUp: () -> Bool = { false }) -> [Result<DeliveryReport, KafkaError>] {
+        poller.start()  // the reports awaited here come through the poller
         let tokens = records.map { enqueueTracked($0) }
         let reports = Mutex<[Int: Result<DeliveryReport, KafkaError>]>([:])
         let done = DispatchSemaphore(value: 0)
@@ -189,43 +197,31 @@ public final class KafkaProducer: Sendable {
     private func enqueue(topic: String, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
                          headers rdHeaders: OpaquePointer?, opaque: UInt64) throws(KafkaError) {
         guard gate.enter() else {
-            if let rdHeaders { rd_kafka_headers_destroy(rdHeaders) }
+            if let rdHeaders { RDKafkaHeaderList.destroy(rdHeaders) }
             throw KafkaError.producerClosed
         }
         defer { gate.leave() }
-        // withCString: the implicit String-to-pointer conversion heap-copies a small string
-        // (topic names such as BOOK_SAVE) on every call; this copies it to the stack.
-        let err = topic.withCString { topicName in
-            outbox_rd_kafka_produce(handle.rk, topicName, RD_KAFKA_PARTITION_UA,
-                                    key.baseAddress, key.count, value.baseAddress, value.count,
-                                    rdHeaders, UnsafeMutableRawPointer(bitPattern: UInt(opaque)))
-        }
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if let rdHeaders { rd_kafka_headers_destroy(rdHeaders) }
-            throw KafkaError(code: err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? .queueFull : .delivery, err: err,
-                             context: "producing to topic \(topic.prefix(100))")
-        }
+        try client.produce(topic: topic, key: key, value: value, headers: rdHeaders, opaque: opaque)
     }
 
     /// Messages queued or in flight in librdkafka.
     public var outstanding: Int {
         guard gate.enter() else { return 0 }
         defer { gate.leave() }
-        return Int(rd_kafka_outq_len(handle.rk))
+        return client.outstanding
     }
 
     /// Waits (off the cooperative pool) until every queued message has a delivery report,
     /// or the timeout passes. Returns true when all were reported.
     public func flush(timeout: Duration) async -> Bool {
-        let handle = self.handle
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let context = self.context.takeUnretainedValue()
+        let client = self.client
+        let context = self.tracked
         let gate = self.gate
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 guard gate.enter() else { return continuation.resume(returning: false) }
                 defer { gate.leave() }
-                let flushed = rd_kafka_flush(handle.rk, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
+                let flushed = client.flush(timeout: timeout)
                 context.flushDeliveries()
                 continuation.resume(returning: flushed)
             }
@@ -240,9 +236,8 @@ public final class KafkaProducer: Sendable {
     }
 
     private func flushUnguarded(timeout: Duration) -> Bool {
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let flushed = rd_kafka_flush(handle.rk, ms) == RD_KAFKA_RESP_ERR_NO_ERROR
-        context.takeUnretainedValue().flushDeliveries()  // flush served reports on this thread
+        let flushed = client.flush(timeout: timeout)
+        tracked.flushDeliveries()  // flush served reports on this thread
         return flushed
     }
 
@@ -251,7 +246,7 @@ public final class KafkaProducer: Sendable {
     public func purge() {
         guard gate.enter() else { return }
         defer { gate.leave() }
-        _ = rd_kafka_purge(handle.rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        client.purge()
     }
 
     /// Fetches cluster metadata to prove the brokers are reachable. The error names the
@@ -261,31 +256,28 @@ public final class KafkaProducer: Sendable {
     /// handshake fails (`KafkaSecurityFailure`): librdkafka would keep reconnecting until
     /// `timeout`, and the error would only say that no broker answered.
     public func checkConnectivity(timeout: Duration) async throws {
-        let handle = self.handle, servers = bootstrapServers, gate = self.gate, context = self.tracked
+        poller.start()  // security failures reach `context` through the poller
+        let client = self.client, servers = bootstrapServers, gate = self.gate, context = self.tracked
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread.detachNewThread {
                 guard gate.enter() else { return continuation.resume(throwing: KafkaError.producerClosed) }
                 defer { gate.leave() }
                 let deadline = ContinuousClock.now + timeout
-                var err = RD_KAFKA_RESP_ERR__TIMED_OUT
+                var failure: KafkaError?
                 repeat {
-                    if let failure = context.securityFailure { return continuation.resume(throwing: failure) }
+                    if let security = context.securityFailure { return continuation.resume(throwing: security) }
                     // Short slices, so a security failure reported meanwhile ends the wait.
-                    let left = deadline - ContinuousClock.now
-                    let ms = max(1, min(250, Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
-                    var metadata: UnsafePointer<rd_kafka_metadata>?
-                    err = rd_kafka_metadata(handle.rk, 0, nil, &metadata, ms)
-                    if let metadata { rd_kafka_metadata_destroy(metadata) }
-                } while err != RD_KAFKA_RESP_ERR_NO_ERROR && ContinuousClock.now < deadline
-                if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    continuation.resume()
-                } else if let failure = context.securityFailure {
-                    continuation.resume(throwing: failure)
-                } else {
+                    let slice = min(.milliseconds(250), max(.milliseconds(1), deadline - ContinuousClock.now))
+                    failure = client.fetchMetadata(timeout: slice)
+                } while failure != nil && ContinuousClock.now < deadline
+                if let failure {
+                    if let security = context.securityFailure { return continuation.resume(throwing: security) }
                     continuation.resume(throwing: KafkaError(
-                        code: .unreachable, rawCode: err.rawValue, name: String(cString: rd_kafka_err2name(err)),
-                        message: "no Kafka broker answered at \(servers) within \(timeout) (\(String(cString: rd_kafka_err2str(err)))). Is the broker running? Check bootstrap.servers and the security settings.",
+                        code: .unreachable, rawCode: failure.rawCode, name: failure.name,
+                        message: "no Kafka broker answered at \(servers) within \(timeout) (\(failure.message)). Is the broker running? Check bootstrap.servers and the security settings.",
                         isRetriable: true))
+                } else {
+                    continuation.resume()
                 }
             }
         }
@@ -299,19 +291,12 @@ public final class KafkaProducer: Sendable {
     /// Asks for metadata of `topics`, which makes brokers with auto-creation enabled create
     /// them now instead of at the first message (so consumers can join right away).
     public func requestTopicMetadata(_ topics: [String], timeout: Duration = .seconds(5)) async {
-        let handle = self.handle, gate = self.gate
-        let ms = Int32(clamping: timeout.components.seconds * 1000)
+        let client = self.client, gate = self.gate
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread.detachNewThread {
                 guard gate.enter() else { return continuation.resume() }
                 defer { gate.leave() }
-                for topic in topics {
-                    let rkt = rd_kafka_topic_new(handle.rk, topic, nil)
-                    var metadata: UnsafePointer<rd_kafka_metadata>?
-                    _ = rd_kafka_metadata(handle.rk, 0, rkt, &metadata, ms)
-                    if let metadata { rd_kafka_metadata_destroy(metadata) }
-                    rd_kafka_topic_destroy(rkt)
-                }
+                for topic in topics { _ = try? client.partitions(of: topic, timeout: timeout) }
                 continuation.resume()
             }
         }
@@ -338,232 +323,11 @@ public final class KafkaProducer: Sendable {
         guard gate.close() else { return }
         _ = flushUnguarded(timeout: timeout)
         poller.stop()
-        _ = rd_kafka_purge(handle.rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-        rd_kafka_poll(handle.rk, 0)  // deliver purge reports before the context goes away
-        context.takeUnretainedValue().flushDeliveries()
-        rd_kafka_destroy(handle.rk)
-        context.takeUnretainedValue().failPending()
+        client.purge()
+        client.poll(timeout: .zero)  // deliver purge reports before the context goes away
+        tracked.flushDeliveries()
+        client.destroy()
+        tracked.failPending()
         context.release()
     }
-}
-
-/// A record for `sendInOrder`: copied into librdkafka when produced.
-public struct OutgoingRecord: Sendable {
-    public var topic: String
-    public var key: [UInt8]?
-    public var value: [UInt8]
-    public var headers: [(String, [UInt8])]
-    public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8])] = []) {
-        self.topic = topic; self.key = key; self.value = value; self.headers = headers
-    }
-}
-
-/// Admits calls while open; `close` shuts it and waits until the calls inside have left.
-/// The calls it guards never block (produce, queue length, purge), so the wait is short;
-/// flush and metadata calls are bounded by their own timeouts.
-final class UseGate: Sendable {
-    private let state = Mutex<(closed: Bool, users: Int)>((false, 0))
-
-    func enter() -> Bool {
-        state.withLock { state in
-            guard !state.closed else { return false }
-            state.users += 1
-            return true
-        }
-    }
-
-    func leave() { state.withLock { $0.users -= 1 } }
-
-    /// Returns false when it was already closed.
-    func close() -> Bool {
-        guard state.withLock({ state -> Bool in
-            defer { state.closed = true }
-            return !state.closed
-        }) else { return false }
-        while state.withLock({ $0.users }) > 0 { usleep(200) }
-        return true
-    }
-}
-
-/// The `rd_kafka_t*`, shared with callbacks and the poller thread.
-final class RDKafkaHandle: @unchecked Sendable {
-    let rk: OpaquePointer
-    init(_ rk: OpaquePointer) { self.rk = rk }
-}
-
-/// What the C callbacks reach through librdkafka's opaque. Retained by the producer
-/// until after `rd_kafka_destroy`, so no callback can outlive it.
-class ClientContext: @unchecked Sendable {
-    let logger: Logger
-    init(logger: Logger) { self.logger = logger }
-}
-
-final class ProducerContext: ClientContext, @unchecked Sendable {
-    static let sendTokenBit: UInt64 = 1 << 63
-    let onDelivery: @Sendable ([DeliveryReport]) -> Void
-    /// Reports collected by the C callback during one poll (or flush), handed over together
-    /// by `flushDeliveries`. A lock, not thread confinement: flush and close poll too.
-    private let collected = Mutex<[DeliveryReport]>([])
-    let onError: @Sendable (KafkaError) -> Void
-    let onFatalError: @Sendable (KafkaError) -> Void
-    /// Reports of tracked sends: registered before the record is enqueued; the report and
-    /// the waiter may come in either order.
-    private let pending = Mutex<[UInt64: Promise]>([:])
-    private enum Promise {
-        case waiting((@Sendable (DeliveryReport) -> Void)?)
-        case done(DeliveryReport)
-    }
-    weak var handle: RDKafkaHandle?
-    private let fatalReported = Atomic<Bool>(false)
-    private let firstSecurityFailure = Mutex<KafkaError?>(nil)
-    /// The first authentication or TLS failure the error callback saw.
-    var securityFailure: KafkaError? { firstSecurityFailure.withLock { $0 } }
-    func recordSecurityFailure(_ error: KafkaError) {
-        firstSecurityFailure.withLock { if $0 == nil { $0 = error } }
-    }
-
-    let onStatistics: (@Sendable ([BrokerRoundTrip]) -> Void)?
-
-    init(logger: Logger, onDelivery: @escaping @Sendable ([DeliveryReport]) -> Void,
-         onError: @escaping @Sendable (KafkaError) -> Void, onFatalError: @escaping @Sendable (KafkaError) -> Void,
-         onStatistics: (@Sendable ([BrokerRoundTrip]) -> Void)?) {
-        self.onDelivery = onDelivery; self.onError = onError; self.onFatalError = onFatalError
-        self.onStatistics = onStatistics
-        super.init(logger: logger)
-    }
-
-    func expectReport(_ token: UInt64) { pending.withLock { $0[token] = .waiting(nil) } }
-    func forgetReport(_ token: UInt64) { _ = pending.withLock { $0.removeValue(forKey: token) } }
-
-    /// Calls `done` with the report of `token` once it is there (at once if it already is).
-    func awaitReport(_ token: UInt64, _ done: @escaping @Sendable (DeliveryReport) -> Void) {
-        let ready: DeliveryReport? = pending.withLock { pending in
-            switch pending[token] {
-            case .done(let report)?:
-                pending[token] = nil
-                return report
-            case .waiting?:
-                pending[token] = .waiting(done)
-                return nil
-            case nil:
-                return DeliveryReport(token: token, partition: -1, offset: -1, size: 0, error: .producerClosed, failed: nil)
-            }
-        }
-        if let ready { done(ready) }
-    }
-
-    func deliver(_ report: DeliveryReport) {
-        if report.token & ProducerContext.sendTokenBit != 0 {
-            let waiter: (@Sendable (DeliveryReport) -> Void)? = pending.withLock { pending in
-                guard case .waiting(let waiter)? = pending[report.token] else { return nil }
-                if waiter == nil { pending[report.token] = .done(report) } else { pending[report.token] = nil }
-                return waiter
-            }
-            waiter?(report)
-        } else {
-            collected.withLock { $0.append(report) }
-        }
-    }
-
-    /// Hands the reports collected so far to `onDelivery`, on the calling thread.
-    func flushDeliveries() {
-        let reports = collected.withLock { collected -> [DeliveryReport] in
-            guard !collected.isEmpty else { return [] }
-            defer { collected.removeAll(keepingCapacity: true) }
-            return collected
-        }
-        if !reports.isEmpty { onDelivery(reports) }
-    }
-
-    func fatal(_ error: KafkaError) {
-        if !fatalReported.exchange(true, ordering: .acquiringAndReleasing) { onFatalError(error) }
-    }
-
-    func failPending() {
-        let all = pending.withLock { p in defer { p.removeAll() }; return p }
-        for (token, promise) in all {
-            if case .waiting(let waiter?) = promise {
-                waiter(DeliveryReport(token: token, partition: -1, offset: -1, size: 0, error: .producerClosed, failed: nil))
-            }
-        }
-    }
-}
-
-private func producerDeliveryCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?) {
-    guard let opaque, let message else { return }
-    let context = Unmanaged<ProducerContext>.fromOpaque(opaque).takeUnretainedValue()
-    let m = message.pointee
-    let token = UInt64(UInt(bitPattern: m._private))
-    var error: KafkaError?
-    var failed: FailedMessage?
-    if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-        var e = KafkaError(code: .delivery, err: m.err)
-        if m.err == RD_KAFKA_RESP_ERR__FATAL { e.isFatal = true }
-        error = e
-        failed = copyFailedMessage(message)
-    }
-    context.deliver(DeliveryReport(token: token, partition: m.partition, offset: m.offset,
-                                   size: m.len + m.key_len, error: error, failed: failed))
-}
-
-private func copyFailedMessage(_ message: UnsafePointer<rd_kafka_message_t>) -> FailedMessage {
-    let m = message.pointee
-    let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-    let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) } ?? []
-    let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-    var headers: [(String, [UInt8])] = []
-    var rdHeaders: OpaquePointer?
-    if rd_kafka_message_headers(message, &rdHeaders) == RD_KAFKA_RESP_ERR_NO_ERROR, let rdHeaders {
-        var index = 0
-        var name: UnsafePointer<CChar>?
-        var bytes: UnsafeRawPointer?
-        var size = 0
-        while rd_kafka_header_get_all(rdHeaders, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-            headers.append((name.map { String(cString: $0) } ?? "", bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []))
-            index += 1
-        }
-    }
-    return FailedMessage(topic: topic, key: key, value: value, headers: headers)
-}
-
-/// librdkafka's statistics document, every `statistics.interval.ms`, on the poller thread.
-/// Returning 0 leaves the document to librdkafka to free.
-private func producerStatisticsCallback(_ rk: OpaquePointer?, _ json: UnsafeMutablePointer<CChar>?, _ length: Int,
-                                        _ opaque: UnsafeMutableRawPointer?) -> Int32 {
-    guard let opaque, let json else { return 0 }
-    let context = Unmanaged<ProducerContext>.fromOpaque(opaque).takeUnretainedValue()
-    context.onStatistics?(BrokerRoundTrips.parse(UnsafeRawBufferPointer(start: json, count: length)))
-    return 0
-}
-
-private func producerErrorCallback(_ rk: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
-    guard let opaque, let rk else { return }
-    let context = Unmanaged<ProducerContext>.fromOpaque(opaque).takeUnretainedValue()
-    let code = rd_kafka_resp_err_t(rawValue: err)
-    let text = reason.map { String(cString: $0) } ?? ""
-    if code == RD_KAFKA_RESP_ERR__FATAL {
-        var buffer = [CChar](repeating: 0, count: 512)
-        let underlying = rd_kafka_fatal_error(rk, &buffer, buffer.count)
-        var error = KafkaError(code: .fatal, err: underlying, context: errorString(buffer))
-        error.isFatal = true
-        context.logger.error("kafka producer fatal error", metadata: ["error": "\(error)"])
-        context.fatal(error)
-    } else if let failure = KafkaSecurityFailure.classify(name: String(cString: rd_kafka_err2name(code)), reason: text) {
-        context.logger.error("kafka broker refused this client", metadata: ["error": "\(failure)"])
-        context.recordSecurityFailure(failure)
-        context.onError(failure)
-    } else {
-        let error = KafkaError(code: .delivery, err: code, context: text)
-        context.logger.warning("kafka client error", metadata: ["error": "\(error)"])
-        context.onError(error)
-    }
-}
-
-func rdkafkaLogCallback(_ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ message: UnsafePointer<CChar>?) {
-    // librdkafka logs from its own threads; swift-log is thread-safe. Map syslog levels.
-    guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
-    let context = Unmanaged<ClientContext>.fromOpaque(opaque).takeUnretainedValue()
-    let text = message.map { String(cString: $0) } ?? ""
-    let swiftLevel: Logger.Level = level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
-    context.logger.log(level: swiftLevel, "\(text)", metadata: ["facility": "\(facility.map { String(cString: $0) } ?? "")"])
 }

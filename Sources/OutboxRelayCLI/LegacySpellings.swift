@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISettings
 import RelayCore
 
 /// Command-line spellings of earlier versions, translated so that existing scripts keep

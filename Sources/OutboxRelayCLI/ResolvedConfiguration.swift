@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISettings
 import Consumers
 import Foundation
 import HTTPEndpoint

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISettings
 import RelayCore
 
 /// Every setting the CLI understands: its name (flag `--name`, environment

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISettings
 import Foundation
 import KafkaClient
 import Logging

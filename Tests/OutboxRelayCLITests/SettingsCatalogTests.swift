@@ -1,3 +1,4 @@
+import CLISettings
 import Consumers
 import Foundation
 import HTTPEndpoint

@@ -20,7 +20,3 @@ func makeRDKafkaConf(defaults: [String: String], configuration: KafkaConfigurati
     }
     return conf
 }
-
-func errorString(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}

@@ -23,6 +23,11 @@ final class ProducerHolder: Sendable {
         current = Mutex(try make())
     }
 
+    /// Starts the current producer's delivery-report poller (the relay's `run`, not `init`).
+    func start() {
+        current.withLock { $0 }?.start()
+    }
+
     /// The producer to use now.
     func producer() throws(KafkaError) -> KafkaProducer {
         guard let producer = current.withLock({ $0 }) else { throw KafkaError.producerClosed }
@@ -34,6 +39,7 @@ final class ProducerHolder: Sendable {
     func recreate() throws {
         current.withLock { $0 }?.close(timeout: .zero)
         let fresh = try make()
+        fresh.start()
         current.withLock { $0 = fresh }
     }
 

@@ -50,8 +50,11 @@ final class Publisher: Sendable {
                                             logger: logger, metrics: metrics)
     }
 
-    /// Starts the dead-letter worker's thread.
-    func start() { deadLetterWorker.start() }
+    /// Starts the producer's delivery-report poller and the dead-letter worker's thread.
+    func start() {
+        producers.start()
+        deadLetterWorker.start()
+    }
 
     /// Stops the dead-letter worker, then flushes (at most until `deadline`) and destroys
     /// the producer. Blocks.

@@ -17,10 +17,12 @@ func relayBinary() throws -> String {
 
 /// Starts `outbox-relay run` as a real process, so tests can kill -9 it. The HTTP
 /// endpoints are on (a free port), as in production: a graceful stop must work with them.
-func startRelayProcess(_ ctx: TestContext, extra: [String] = [], logName: String, httpPort: Int = freeLoopbackPort()) throws -> ChildProcess {
+/// `bootstrapServers` defaults to the context's broker (a mock cluster's, for instance).
+func startRelayProcess(_ ctx: TestContext, bootstrapServers: String? = nil, extra: [String] = [], logName: String,
+                       httpPort: Int = freeLoopbackPort()) throws -> ChildProcess {
     let log = NSTemporaryDirectory() + "relay-\(ctx.databaseName)-\(logName).log"
     return try ChildProcess([try relayBinary(), "run", "--database-url", ctx.databaseURL,
-                             "--kafka-bootstrap-servers", ctx.bootstrapServers, "--slot", ctx.slotName,
+                             "--kafka-bootstrap-servers", bootstrapServers ?? ctx.bootstrapServers, "--slot", ctx.slotName,
                              "--http-port", String(httpPort), "--log-level", "notice", "--set", "sweeper=false",
                              "--set", "spill-dir=\(NSTemporaryDirectory())"] + extra,
                             outputPath: log)

@@ -1,3 +1,5 @@
+import RelayCore
+
 /// Resolves settings with the documented precedence: command-line flags, then
 /// environment variables (`OUTBOX_RELAY_<NAME>`, upper-case, `-` as `_`), then the config
 /// file (`name = value` lines, `#` comments), then the default. Pure: the caller passes the

@@ -1,4 +1,4 @@
-@testable import RelayCore
+@testable import CLISettings
 import Testing
 
 @Suite("Settings resolution")
