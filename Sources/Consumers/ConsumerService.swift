@@ -52,6 +52,8 @@ public final class ConsumerService: @unchecked Sendable {
     /// batch or the group leave). The CLI exits there with status 75. Nil: no watchdog.
     private let onStopOverrun: (@Sendable () -> Void)?
     private let watchdog = StopWatchdog()
+    /// Registers the group's topics for the relay's sweeper and records how far it has read.
+    private let progress: ProgressRecorder
 
     public init(configuration: ConsumerConfiguration, logger: Logger, metrics: ConsumerMetrics = ConsumerMetrics(),
                 onStopOverrun: (@Sendable () -> Void)? = nil) throws(ConsumerError) {
@@ -60,6 +62,7 @@ public final class ConsumerService: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.onStopOverrun = onStopOverrun
+        self.progress = ProgressRecorder(configuration: configuration, logger: logger)
     }
 
     /// Batches rolled back and retried because an outbox row was not visible yet.
@@ -126,16 +129,21 @@ public final class ConsumerService: @unchecked Sendable {
         dlqProducer = dlq
         let consumer = try KafkaConsumer(
             configuration: configuration.kafka, groupID: configuration.groupID, logger: logger,
-            onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"]) },
+            onAssign: { [logger, progress] partitions in
+                logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"])
+                progress.assigned(partitions)
+            },
             onRevoke: { [self] partitions in
                 logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
                 if !crashed { try? flushPending() }
                 if !crashed { settleCommits() }  // flushPending may have crashed (test hook)
+                progress.revoked(partitions)
             })
         self.consumer = consumer
         try consumer.subscribe(configuration.topics)
         logger.info("consuming", metadata: ["group": "\(configuration.groupID)", "topics": "\(configuration.topics.joined(separator: ","))"])
         var lastLag = ContinuousClock.now
+        progress.start()
         defer {
             if !crashed { try? flushPending() }
             if !crashed { settleCommits() }
@@ -144,11 +152,14 @@ public final class ConsumerService: @unchecked Sendable {
             consumer.close()
             dlq.close()
             databaseQueue.sync { connection = nil }
+            progress.stop()
         }
         while !stopFlag.load(ordering: .acquiring) {
             // While the database thread works, poll briefly, so that when no more messages
             // come its batch is still settled (offsets, metrics) within milliseconds.
-            if let message = try consumer.poll(timeout: inFlight == nil ? .milliseconds(100) : .milliseconds(5)) {
+            let pollStart = ProgressRecorder.wallNow()
+            let polled = try consumer.poll(timeout: inFlight == nil ? .milliseconds(100) : .milliseconds(5))
+            if let message = polled {
                 pending.append(message)
                 let deadline = ContinuousClock.now + configuration.batchWait
                 while pending.count < configuration.batchSize, ContinuousClock.now < deadline,
@@ -160,6 +171,7 @@ public final class ConsumerService: @unchecked Sendable {
             // before, then finish that one, hand it this one and go back to polling.
             let prepared = pending.isEmpty ? nil : prepare(pending)
             try settleInFlight()
+            if polled == nil && pending.isEmpty { progress.idle(pollStart: pollStart) }
             if let prepared {
                 startApply(pending, prepared: prepared)
                 pending.removeAll(keepingCapacity: true)
@@ -334,6 +346,7 @@ public final class ConsumerService: @unchecked Sendable {
         }
         let dead = poison.count
         try deadLetter(poison)
+        progress.applied(batch)
         var offsets: [TopicPartition: Int64] = [:]
         for message in batch {
             let tp = TopicPartition(topic: message.topic, partition: message.partition)
