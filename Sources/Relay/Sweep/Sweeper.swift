@@ -80,7 +80,11 @@ public final class Sweeper: Sendable {
     }
 
     private func ageParameter(_ age: Duration?) -> PGValue { age.map { .text(String($0.inSeconds)) } ?? .null }
-    private func arrayParameter(_ values: [some CustomStringConvertible]) -> PGValue { .text("{" + values.map(\.description).joined(separator: ",") + "}") }
+    /// A text-format array literal, every element quoted (topics are `[a-zA-Z0-9._-]`, so
+    /// none needs escaping, and a topic named NULL stays a name).
+    private func arrayParameter(_ values: [some CustomStringConvertible]) -> PGValue {
+        .text("{" + values.map { "\"\($0)\"" }.joined(separator: ",") + "}")
+    }
 
     /// Candidates (INIT rows of swept topics), rows past retention and the watermark in
     /// one statement, so in one snapshot: every row read committed before
@@ -139,26 +143,9 @@ public final class Sweeper: Sendable {
                         watermark: try row.lsn("watermark"), more: expired.count >= retentionBatch)
     }
 
-    /// The topics' modes now: the declared topics and the live registrations with the
-    /// slowest partition's read-before time of each group.
+    /// The topics' modes now (`SweepScopeReader`).
     func modes(on connection: PGConnection) async throws -> [String: SweepScope.Mode] {
-        let rows = try await connection.query("""
-            SELECT w.topic, w.group_id, extract(epoch FROM w.seen_at)::float8 AS seen_at,
-                   (SELECT extract(epoch FROM min(p.read_before))::float8 FROM outbox_consumer_progress p
-                    WHERE p.group_id = w.group_id AND p.topic = w.topic) AS read_before,
-                   extract(epoch FROM now())::float8 AS now
-            FROM outbox_writeback_consumer w
-            """).rows
-        var registrations: [SweepScope.Registration] = []
-        var now = Date().timeIntervalSince1970
-        for row in rows {
-            now = try row.double("now")
-            // NULL: no partition recorded; -Infinity: one assigned but not read yet.
-            let readBefore = try row.isNull("read_before") ? nil : try row.double("read_before")
-            registrations.append(.init(topic: try row.string("topic"), group: try row.string("group_id"),
-                                       seenAt: try row.double("seen_at"), readBefore: readBefore))
-        }
-        return policy.scope.modes(registrations: registrations, now: now)
+        try await SweepScopeReader.modes(scope: policy.scope, on: connection)
     }
 
     /// Step 3 of a round: claims `ids` still due, re-sends them in order (rows of one key
