@@ -48,6 +48,7 @@ final class ProgressRecorder: Sendable {
         BlockingThread { [self] in
             var connection: PGConnection?
             var registered = false
+            var lastWarning: ContinuousClock.Instant?
             while true {
                 let stopping = stopped.load(ordering: .acquiring)
                 do {
@@ -58,8 +59,12 @@ final class ProgressRecorder: Sendable {
                     try write(on: connection!)
                 } catch {
                     connection = nil
-                    logger.warning("recording the consumer's read progress failed; the sweeper waits until it works again",
-                                   metadata: ["error": "\(error)"])
+                    // Once a minute at most: a database without migration 0007 fails every second.
+                    if lastWarning.map({ ContinuousClock.now - $0 > .seconds(60) }) ?? true {
+                        lastWarning = .now
+                        logger.warning("recording the consumer's read progress for the relay's sweeper failed; retrying (the sweeper waits for this group meanwhile). Fix: run `outbox-relay migrate` and apply sql/roles.sql if the tables are missing or not granted",
+                                       metadata: ["error": "\(error)"])
+                    }
                 }
                 if stopping { break }
                 Thread.sleep(forTimeInterval: interval.inSecondsDouble)
