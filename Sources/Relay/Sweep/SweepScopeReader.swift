@@ -8,9 +8,9 @@ public import RelayCore
 public enum SweepScopeReader {
     /// The declared topics and the live registrations, each group with its slowest
     /// partition's read-before time, by topic; a topic absent is publish-only.
-    public static func modes(scope: SweepScope, on connection: PGConnection) async throws -> [String: SweepScope.Mode] {
+    public static func modes(scope: SweepScope, routes: [String: String] = [:], on connection: PGConnection) async throws -> [String: SweepScope.Mode] {
         let (registrations, now) = try await registrations(on: connection)
-        return scope.modes(registrations: registrations, now: now)
+        return scope.modes(registrations: registrations, now: now, routes: routes)
     }
 
     /// The registrations with their progress, and the database's now (seconds since 1970).

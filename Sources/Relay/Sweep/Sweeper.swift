@@ -145,7 +145,7 @@ public final class Sweeper: Sendable {
 
     /// The topics' modes now (`SweepScopeReader`).
     func modes(on connection: PGConnection) async throws -> [String: SweepScope.Mode] {
-        try await SweepScopeReader.modes(scope: policy.scope, on: connection)
+        try await SweepScopeReader.modes(scope: policy.scope, routes: configuration.router.routes, on: connection)
     }
 
     /// Step 3 of a round: claims `ids` still due, re-sends them in order (rows of one key

@@ -74,17 +74,22 @@ public struct SweepScope: Sendable, Equatable {
         self.consumerExpiry = consumerExpiry
     }
 
-    /// Every topic that is swept, by mode; a topic not in the result is publish-only.
-    public func modes(registrations: [Registration], now: Double) -> [String: Mode] {
+    /// Every outbox topic that is swept, by mode; a topic not in the result is publish-only.
+    /// Consumers register Kafka topics; `routes` (`topic-routes`, outbox topic → Kafka
+    /// topic) says which outbox topics feed each one.
+    public func modes(registrations: [Registration], now: Double, routes: [String: String] = [:]) -> [String: Mode] {
         var result: [String: Mode] = [:]
         for topic in declaredTopics { result[topic] = .sweptByAge }
         var slowest: [String: Double?] = [:]
         for registration in registrations where now - registration.seenAt < consumerExpiry.inSeconds {
             let read = registration.readBefore
-            // nil (a group that has read nothing) wins: the row is not due for it. (updateValue:
-            // assigning a nil Double? through the subscript would remove the key.)
-            let merged = slowest[registration.topic].map { previous in previous.flatMap { p in read.map { min(p, $0) } } } ?? read
-            slowest.updateValue(merged, forKey: registration.topic)
+            let fed = routes.filter { $0.value == registration.topic }.map(\.key) + (routes[registration.topic] == nil ? [registration.topic] : [])
+            for topic in fed {
+                // nil (a group that has read nothing) wins: the row is not due for it. (updateValue:
+                // assigning a nil Double? through the subscript would remove the key.)
+                let merged = slowest[topic].map { previous in previous.flatMap { p in read.map { min(p, $0) } } } ?? read
+                slowest.updateValue(merged, forKey: topic)
+            }
         }
         for (topic, read) in slowest { result[topic] = .sweptByProgress(readBefore: read) }
         return result

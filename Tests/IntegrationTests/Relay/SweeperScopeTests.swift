@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+@testable import OutboxRelayCLI
 import PostgresClient
 @testable import Relay
 import RelayCore
@@ -26,6 +27,11 @@ struct SweeperScopeTests {
             #expect(await eventually { relay.service.health.current.state == .streaming })
             try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 100, keys: 50, keyPrefix: "ORDER:", topic: "ORDER_PLACED")
             try await insertBookEvents(db, rows: 20, keys: 20, seed: 0)
+            // `status` shows each topic's mode (the INIT rows make ORDER_PLACED known).
+            let status = try await TopicModeStatus.lines(scope: SweeperPolicy().scope, on: db)
+            print("STATUS:\n" + status.joined(separator: "\n"))
+            #expect(status.contains("topic ORDER_PLACED: publish_only"), "\(status)")
+            #expect(status.contains { $0.hasPrefix("topic BOOK_SAVE: swept_by_") }, "\(status)")
             // Retention: every ORDER_PLACED row goes once the stream published it and it is 5 s old.
             #expect(await eventually(timeout: .seconds(90)) {
                 (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE topic = 'ORDER_PLACED'")) == 0

@@ -49,6 +49,17 @@ struct SweepScopeTests {
         #expect(scope.modes(registrations: [live], now: now + 8 * day)["BOOK_SAVE"] == .sweptByAge)
     }
 
+    @Test("with topic-routes, a registration on the Kafka topic counts for the outbox topics routed to it")
+    func routed() {
+        let scope = SweepScope(declaredTopics: [])
+        let registration = Registration(topic: "BOOK_SAVE.v2", group: "g", seenAt: now, readBefore: now - 1)
+        let modes = scope.modes(registrations: [registration], now: now, routes: ["BOOK_SAVE": "BOOK_SAVE.v2", "OTHER": "ELSEWHERE"])
+        #expect(modes == ["BOOK_SAVE": .sweptByProgress(readBefore: now - 1), "BOOK_SAVE.v2": .sweptByProgress(readBefore: now - 1)])
+        let away = Registration(topic: "OTHER", group: "g", seenAt: now, readBefore: now - 1)
+        #expect(scope.modes(registrations: [away], now: now, routes: ["OTHER": "ELSEWHERE"]).isEmpty,
+                "rows of OTHER go to ELSEWHERE: a consumer of the Kafka topic OTHER never sees them")
+    }
+
     @Test("due: age-swept always, publish-only never, progress-swept once read past the publication", arguments: [
         (SweepScope.Mode.sweptByAge, 50.0, true),
         (.publishOnly, 50, false),
