@@ -1,3 +1,4 @@
+import EphemeralServers
 import Foundation
 import KafkaClient
 import Logging
@@ -52,6 +53,30 @@ struct SweeperScopeTests {
             #expect(SweepScope.mode(of: "BOOK_SAVE", in: modes).name == "swept_by_progress", "the consumer registered: \(modes)")
             try await relay.stop()
             try await consumer.stop()
+        }
+    }
+
+    @Test("/metrics of `run` shows each declared or registered topic's sweep mode")
+    func metricsShowModes() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            // A registration as a write-back consumer makes it (ORDER_AUDIT, progress-swept).
+            try await db.query("INSERT INTO outbox_writeback_consumer (topic, group_id) VALUES ('ORDER_AUDIT', 'audit')")
+            let port = freeLoopbackPort()
+            let relay = try startRelayProcess(ctx, extra: ["--set", "sweeper=true", "--sweeper-interval", "1s"], logName: "modes", httpPort: port)
+            func mode(_ topic: String, _ mode: String, in body: String) -> Double? {
+                body.split(separator: "\n").first { $0.hasPrefix("outbox_relay_sweeper_topic_mode{") && $0.contains("topic=\"\(topic)\"")
+                    && $0.contains("mode=\"\(mode)\"") }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+            }
+            var body = ""
+            #expect(await eventually(timeout: .seconds(60)) {
+                body = (await LoopbackHTTP.get(port: port, path: "/metrics"))?.body ?? ""
+                return mode("ORDER_AUDIT", "swept_by_progress", in: body) == 1
+            }, "\(body.split(separator: "\n").filter { $0.contains("topic_mode") })")
+            #expect(mode("BOOK_SAVE", "swept_by_age", in: body) == 1 && mode("BOOK_SAVE", "publish_only", in: body) == 0)
+            #expect(mode("PAYMENT_SAVE", "swept_by_age", in: body) == 1)
+            #expect(mode("ORDER_AUDIT", "swept_by_age", in: body) == 0)
+            #expect(await relay.terminate() == 0)
         }
     }
 
