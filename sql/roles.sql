@@ -27,3 +27,8 @@ GRANT UPDATE (status) ON outbox TO :"consumer_role";
 GRANT SELECT, INSERT ON booking_record, payment_ledger TO :"consumer_role";
 GRANT SELECT ON wait_token TO :"consumer_role";
 GRANT UPDATE (status) ON wait_token TO :"consumer_role";
+
+-- Sweeper scope (0007): consumers register their topics and record how far they have
+-- read; the relay reads both to decide which rows are due.
+GRANT SELECT, INSERT, UPDATE ON outbox_writeback_consumer, outbox_consumer_progress TO :"consumer_role";
+GRANT SELECT ON outbox_writeback_consumer, outbox_consumer_progress TO :"relay_role";

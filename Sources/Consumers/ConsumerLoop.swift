@@ -35,29 +35,38 @@ final class ConsumerLoop: @unchecked Sendable {
         defer { dlqProducer.close() }
         let consumer = try KafkaConsumer(
             configuration: configuration.memberKafka, groupID: configuration.groupID, logger: logger,
-            onAssign: { [logger] partitions in logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"]) },
+            onAssign: { [logger, progress = service.progress] partitions in
+                logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"])
+                progress.assigned(partitions)
+            },
             onRevoke: { [self] partitions in
                 logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
                 handOver()
+                service.progress.revoked(partitions)
             })
         self.consumer = consumer
         try consumer.subscribe(configuration.topics)
         logger.info("consuming", metadata: ["group": "\(configuration.groupID)", "topics": "\(configuration.topics.joined(separator: ","))"])
         var lastLag = ContinuousClock.now
+        service.progress.start()
         defer {
             handOver()
             // A crashed job's result is dropped unread; its offsets were never committed.
             if let job { job.done.wait(); self.job = nil }
             consumer.close()
             database.close()
+            service.progress.stop()
         }
         while !service.isStopping {
-            try pollBatch(consumer)
+            let pollStart = ProgressRecorder.wallNow()
+            let polled = try pollBatch(consumer)
             // Parse and render this batch while the database thread still applies the one
             // before, then finish that one, hand it this one and go back to polling.
             let inHand = service.core.withLock { $0.inHand }
             let prepared = inHand.isEmpty ? nil : prepare(inHand)
             try settleInFlight()
+            // Nothing came and nothing waits: this member has read everything it holds.
+            if !polled && inHand.isEmpty { service.progress.idle(pollStart: pollStart) }
             if let prepared { startApply(prepared) }
             if ContinuousClock.now - lastLag > .seconds(5) {
                 lastLag = ContinuousClock.now
@@ -67,14 +76,16 @@ final class ConsumerLoop: @unchecked Sendable {
     }
 
     /// Polls one message, then more until the batch is full or `batchWait` has passed.
-    private func pollBatch(_ consumer: KafkaConsumer) throws {
-        guard let message = try consumer.poll(timeout: service.core.withLock { $0.pollTimeout }) else { return }
+    /// Returns whether anything came.
+    private func pollBatch(_ consumer: KafkaConsumer) throws -> Bool {
+        guard let message = try consumer.poll(timeout: service.core.withLock { $0.pollTimeout }) else { return false }
         var action = service.core.withLock { $0.received(message) }
         let deadline = ContinuousClock.now + configuration.batchWait
         while action == .pollMore, ContinuousClock.now < deadline,
               let more = try consumer.poll(timeout: .zero) ?? consumer.poll(timeout: .milliseconds(1)) {
             action = service.core.withLock { $0.received(more) }
         }
+        return true
     }
 
     /// A revoke or the end of the run: applies and commits everything polled so far, then
@@ -127,6 +138,7 @@ final class ConsumerLoop: @unchecked Sendable {
         switch job.result! {
         case .success(let outcomes):
             try finish(service.core.withLock { $0.applied(outcomes) }, consumer: consumer)
+            service.progress.applied(job.batch)
         case .failure(let error):
             service.core.withLock { $0.applyFailed(crashed: error is SimulatedCrash) }
             throw error
@@ -149,7 +161,6 @@ final class ConsumerLoop: @unchecked Sendable {
             logger.warning("offset commit failed; the batch may be redelivered and will be deduplicated", metadata: ["error": "\(error)"])
         }
         metrics.batchSize.record(settlement.size)
-        // Work that follows a committed batch (progress, registration) belongs here.
         service.core.withLock { $0.settled(settlement) }
     }
 

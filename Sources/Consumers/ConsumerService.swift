@@ -28,6 +28,8 @@ public final class ConsumerService: Sendable {
     /// batch or the group leave). The CLI exits there with status 75. Nil: no watchdog.
     private let onStopOverrun: (@Sendable () -> Void)?
     private let watchdog = StopWatchdog()
+    /// Registers the group's topics for the relay's sweeper and records how far it has read.
+    let progress: ProgressRecorder
 
     public convenience init(configuration: ConsumerConfiguration, logger: Logger, metrics: ConsumerMetrics = ConsumerMetrics(),
                             onStopOverrun: (@Sendable () -> Void)? = nil) throws(ConsumerError) {
@@ -43,6 +45,7 @@ public final class ConsumerService: Sendable {
         self.onStopOverrun = onStopOverrun
         self.hooks = hooks
         core = Mutex(ConsumerStateMachine(policy: .init(configuration)))
+        self.progress = ProgressRecorder(configuration: configuration, logger: logger)
     }
 
     /// Batches rolled back and retried because an outbox row was not visible yet.

@@ -107,6 +107,10 @@ struct ResolvedConfiguration {
             policy.backoffCap = try settings.duration("sweeper-backoff-max", default: policy.backoffCap)
             policy.batchSize = try settings.int("sweeper-batch", default: policy.batchSize, range: 1...10_000)
             retention = try settings.duration("retention", default: retention)
+            if settings.raw("sweeper-writeback-topics") != nil { policy.scope.declaredTopics = Set(settings.list("sweeper-writeback-topics")) }
+            policy.scope.consumerExpiry = try settings.duration("sweeper-consumer-expiry", default: policy.scope.consumerExpiry)
+            let deadRetention = try settings.duration("dead-retention", default: policy.deadRetention ?? .zero)
+            policy.deadRetention = deadRetention == .zero ? nil : deadRetention
         }
         do { try policy.validate() } catch { throw ValidationError("\(error). Fix: see `outbox-relay run --help`.") }
         return (enabled ? policy : nil, retention == .zero ? nil : retention)

@@ -75,6 +75,12 @@ struct Status: AsyncParsableCommand {
         }
         if let maxDead, dead > maxDead { breaches.append("\(dead) DEAD rows > \(maxDead)") }
 
+        do {
+            for line in try await TopicModeStatus.lines(scope: try resolved.sweeper().policy?.scope, on: db) { print(line) }
+        } catch let error as PGError {
+            print("topics: unknown (\(error.message); run `outbox-relay migrate`)")
+        }
+
         let consumerConfiguration = try resolved.consumer()
         do {
             // librdkafka's calls block: off the cooperative pool.

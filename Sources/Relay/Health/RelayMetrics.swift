@@ -37,7 +37,7 @@ public struct RelayMetrics: Sendable {
     public let doorbellListening: Gauge
     /// Stream mode: 1 while the relay is behind and reads WAL in batches (`CatchUpReads`).
     public let catchUpReads: Gauge
-    private let slot: [(String, String)]
+    let slot: [(String, String)]
 
     public init(slot: String = "") {
         let slot = [("slot", slot)]

@@ -5,6 +5,7 @@ import PGOutput
 import PostgresClient
 public import RelayCore
 import Schema
+import Synchronization
 
 /// The safety net: re-sends rows that stay INIT long after the stream published them (a
 /// consumer lost or skipped the message, or the topic's retention dropped it before it
@@ -18,18 +19,28 @@ import Schema
 /// short UPDATE (`FOR UPDATE SKIP LOCKED`, so several relays never claim a row twice), the
 /// sends happen outside any transaction, and the outcome is recorded in another short
 /// statement. At most `batchSize` rows are re-sent per interval, so consumers that are
-/// merely slow are not flooded. Also deletes old COMPLETE rows in small batches when
-/// retention is configured.
+/// merely slow are not flooded.
+///
+/// Only swept topics are re-sent, and a progress-swept row only once its consumers have
+/// read past it (`SweepScope`, issue 31): the scope is read from the registration tables
+/// at each round. Retention deletes every kind of row once it is old enough, in the same
+/// rounds and after the same watermark wait, so a row the stream has not published yet is
+/// never deleted: COMPLETE rows and publish-only INIT rows after `retention`, DEAD rows
+/// after the policy's `deadRetention`.
 public final class Sweeper: Sendable {
     public let policy: SweeperPolicy
-    /// Delete COMPLETE rows older than this; nil keeps them forever.
+    /// Delete COMPLETE rows and publish-only rows older than this; nil keeps them forever.
     public let retention: Duration?
+    /// Rows read per status for deletion in one round, deleted 1,000 per statement; a
+    /// full list starts the next round at once, so retention keeps up with a steady load.
     public let retentionBatch: Int
     private let configuration: RelayConfiguration
     private let logger: Logger
     private let metrics: RelayMetrics
+    /// Topics whose mode gauge was set, so one that leaves the scope is shown publish-only.
+    private let shownTopics = Mutex<Set<String>>([])
 
-    init(policy: SweeperPolicy, retention: Duration?, retentionBatch: Int = 1_000, configuration: RelayConfiguration,
+    init(policy: SweeperPolicy, retention: Duration?, retentionBatch: Int = 5_000, configuration: RelayConfiguration,
          logger: Logger, metrics: RelayMetrics) {
         self.policy = policy; self.retention = retention; self.retentionBatch = retentionBatch
         self.configuration = configuration; self.logger = logger; self.metrics = metrics
@@ -57,13 +68,37 @@ public final class Sweeper: Sendable {
     /// ` AND <shard predicate>` for a sharded relay, empty otherwise.
     private var shardCondition: String { configuration.shard.map { " AND " + $0.predicateSQL() } ?? "" }
 
-    /// Candidates and the watermark in one statement, so in one snapshot: every candidate
-    /// committed before `pg_current_wal_insert_lsn()` is evaluated. Takes no lock.
+    /// Which rows retention deletes, by status, each served by its partial index:
+    /// COMPLETE and publish-only INIT rows (`retention`: its seconds), DEAD rows
+    /// (`deadRetention`); a NULL age keeps them. `swept`: the swept topics' text[] parameter.
+    private func expiredConditions(swept: String, retention: String, deadRetention: String) -> [String] {
+        [
+            "status = 'COMPLETE' AND created_at < now() - make_interval(secs => \(retention))",
+            "status = 'INIT' AND topic <> ALL(\(swept)::text[]) AND created_at < now() - make_interval(secs => \(retention))",
+            "status = 'DEAD' AND created_at < now() - make_interval(secs => \(deadRetention))",
+        ].map { $0 + shardCondition }
+    }
+
+    private func ageParameter(_ age: Duration?) -> PGValue { age.map { .text(String($0.inSeconds)) } ?? .null }
+    /// A text-format array literal, every element quoted (topics are `[a-zA-Z0-9._-]`, so
+    /// none needs escaping, and a topic named NULL stays a name).
+    private func arrayParameter(_ values: [some CustomStringConvertible]) -> PGValue {
+        .text("{" + values.map { "\"\($0)\"" }.joined(separator: ",") + "}")
+    }
+
+    /// Candidates (INIT rows of swept topics), rows past retention and the watermark in
+    /// one statement, so in one snapshot: every row read committed before
+    /// `pg_current_wal_insert_lsn()` is evaluated. Takes no lock.
     var snapshotSQL: String {
-        """
-        SELECT pg_current_wal_insert_lsn()::text AS watermark,
-               COALESCE(array_agg(outbox_id ORDER BY outbox_id)::text, '{}') AS ids
-        FROM (SELECT outbox_id FROM outbox WHERE \(dueCondition) ORDER BY created_at LIMIT $4) candidates
+        let expired = expiredConditions(swept: "$5", retention: "$6", deadRetention: "$7").map { "(SELECT outbox_id FROM outbox WHERE \($0) ORDER BY created_at LIMIT $8)" }
+        return """
+        SELECT pg_current_wal_insert_lsn()::text AS watermark, c.ids, c.topics, e.expired
+        FROM (SELECT COALESCE(string_agg(outbox_id::text, ',' ORDER BY outbox_id), '') AS ids,
+                     COALESCE(string_agg(topic, ',' ORDER BY outbox_id), '') AS topics
+              FROM (SELECT outbox_id, topic FROM outbox WHERE \(dueCondition) AND topic = ANY($5::text[])
+                    ORDER BY created_at LIMIT $4) candidates) c,
+             (SELECT COALESCE(string_agg(outbox_id::text, ','), '') AS expired
+              FROM (\(expired.joined(separator: " UNION ALL "))) e) e
         """
     }
 
@@ -86,11 +121,31 @@ public final class Sweeper: Sendable {
          .text(String(policy.backoffCap.inSeconds)), .int(policy.batchSize)]
     }
 
-    /// Step 1 of a round: the candidates (at most one batch) and the watermark.
-    func snapshot(on connection: PGConnection) async throws -> (ids: [Int64], watermark: LSN) {
-        let row = try await connection.query(snapshotSQL, dueParameters).single()
-        let text = try row.string("ids").dropFirst().dropLast()
-        return (text.split(separator: ",").compactMap { Int64($0) }, try row.lsn("watermark"))
+    struct Snapshot {
+        var candidates: [Int64: String]
+        var expired: [Int64]
+        var watermark: LSN
+        /// A list was cut at its limit: more rows wait.
+        var more: Bool
+        var ids: [Int64] { candidates.keys.sorted() }
+    }
+
+    /// Step 1 of a round: the candidates of the `swept` topics (at most one batch), the
+    /// rows past retention and the watermark.
+    func snapshot(on connection: PGConnection, swept: [String]) async throws -> Snapshot {
+        let row = try await connection.query(snapshotSQL, dueParameters + [
+            arrayParameter(swept), ageParameter(retention), ageParameter(policy.deadRetention), .int(retentionBatch),
+        ]).single()
+        let ids = try row.string("ids").split(separator: ",").compactMap { Int64($0) }
+        let topics = try row.string("topics").split(separator: ",").map(String.init)
+        let expired = try row.string("expired").split(separator: ",").compactMap { Int64($0) }
+        return Snapshot(candidates: Dictionary(zip(ids, topics), uniquingKeysWith: { a, _ in a }), expired: expired,
+                        watermark: try row.lsn("watermark"), more: expired.count >= retentionBatch)
+    }
+
+    /// The topics' modes now (`SweepScopeReader`).
+    func modes(on connection: PGConnection) async throws -> [String: SweepScope.Mode] {
+        try await SweepScopeReader.modes(scope: policy.scope, routes: configuration.router.routes, on: connection)
     }
 
     /// Step 3 of a round: claims `ids` still due, re-sends them in order (rows of one key
@@ -157,29 +212,39 @@ public final class Sweeper: Sendable {
         return true
     }
 
-    /// Deletes COMPLETE rows older than `age`, `retentionBatch` at a time, each batch its
-    /// own short transaction so no long lock is ever held.
-    func deleteExpired(on connection: PGConnection, olderThan age: Duration) async throws -> Int {
+    /// Deletes `ids` (read past retention in a snapshot the stream has confirmed past),
+    /// 1,000 per statement, each its own short transaction so no long lock is ever held.
+    /// The condition is checked again: a row re-driven or completed meanwhile stays.
+    func deleteExpired(_ ids: [Int64], on connection: PGConnection, swept: [String]) async throws -> Int {
         var deleted = 0
-        while true {
+        let conditions = expiredConditions(swept: "$2", retention: "$3", deadRetention: "$4")
+        for start in stride(from: 0, to: ids.count, by: 1_000) {
+            let chunk = Array(ids[start..<min(start + 1_000, ids.count)])
             let result = try await connection.query("""
-                DELETE FROM outbox WHERE outbox_id IN (
-                    SELECT outbox_id FROM outbox
-                    WHERE status = 'COMPLETE' AND created_at < now() - make_interval(secs => $1)\(shardCondition)
-                    ORDER BY created_at LIMIT $2)
-                """, [.text(String(age.inSeconds)), .int(retentionBatch)])
+                DELETE FROM outbox WHERE outbox_id = ANY($1::bigint[]) AND ((\(conditions.joined(separator: ") OR ("))))
+                """, [arrayParameter(chunk), arrayParameter(swept), ageParameter(retention), ageParameter(policy.deadRetention)])
             deleted += result.affectedRows
             metrics.retentionDeleted.increment(by: result.affectedRows)
-            if result.affectedRows < retentionBatch { return deleted }
         }
+        return deleted
     }
 
     /// EXPLAIN of the snapshot query, for the docs and the efficiency test.
-    func explain(on connection: PGConnection) async throws -> String {
+    func explain(on connection: PGConnection, swept: [String] = ["T"]) async throws -> String {
         let plan = try await connection.query("EXPLAIN " + snapshotSQL.replacingOccurrences(of: "$1", with: "10")
             .replacingOccurrences(of: "$2::float8", with: "10::float8").replacingOccurrences(of: "$3::float8", with: "3600::float8")
-            .replacingOccurrences(of: "$4", with: "500"))
+            .replacingOccurrences(of: "$4", with: "500").replacingOccurrences(of: "$5", with: "'{" + swept.joined(separator: ",") + "}'")
+            .replacingOccurrences(of: "$6", with: "604800").replacingOccurrences(of: "$7", with: "2592000")
+            .replacingOccurrences(of: "$8", with: "5000"))
         return try plan.rows.map { try $0.string("QUERY PLAN") }.joined(separator: "\n")
+    }
+
+    /// `outbox_relay_sweeper_topic_mode{topic,mode}`: 1 for each swept topic's mode, 0
+    /// for its other modes, and 0 for all of a topic that is no longer swept.
+    private func publish(_ modes: [String: SweepScope.Mode]) {
+        let shown = Set(modes.keys).union(shownTopics.withLock { $0 })
+        for topic in shown { metrics.recordTopicMode(topic: topic, mode: SweepScope.mode(of: topic, in: modes)) }
+        shownTopics.withLock { $0 = shown }
     }
 
     /// Runs rounds until cancelled, as `SweepSchedule` says. `isActive` is true while this
@@ -189,8 +254,9 @@ public final class Sweeper: Sendable {
         var schedule = SweepSchedule(interval: policy.interval, grace: policy.minimumAge,
                                      snapshotExpiry: max(policy.interval * 3, .seconds(60)))
         var connection: PGConnection?
+        var swept: [String] = []
         while !Task.isCancelled {
-            let step = schedule.next(now: .now, streaming: isActive(), confirmed: confirmed())
+            let step = schedule.next(now: .now, wallNow: Date().timeIntervalSince1970, streaming: isActive(), confirmed: confirmed())
             do {
                 switch step {
                 case .idle:
@@ -199,15 +265,20 @@ public final class Sweeper: Sendable {
                     try? await Task.sleep(for: .milliseconds(50))
                 case .takeSnapshot:
                     let conn = try await connect(&connection)
-                    let (ids, watermark) = try await snapshot(on: conn)
-                    schedule.tookSnapshot(ids: ids, watermark: watermark, at: .now)
-                    if let retention {
-                        let deleted = try await deleteExpired(on: conn, olderThan: retention)
-                        if deleted > 0 { logger.info("retention", metadata: ["deleted": "\(deleted)"]) }
-                    }
-                case .resend(let ids):
-                    schedule.finishedRound()
-                    let result = try await resend(ids, on: try await connect(&connection), producers: producers)
+                    let modes = try await modes(on: conn)
+                    publish(modes)
+                    swept = modes.filter(\.value.isSwept).keys.sorted()
+                    let snapshot = try await snapshot(on: conn, swept: swept)
+                    schedule.tookSnapshot(candidates: snapshot.candidates, expired: snapshot.expired, watermark: snapshot.watermark,
+                                          at: .now, more: snapshot.more)
+                case .deleteExpired(let ids):
+                    let deleted = try await deleteExpired(ids, on: try await connect(&connection), swept: swept)
+                    if deleted > 0 { logger.info("retention", metadata: ["deleted": "\(deleted)"]) }
+                case .resendDue:
+                    // The consumers' progress as of now, not as of the snapshot.
+                    let conn = try await connect(&connection)
+                    let ids = schedule.finishRound(modes: try await modes(on: conn))
+                    let result = try await resend(ids, on: conn, producers: producers)
                     if !result.resent.isEmpty || !result.dead.isEmpty {
                         logger.info("sweep", metadata: ["resent": "\(result.resent.count)", "dead": "\(result.dead.count)"])
                     }

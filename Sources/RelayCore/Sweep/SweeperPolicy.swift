@@ -12,11 +12,18 @@ public struct SweeperPolicy: Sendable, Equatable {
     public var backoffCap: Duration
     /// Rows per sweep transaction.
     public var batchSize: Int
+    /// Which topics are swept, and how (`sweeper-writeback-topics`, `sweeper-consumer-expiry`).
+    public var scope: SweepScope
+    /// DEAD rows older than this are deleted; nil keeps them until someone re-drives or
+    /// deletes them (`dead-retention`). Longer than `retention`: they wait for a person.
+    public var deadRetention: Duration?
 
     public init(interval: Duration = .seconds(20), minimumAge: Duration = .seconds(10), maxAttempts: Int = 10,
-                backoffBase: Duration = .seconds(10), backoffCap: Duration = .seconds(3_600), batchSize: Int = 500) {
+                backoffBase: Duration = .seconds(10), backoffCap: Duration = .seconds(3_600), batchSize: Int = 500,
+                scope: SweepScope = SweepScope(), deadRetention: Duration? = .seconds(30 * 86_400)) {
         self.interval = interval; self.minimumAge = minimumAge; self.maxAttempts = maxAttempts
         self.backoffBase = backoffBase; self.backoffCap = backoffCap; self.batchSize = batchSize
+        self.scope = scope; self.deadRetention = deadRetention
     }
 
     public enum Decision: Sendable, Equatable { case resend, deadLetter }
@@ -42,6 +49,8 @@ public struct SweeperPolicy: Sendable, Equatable {
         if maxAttempts < 1 { throw PolicyError("sweeper-max-attempts must be at least 1") }
         if backoffBase <= .zero || backoffCap < backoffBase { throw PolicyError("sweeper backoff: base must be positive and at most the cap") }
         if !(1...10_000).contains(batchSize) { throw PolicyError("sweeper-batch must be between 1 and 10000") }
+        if scope.consumerExpiry <= .zero { throw PolicyError("sweeper-consumer-expiry must be positive") }
+        if let deadRetention, deadRetention <= .zero { throw PolicyError("dead-retention must be positive (0 in settings keeps DEAD rows)") }
     }
 }
 

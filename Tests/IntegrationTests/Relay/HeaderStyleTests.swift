@@ -12,7 +12,8 @@ import Testing
 @Suite("Header styles on real records")
 struct HeaderStyleTests {
     static let policy = SweeperPolicy(interval: .milliseconds(200), minimumAge: .milliseconds(500), maxAttempts: 1,
-                                      backoffBase: .milliseconds(300), backoffCap: .seconds(2), batchSize: 100)
+                                      backoffBase: .milliseconds(300), backoffCap: .seconds(2), batchSize: 100,
+                                      scope: SweepScope(declaredTopics: ["UNREAD"]))
 
     static func expectedNames(_ style: HeaderStyle) -> [String] {
         switch style {

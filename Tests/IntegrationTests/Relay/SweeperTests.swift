@@ -9,8 +9,10 @@ import Threading
 
 @Suite("Sweeper")
 struct SweeperTests {
+    /// The topics these tests sweep, declared as write-back (a topic nobody declares is publish-only).
+    static let scope = SweepScope(declaredTopics: ["UNREAD", "T", "SWEEP", "STUCK"])
     static let fast = SweeperPolicy(interval: .milliseconds(200), minimumAge: .milliseconds(500), maxAttempts: 3,
-                                    backoffBase: .milliseconds(300), backoffCap: .seconds(2), batchSize: 100)
+                                    backoffBase: .milliseconds(300), backoffCap: .seconds(2), batchSize: 100, scope: scope)
 
     /// The sweeper's producer, as the relay's publisher shares it (`Publisher.runSweeper`).
     func makeProducers(_ ctx: TestContext) throws -> (ProducerHolder, RelayConfiguration) {
@@ -55,7 +57,7 @@ struct SweeperTests {
                 """)
             let (producers, configuration) = try makeProducers(ctx)
             let sweeper = Sweeper(policy: Self.fast, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics())
-            #expect(try await sweeper.snapshot(on: db).ids.isEmpty)
+            #expect(try await sweeper.snapshot(on: db, swept: ["T"]).ids.isEmpty)
             let all = try await db.query("SELECT outbox_id FROM outbox").rows.map { try $0.int64("outbox_id") }
             let result = try await sweeper.resend(all, on: db, producers: producers)
             #expect(result.resent.isEmpty && result.dead.isEmpty, "the claim re-checks the status")
@@ -84,7 +86,7 @@ struct SweeperTests {
             policy.backoffBase = .seconds(10)
             policy.backoffCap = .seconds(3_600)
             let sweepers = (0..<2).map { _ in Sweeper(policy: policy, retention: nil, configuration: configuration, logger: Logger(label: "t"), metrics: RelayMetrics()) }
-            let ids = try await sweepers[0].snapshot(on: db).ids
+            let ids = try await sweepers[0].snapshot(on: db, swept: ["SWEEP"]).ids
             #expect(ids.count == 1_000)
             let results = try await withThrowingTaskGroup(of: Sweeper.RoundResult.self) { group in
                 for sweeper in sweepers {
@@ -164,22 +166,36 @@ struct SweeperTests {
         }
     }
 
-    @Test("retention deletes old COMPLETE rows in small batches and keeps everything else")
+    @Test("retention: old COMPLETE rows, old publish-only INIT rows and DEAD rows past their own retention go; swept INIT rows and young rows stay")
     func retention() async throws {
         try await withTestContext(broker: true) { ctx in
             let db = try await ctx.migrated()
+            // 1-2000 COMPLETE 10 d; 2001-2500 COMPLETE 1 h; 2501-3000 INIT 10 d on the swept T;
+            // 3001-3400 INIT 10 d on publish-only FOREIGN; 3401-3500 INIT 1 h on FOREIGN;
+            // 3501-3550 DEAD 10 d; 3551-3600 DEAD 40 d.
             try await db.query("""
                 INSERT INTO outbox (topic, mq_key, type, payload, status, created_at)
-                SELECT 'T', 'k', 'T', '{}', CASE WHEN g <= 2500 THEN 'COMPLETE' ELSE 'INIT' END,
-                       now() - CASE WHEN g <= 2000 OR g > 2500 THEN interval '10 days' ELSE interval '1 hour' END
-                FROM generate_series(1, 3000) g
+                SELECT CASE WHEN g BETWEEN 3001 AND 3500 THEN 'FOREIGN' ELSE 'T' END, 'k', 'T', '{}',
+                       CASE WHEN g <= 2500 THEN 'COMPLETE' WHEN g <= 3500 THEN 'INIT' ELSE 'DEAD' END,
+                       now() - CASE WHEN g BETWEEN 2001 AND 2500 OR g BETWEEN 3401 AND 3500 THEN interval '1 hour'
+                                    WHEN g > 3550 THEN interval '40 days' ELSE interval '10 days' END
+                FROM generate_series(1, 3600) g
                 """)
             let (producers, configuration) = try makeProducers(ctx)
-            let sweeper = Sweeper(policy: Self.fast, retention: .seconds(7 * 86_400), retentionBatch: 300, configuration: configuration,
+            let sweeper = Sweeper(policy: Self.fast, retention: .seconds(7 * 86_400), retentionBatch: 3_000, configuration: configuration,
                                   logger: Logger(label: "t"), metrics: RelayMetrics())
-            #expect(try await sweeper.deleteExpired(on: db, olderThan: .seconds(7 * 86_400)) == 2_000)
+            let snapshot = try await sweeper.snapshot(on: db, swept: ["T"])
+            #expect(snapshot.expired.count == 2_000 + 400 + 50)
+            #expect(!snapshot.more)
+            #expect(try await sweeper.deleteExpired(snapshot.expired, on: db, swept: ["T"]) == 2_450)
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 500)
-            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT'") == 500)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND topic = 'T'") == 500)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND topic = 'FOREIGN'") == 100)
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'DEAD'") == 50)
+            // A full list asks for the next round at once.
+            let small = Sweeper(policy: Self.fast, retention: .seconds(7 * 86_400), retentionBatch: 10, configuration: configuration,
+                                logger: Logger(label: "t"), metrics: RelayMetrics())
+            #expect(try await small.snapshot(on: db, swept: []).more)
             await runBlocking { producers.close(timeout: .seconds(5)) }
         }
     }

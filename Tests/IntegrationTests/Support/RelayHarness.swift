@@ -12,7 +12,7 @@ struct RunningRelay: Sendable {
     let task: Task<Void, any Error>
 
     static func start(_ ctx: TestContext, slot: String? = nil, capture: CaptureMode = .stream,
-                      sweeper: SweeperPolicy? = nil, bootstrapServers: String? = nil,
+                      sweeper: SweeperPolicy? = nil, retention: Duration? = nil, bootstrapServers: String? = nil,
                       configure: (inout RelayConfiguration) -> Void = { _ in },
                       onStopOverrun: (@Sendable () -> Void)? = nil) throws -> RunningRelay {
         var configuration = RelayConfiguration(databaseURL: ctx.databaseURL,
@@ -28,7 +28,8 @@ struct RunningRelay: Sendable {
         configure(&configuration)
         var logger = Logger(label: "relay-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let service = try RelayService(configuration: configuration, sweeper: sweeper, logger: logger, onStopOverrun: onStopOverrun)
+        let service = try RelayService(configuration: configuration, sweeper: sweeper, retention: retention, logger: logger,
+                                       onStopOverrun: onStopOverrun)
         let task = Task { try await service.run() }
         return RunningRelay(service: service, task: task)
     }
