@@ -14,7 +14,7 @@ import KafkaClient
 ///   fetch latency and some clock skew). Without it, a partition with no new messages
 ///   would hold the topic back forever. The settle time keeps a fresh assignment, whose
 ///   first fetch of a backlog has not arrived yet, from looking idle.
-/// Broker watermarks are not used: Tansu 0.6 reports them wrongly (ENVIRONMENT.md).
+/// Broker watermarks are not used: Tansu 0.6, the broker the tests run, reports them wrongly.
 struct ReadProgress: Sendable, Equatable {
     struct Partition: Sendable, Equatable {
         var assignedAt: Double

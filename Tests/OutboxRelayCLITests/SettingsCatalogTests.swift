@@ -215,9 +215,9 @@ struct OperationsDocumentationTests {
     /// joins this list; a second spelling of an existing meaning (`retry_in_s` beside
     /// `retry_in`, `count` for partitions) is what this test exists to stop.
     static let metadataKeys: Set = [
-        "attempt", "channel", "code", "config", "confirmed", "dead", "deleted", "drain", "drain_timeout", "error", "exit_status", "facility",
-        "fix", "from", "group", "lsn", "messages", "outbox_id", "partitions", "problem", "reason", "resent", "retry_in",
-        "server", "slot", "topic", "topics", "unacknowledged", "unroutable",
+        "acknowledged", "attempt", "channel", "code", "config", "confirmed", "dead", "deleted", "drain", "drain_timeout", "error", "exit_status", "facility",
+        "fix", "from", "group", "lsn", "messages", "outbox_id", "partitions", "problem", "reason", "recorded", "resent", "retry_in",
+        "server", "skipped", "slot", "slot_confirmed", "topic", "topics", "unacknowledged", "unroutable",
     ]
 
     static func sourceRoot() -> URL {
