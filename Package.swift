@@ -132,14 +132,14 @@ let package = Package(
         // The bench's pure analysis (the shard scaling model); its measurements need the servers.
         .testTarget(name: "OutboxBenchTests", dependencies: ["OutboxBench"], swiftSettings: strict),
         // Pure tests of the record contract: header styles, timestamps, consumer routing.
-        .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers"], swiftSettings: strict),
+        .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers", "KafkaClient"], swiftSettings: strict),
         // Documentation checks that need no server: every relative Markdown link resolves.
         .testTarget(name: "DocumentationTests", swiftSettings: strict),
         // The consumers' pure core: the state machine, batch plans, failure classes.
         .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "KafkaClient"], swiftSettings: strict),
         // The relay's server-free tests: the pure builders (dead-letter copies, rows read by SQL
         // as records), configuration guarantees, the delivery line's wake-ups.
-        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "KafkaClient", "PGOutput", "Schema",
+        .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "KafkaClient", "PGOutput", "PostgresClient", "Schema",
                                                        .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
         // The CLI's server-free tests: the settings catalog, flags, exit statuses, log lines.

@@ -82,7 +82,7 @@ import Glibc
         let text = String(describing: error!)
         #expect(error?.code == .connectionFailed)
         #expect(text.contains("127.0.0.1:\(port)"))
-        #expect(text.contains("is PostgreSQL running"))
+        #expect(text.contains("nothing accepts connections at that host and port"))
         #expect(!text.contains(secret))
     }
 
