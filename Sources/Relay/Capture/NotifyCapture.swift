@@ -71,9 +71,13 @@ final class NotifyCapture: @unchecked Sendable {
         try doorbell.write(listening: false, on: reader)
         var policy = DoorbellPolicy(listening: false)
         var ringOutAfterRead = false
+        var ringInWriters: RingInWriters?
         func ring(_ listening: Bool) throws {
             try doorbell.write(listening: listening, on: reader)
-            policy.flagWritten(listening: listening)
+            // Taken after the flag committed: a writer that read it clear and has not
+            // committed is among these (the lost-wake-up race, DoorbellPolicy).
+            ringInWriters = listening ? try RingInWriters.take(on: reader) : nil
+            policy.flagWritten(listening: listening, writersInProgress: ringInWriters != nil)
             metrics.doorbellListening.record(listening ? 1 : 0)
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
@@ -92,9 +96,7 @@ final class NotifyCapture: @unchecked Sendable {
             if publisher.stopDeadline != nil { break }
             var action = policy.drained(foundRows: foundRows)
             if action == .sleep {
-                let notified = try !listener.waitForNotificationsBlocking(timeout: configuration.notifyFallbackInterval, wakeFD: wakeSignal.fd).isEmpty
-                wakeSignal.drain()
-                action = policy.woke(byNotification: notified)
+                action = try sleep(listener: listener, reader: reader, writers: &ringInWriters, policy: &policy)
             }
             // Ringing in must precede the read after it (or a row committed in between would
             // wait for the timer). Ringing out waits until the next read has fetched its
@@ -119,6 +121,24 @@ final class NotifyCapture: @unchecked Sendable {
         }
         logger.notice("notify capture stopped", metadata: ["confirmed": "\(advanced)", "drain": "\(drained)"])
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
+    }
+
+    /// Sleeps until a notification, the wake signal or the fallback timer. While the policy
+    /// awaits the transactions in progress at ring-in, it also looks between slices whether
+    /// some of them have ended, and then returns to read once more (`WriterWait`). Returns
+    /// the policy's next action.
+    private func sleep(listener: PGConnection, reader: PGConnection, writers: inout RingInWriters?,
+                       policy: inout DoorbellPolicy) throws -> DoorbellPolicy.Action {
+        var wait = WriterWait(limit: configuration.notifyFallbackInterval)
+        while let slice = policy.awaitingWriters ? wait.nextSlice : wait.left {
+            let notified = try !listener.waitForNotificationsBlocking(timeout: slice, wakeFD: wakeSignal.fd).isEmpty
+            let woken = wakeSignal.drain()
+            if notified || woken { return policy.woke(byNotification: notified) }
+            guard policy.awaitingWriters, writers != nil else { break }
+            if try writers!.someEnded(on: reader) { return policy.writersEnded(stillRunning: writers!.running > 0) }
+            wait.stillRunning(after: slice)
+        }
+        return policy.woke(byNotification: false)
     }
 
     /// Reads everything committed up to now, publishes it, waits for the acks, advances.
