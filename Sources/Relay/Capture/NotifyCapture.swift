@@ -82,7 +82,10 @@ final class NotifyCapture: @unchecked Sendable {
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
         advanced = slot.confirmedFlush
-        health.set(.streaming, "notify mode, slot \(configuration.slotName)")
+        let healthDetail = "notify mode, slot \(configuration.slotName)"
+        health.set(.streaming, healthDetail)
+        let listenCheck = ListenCheck(channel: configuration.notifyChannel, slot: configuration.slotName, logger: logger,
+                                      metrics: metrics, health: health, healthDetail: healthDetail)
         metrics.streaming.record(1)
         defer { metrics.streaming.record(0) }
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
@@ -90,13 +93,14 @@ final class NotifyCapture: @unchecked Sendable {
         let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil)
         while publisher.stopDeadline == nil {
             if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
+            try listenCheck.tick(reader: reader, listener: listener)
             // A wake-up that found nothing (a notification for rows already read) keeps the flag.
             let foundRows = try drainSlot(reader, pipeline: pipeline, afterRead: { found in if ringOutAfterRead && found { try ring(false) } })
             health.noteProgress(inFlight: publisher.inFlightEvents)
             if publisher.stopDeadline != nil { break }
             var action = policy.drained(foundRows: foundRows)
             if action == .sleep {
-                action = try sleep(listener: listener, reader: reader, writers: &ringInWriters, policy: &policy)
+                action = try sleep(listener: listener, reader: reader, listenCheck: listenCheck, writers: &ringInWriters, policy: &policy)
             }
             // Ringing in must precede the read after it (or a row committed in between would
             // wait for the timer). Ringing out waits until the next read has fetched its
@@ -123,15 +127,16 @@ final class NotifyCapture: @unchecked Sendable {
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
     }
 
-    /// Sleeps until a notification, the wake signal or the fallback timer. While the policy
+    /// Sleeps until a writer's notification, the wake signal or the fallback timer (a probe
+    /// of `ListenCheck` ends the sleep too, for one extra read a minute). While the policy
     /// awaits the transactions in progress at ring-in, it also looks between slices whether
     /// some of them have ended, and then returns to read once more (`WriterWait`). Returns
     /// the policy's next action.
-    private func sleep(listener: PGConnection, reader: PGConnection, writers: inout RingInWriters?,
+    private func sleep(listener: PGConnection, reader: PGConnection, listenCheck: ListenCheck, writers: inout RingInWriters?,
                        policy: inout DoorbellPolicy) throws -> DoorbellPolicy.Action {
         var wait = WriterWait(limit: configuration.notifyFallbackInterval)
         while let slice = policy.awaitingWriters ? wait.nextSlice : wait.left {
-            let notified = try !listener.waitForNotificationsBlocking(timeout: slice, wakeFD: wakeSignal.fd).isEmpty
+            let notified = listenCheck.hasRings(try listener.waitForNotificationsBlocking(timeout: slice, wakeFD: wakeSignal.fd))
             let woken = wakeSignal.drain()
             if notified || woken { return policy.woke(byNotification: notified) }
             guard policy.awaitingWriters, writers != nil else { break }
