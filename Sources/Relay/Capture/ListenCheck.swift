@@ -61,7 +61,7 @@ final class ListenCheck {
                 arrive within \(ListenProbe.timeout)); every row waits for the fallback timer (notify-fallback-interval). \
                 A transaction pooler (PgBouncer pool_mode = transaction) does this: LISTEN is session state it does not keep.
                 """, metadata: ["channel": "\(channel)",
-                                "fix": "point database-url at PostgreSQL directly or at a session-pooling pool (PgBouncer pool_mode = session)"])
+                                "fix": "set notify-listen-url to a direct connection to PostgreSQL (or a session-pooling pool, PgBouncer pool_mode = session); database-url may stay on the transaction pool"])
         case .unknown:
             break
         }

@@ -38,7 +38,8 @@ final class NotifyCapture: @unchecked Sendable {
 
     func runSession() throws {
         let reader = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
-        let listener = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-listen")
+        let listener = try PGConnection.connectBlocking(configuration.notifyListenURL ?? configuration.databaseURL,
+                                                        applicationName: "\(configuration.applicationName)-listen")
         let lockKey = Int64(truncatingIfNeeded: configuration.slotName.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
         guard try reader.queryBlocking("SELECT pg_try_advisory_lock($1) AS got", [.int(lockKey)]).single().bool("got") else {
             throw RelayError(.slotInUse, "Another relay reads slot \"\(configuration.slotName)\" in notify mode; waiting as a standby.",
@@ -66,7 +67,6 @@ final class NotifyCapture: @unchecked Sendable {
             break
         }
         let doorbell = Doorbell(channel: configuration.notifyChannel)
-        try doorbell.prepare(reader)
         // Start from a known flag: a relay that crashed may have left it set.
         try doorbell.write(listening: false, on: reader)
         var policy = DoorbellPolicy(listening: false)
