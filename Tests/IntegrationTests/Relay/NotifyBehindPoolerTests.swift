@@ -11,14 +11,27 @@ import Testing
 struct NotifyBehindPoolerTests {
     static let deafWarning = "LISTEN receives nothing on this connection"
 
-    @Test("behind PgBouncer in transaction mode the relay says the doorbell is deaf, with the fix, and stays ready")
-    func deafBehindTransactionPooler() async throws {
+    /// A migrated test database with the doorbell trigger, and PgBouncer in transaction mode
+    /// in front of it: `body` gets the context, a direct connection and the pooled URL.
+    static func withTransactionPooler(_ body: (TestContext, PGConnection, String) async throws -> Void) async throws {
         try await withTestContext { ctx in
             let db = try await ctx.migrated()
             try await NotifyTrigger.install(on: db)
             let pooler = try await PgBouncer.start(upstreamPort: ctx.postgres.port, poolMode: "transaction")
-            defer { Task { await pooler.stop() } }
-            let pooled = pooler.url(replacingPortOf: ctx.databaseURL, upstreamPort: ctx.postgres.port)
+            do {
+                try await body(ctx, db, pooler.url(replacingPortOf: ctx.databaseURL, upstreamPort: ctx.postgres.port))
+            } catch {
+                print("--- pgbouncer output (tail) ---\n\(pooler.process.output.suffix(3_000))")
+                await pooler.stop()
+                throw error
+            }
+            await pooler.stop()
+        }
+    }
+
+    @Test("behind PgBouncer in transaction mode the relay says the doorbell is deaf, with the fix, and stays ready")
+    func deafBehindTransactionPooler() async throws {
+        try await Self.withTransactionPooler { ctx, db, pooled in
             let capture = LogCapture()
             let relay = try RunningRelay.start(ctx, capture: .notify, configure: { $0.databaseURL = pooled },
                                                logger: capture.logger(label: "relay-behind-pooler"))
@@ -37,12 +50,7 @@ struct NotifyBehindPoolerTests {
 
     @Test("behind PgBouncer in transaction mode with notify-listen-url direct, a 5 rows/s trickle keeps p99 commit→ack within 100 ms")
     func trickleWithDirectListen() async throws {
-        try await withTestContext { ctx in
-            let db = try await ctx.migrated()
-            try await NotifyTrigger.install(on: db)
-            let pooler = try await PgBouncer.start(upstreamPort: ctx.postgres.port, poolMode: "transaction")
-            defer { Task { await pooler.stop() } }
-            let pooled = pooler.url(replacingPortOf: ctx.databaseURL, upstreamPort: ctx.postgres.port)
+        try await Self.withTransactionPooler { ctx, db, pooled in
             let capture = LogCapture()
             // A fallback no row may wait for: one that did would exceed the bound 600 times over.
             let relay = try RunningRelay.start(ctx, capture: .notify, configure: {
