@@ -70,6 +70,7 @@ struct ResolvedConfiguration {
             c.drainTimeout = try settings.duration("drain-timeout", default: c.drainTimeout)
             c.notifyChannel = settings.string("notify-channel", default: c.notifyChannel)
             c.notifyFallbackInterval = try settings.duration("notify-fallback-interval", default: c.notifyFallbackInterval)
+            c.notifyListenURL = settings.optionalString("notify-listen-url")
             c.headerStyle = HeaderStyle(rawValue: try settings.choice("header-style", default: c.headerStyle.rawValue,
                                                                       among: HeaderStyle.allCases.map(\.rawValue)))!
         }
@@ -166,7 +167,7 @@ struct ResolvedConfiguration {
 
     private func redactedValue(_ spec: SettingSpec) -> String {
         guard let raw = settings.raw(spec.name) else { return spec.defaultText }
-        if spec.name == "database-url" { return ConnectionTarget.redact(raw) }
+        if spec.name == "database-url" || spec.name == "notify-listen-url" { return ConnectionTarget.redact(raw) }
         return spec.secret ? "<redacted>" : raw
     }
 }

@@ -56,6 +56,7 @@ enum SettingsCatalog {
         SettingSpec(name: "drain-timeout", defaultText: "30s", help: "the longest SIGTERM takes (run and consume): waiting for outstanding deliveries or the batch in hand, then closing (a watchdog exits 75 at this bound)"),
         SettingSpec(name: "notify-channel", defaultText: "outbox_relay", help: "LISTEN channel in notify mode"),
         SettingSpec(name: "notify-fallback-interval", defaultText: "1s", help: "notify mode reads the slot at least this often"),
+        SettingSpec(name: "notify-listen-url", defaultText: "(database-url)", help: "notify mode: the connection that LISTENs; point it past a transaction pooler (which drops LISTEN) straight at PostgreSQL or at a session pool", secret: true),
         SettingSpec(name: "sweeper", defaultText: "true", help: "run the sweeper alongside the relay"),
         SettingSpec(name: "sweeper-interval", defaultText: "20s", help: "how often the sweeper runs"),
         SettingSpec(name: "sweeper-min-age", defaultText: "10s", help: "INIT rows of swept topics older than this may be re-sent"),

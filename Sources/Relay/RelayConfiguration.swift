@@ -57,6 +57,10 @@ public struct RelayConfiguration: Sendable {
     /// notify mode: the channel, and how often to read the slot without a notification.
     public var notifyChannel = "outbox_relay"
     public var notifyFallbackInterval: Duration = .seconds(1)
+    /// notify mode: where the LISTEN connection goes, when not to `databaseURL` (nil). A
+    /// relay whose `databaseURL` is a transaction pooler LISTENs directly here, since the
+    /// pooler does not keep LISTEN (`ListenProbe`); everything else may stay pooled.
+    public var notifyListenURL: String?
     /// notify mode: maximum changes read per slot peek.
     public var notifyBatchChanges = 20_000
     public var applicationName = "outbox-relay"

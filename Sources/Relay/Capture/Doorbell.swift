@@ -5,18 +5,18 @@ import PostgresClient
 struct Doorbell {
     let channel: String
 
-    /// Makes the session's flag writes asynchronous commits. Visibility to writers comes at
-    /// commit, not at flush, and a flag lost in a crash is rewritten by the next session;
-    /// so waiting for the WAL flush would only delay the relay. Affects nothing else on the
-    /// connection: its other statements (slot reads and advances) write no transaction.
-    func prepare(_ connection: PGConnection) throws {
-        try connection.queryBlocking("SET synchronous_commit TO off")
-    }
-
+    /// The flag write is an asynchronous commit: visibility to writers comes at commit, not
+    /// at flush, and a flag lost in a crash is rewritten by the next session; so waiting for
+    /// the WAL flush would only delay the relay. It is set for this one transaction
+    /// (`set_config(..., true)`, i.e. SET LOCAL), never for the session: behind a
+    /// transaction pooler a session SET leaks to the server connection the writers get next,
+    /// making their commits asynchronous too, and a commit not yet flushed is invisible to
+    /// the slot, so their rows waited for the fallback timer (and lost durability).
     func write(listening: Bool, on connection: PGConnection) throws {
         do {
             try connection.queryBlocking("""
-                INSERT INTO outbox_relay_doorbell AS d (channel, listening) VALUES ($1, $2::boolean)
+                INSERT INTO outbox_relay_doorbell AS d (channel, listening)
+                SELECT $1, $2::boolean FROM (SELECT set_config('synchronous_commit', 'off', true)) AS this_commit_only
                 ON CONFLICT (channel) DO UPDATE SET listening = EXCLUDED.listening, changed_at = now()
                 """, [.text(channel), .text(listening ? "true" : "false")])
         } catch let error as PGError where error.sqlState == "42P01" {

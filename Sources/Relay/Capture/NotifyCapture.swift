@@ -40,7 +40,8 @@ final class NotifyCapture: @unchecked Sendable {
 
     func runSession() throws {
         let reader = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: configuration.applicationName)
-        let listener = try PGConnection.connectBlocking(configuration.databaseURL, applicationName: "\(configuration.applicationName)-listen")
+        let listener = try PGConnection.connectBlocking(configuration.notifyListenURL ?? configuration.databaseURL,
+                                                        applicationName: "\(configuration.applicationName)-listen")
         let lockKey = Int64(truncatingIfNeeded: configuration.slotName.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 })
         guard try reader.queryBlocking("SELECT pg_try_advisory_lock($1) AS got", [.int(lockKey)]).single().bool("got") else {
             throw RelayError(.slotInUse, "Another relay reads slot \"\(configuration.slotName)\" in notify mode; waiting as a standby.",
@@ -68,19 +69,25 @@ final class NotifyCapture: @unchecked Sendable {
             break
         }
         let doorbell = Doorbell(channel: configuration.notifyChannel)
-        try doorbell.prepare(reader)
         // Start from a known flag: a relay that crashed may have left it set.
         try doorbell.write(listening: false, on: reader)
         var policy = DoorbellPolicy(listening: false)
         var ringOutAfterRead = false
+        var ringInWriters: RingInWriters?
         func ring(_ listening: Bool) throws {
             try doorbell.write(listening: listening, on: reader)
-            policy.flagWritten(listening: listening)
+            // Taken after the flag committed: a writer that read it clear and has not
+            // committed is among these (the lost-wake-up race, DoorbellPolicy).
+            ringInWriters = listening ? try RingInWriters.take(on: reader) : nil
+            policy.flagWritten(listening: listening, writersInProgress: ringInWriters != nil)
             metrics.doorbellListening.record(listening ? 1 : 0)
         }
         try listener.queryBlocking("LISTEN \(quoteIdentifier(configuration.notifyChannel))")
         advanced = slot.confirmedFlush
-        health.set(.streaming, "notify mode, slot \(configuration.slotName)")
+        let healthDetail = "notify mode, slot \(configuration.slotName)"
+        health.set(.streaming, healthDetail)
+        let listenCheck = ListenCheck(channel: configuration.notifyChannel, slot: configuration.slotName, logger: logger,
+                                      metrics: metrics, health: health, healthDetail: healthDetail)
         metrics.streaming.record(1)
         defer { metrics.streaming.record(0) }
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
@@ -88,15 +95,14 @@ final class NotifyCapture: @unchecked Sendable {
         let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil, horizon: horizon)
         while publisher.stopDeadline == nil {
             if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
+            try listenCheck.tick(reader: reader, listener: listener)
             // A wake-up that found nothing (a notification for rows already read) keeps the flag.
             let foundRows = try drainSlot(reader, pipeline: pipeline, afterRead: { found in if ringOutAfterRead && found { try ring(false) } })
             health.noteProgress(inFlight: publisher.inFlightEvents)
             if publisher.stopDeadline != nil { break }
             var action = policy.drained(foundRows: foundRows)
             if action == .sleep {
-                let notified = try !listener.waitForNotificationsBlocking(timeout: configuration.notifyFallbackInterval, wakeFD: wakeSignal.fd).isEmpty
-                wakeSignal.drain()
-                action = policy.woke(byNotification: notified)
+                action = try sleep(listener: listener, reader: reader, listenCheck: listenCheck, writers: &ringInWriters, policy: &policy)
             }
             // Ringing in must precede the read after it (or a row committed in between would
             // wait for the timer). Ringing out waits until the next read has fetched its
@@ -121,6 +127,25 @@ final class NotifyCapture: @unchecked Sendable {
         }
         logger.notice("notify capture stopped", metadata: ["confirmed": "\(advanced)", "drain": "\(drained)"])
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
+    }
+
+    /// Sleeps until a writer's notification, the wake signal or the fallback timer (a probe
+    /// of `ListenCheck` ends the sleep too, for one extra read a minute). While the policy
+    /// awaits the transactions in progress at ring-in, it also looks between slices whether
+    /// some of them have ended, and then returns to read once more (`WriterWait`). Returns
+    /// the policy's next action.
+    private func sleep(listener: PGConnection, reader: PGConnection, listenCheck: ListenCheck, writers: inout RingInWriters?,
+                       policy: inout DoorbellPolicy) throws -> DoorbellPolicy.Action {
+        var wait = WriterWait(limit: configuration.notifyFallbackInterval)
+        while let slice = policy.awaitingWriters ? wait.nextSlice : wait.left {
+            let notified = listenCheck.hasRings(try listener.waitForNotificationsBlocking(timeout: slice, wakeFD: wakeSignal.fd))
+            let woken = wakeSignal.drain()
+            if notified || woken { return policy.woke(byNotification: notified) }
+            guard policy.awaitingWriters, writers != nil else { break }
+            if try writers!.someEnded(on: reader) { return policy.writersEnded(stillRunning: writers!.running > 0) }
+            wait.stillRunning(after: slice)
+        }
+        return policy.woke(byNotification: false)
     }
 
     /// Reads everything committed up to now, publishes it, waits for the acks, advances.

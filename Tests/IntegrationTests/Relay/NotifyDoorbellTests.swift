@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import PostgresClient
 import Relay
+import RelayCore
 import Testing
 
 /// Issue 16: notify mode's doorbell. Writers notify only while the relay is idle and
@@ -26,13 +27,14 @@ struct NotifyDoorbellTests {
                            [.text(channel)]).single().bool("on")
     }
 
-    /// Everything delivered to `listener` until it has been quiet for `quiet`.
+    /// Writers' rings delivered to `listener` until it has been quiet for `quiet` (the
+    /// relay's probes of its own LISTEN, `ListenProbe`, are not counted).
     static func notifications(_ listener: PGConnection, quiet: Duration = .milliseconds(300)) async throws -> Int {
         var total = 0
         while true {
             let batch = try await listener.waitForNotifications(timeout: quiet)
             if batch.isEmpty { return total }
-            total += batch.count
+            total += batch.filter { !$0.payload.hasPrefix(ListenProbe.payloadPrefix) }.count
         }
     }
 

@@ -14,7 +14,7 @@ struct RunningRelay: Sendable {
     static func start(_ ctx: TestContext, slot: String? = nil, capture: CaptureMode = .stream,
                       sweeper: SweeperPolicy? = nil, retention: Duration? = nil, bootstrapServers: String? = nil,
                       configure: (inout RelayConfiguration) -> Void = { _ in },
-                      onStopOverrun: (@Sendable () -> Void)? = nil) throws -> RunningRelay {
+                      onStopOverrun: (@Sendable () -> Void)? = nil, logger given: Logger? = nil) throws -> RunningRelay {
         var configuration = RelayConfiguration(databaseURL: ctx.databaseURL,
                                                kafka: KafkaConfiguration(bootstrapServers: bootstrapServers ?? ctx.bootstrapServers))
         configuration.slotName = slot ?? ctx.slotName
@@ -28,7 +28,7 @@ struct RunningRelay: Sendable {
         configure(&configuration)
         var logger = Logger(label: "relay-under-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
-        let service = try RelayService(configuration: configuration, sweeper: sweeper, retention: retention, logger: logger,
+        let service = try RelayService(configuration: configuration, sweeper: sweeper, retention: retention, logger: given ?? logger,
                                        onStopOverrun: onStopOverrun)
         let task = Task { try await service.run() }
         return RunningRelay(service: service, task: task)

@@ -85,3 +85,85 @@ struct DoorbellPolicyTests {
         #expect(!policy.listening)
     }
 }
+
+/// Issue 31 item 4: the lost-wake-up race. A ring-in with transactions in progress makes the
+/// sleep also end when some of them have ended, to read once more. Driven as the capture
+/// loop drives it: a ring-out's flag write follows the read after it, when that read found rows.
+@Suite("Doorbell policy: writers in progress at ring-in")
+struct DoorbellWritersInProgressTests {
+    typealias A = DoorbellPolicy.Action
+    enum Event { case rows, empty, notified, timer, someEnded, allEnded }
+    /// Each row: a fresh session whose ring-ins see transactions in progress; events, the
+    /// actions taken, and whether the sleep still awaits writers at the end.
+    static let table: [(events: [Event], actions: [A], awaiting: Bool)] = [
+        // Ring in, read empty, sleep awaiting them; they end: read once more, then sleep plainly.
+        ([.empty, .empty, .allEnded, .empty], [.ringIn, .sleep, .read, .sleep], false),
+        // The read after they ended finds the racing writer's row: busy again.
+        ([.empty, .empty, .allEnded, .rows], [.ringIn, .sleep, .read, .ringOut], false),
+        // One ended, others run on (a long transaction): read, and sleep awaiting the rest.
+        ([.empty, .empty, .someEnded, .empty], [.ringIn, .sleep, .read, .sleep], true),
+        ([.empty, .empty, .someEnded, .empty, .allEnded, .empty], [.ringIn, .sleep, .read, .sleep, .read, .sleep], false),
+        // The fallback timer ends the wait for them (long transactions, no racing writer).
+        ([.empty, .empty, .timer, .empty], [.ringIn, .sleep, .read, .sleep], false),
+        // A notification for rows already read: the flag stays set, and so does the wait.
+        ([.empty, .empty, .notified, .empty], [.ringIn, .sleep, .ringOut, .sleep], true),
+        // Ringing out forgets them; the next ring-in takes a new list.
+        ([.empty, .empty, .notified, .rows], [.ringIn, .sleep, .ringOut, .read], false),
+        ([.empty, .empty, .notified, .rows, .empty], [.ringIn, .sleep, .ringOut, .read, .ringIn], true),
+    ]
+
+    @Test("actions", arguments: 0..<table.count)
+    func actions(_ index: Int) {
+        let row = Self.table[index]
+        var policy = DoorbellPolicy(listening: false)
+        var taken: [A] = []
+        var ringOutAfterRead = false
+        for event in row.events {
+            let action: A
+            switch event {
+            case .rows:
+                if ringOutAfterRead { policy.flagWritten(listening: false, writersInProgress: true) }
+                action = policy.drained(foundRows: true)
+            case .empty: action = policy.drained(foundRows: false)
+            case .notified: action = policy.woke(byNotification: true)
+            case .timer: action = policy.woke(byNotification: false)
+            case .someEnded: action = policy.writersEnded(stillRunning: true)
+            case .allEnded: action = policy.writersEnded(stillRunning: false)
+            }
+            if action == .ringIn { policy.flagWritten(listening: true, writersInProgress: true) }
+            ringOutAfterRead = action == .ringOut
+            taken.append(action)
+        }
+        #expect(taken == row.actions)
+        #expect(policy.awaitingWriters == row.awaiting)
+    }
+
+    @Test("a ring-in with nobody in progress awaits nothing")
+    func nobodyInProgress() {
+        var policy = DoorbellPolicy(listening: false)
+        #expect(policy.drained(foundRows: false) == .ringIn)
+        policy.flagWritten(listening: true, writersInProgress: false)
+        #expect(!policy.awaitingWriters)
+        #expect(policy.drained(foundRows: false) == .sleep)
+    }
+}
+
+@Suite("Writer wait")
+struct WriterWaitTests {
+    @Test("slices double from 2 ms up to 100 ms and never pass the limit")
+    func slices() {
+        var wait = WriterWait(limit: .milliseconds(500))
+        var slices: [Duration] = []
+        while let slice = wait.nextSlice {
+            slices.append(slice)
+            wait.stillRunning(after: slice)
+        }
+        #expect(slices == [2, 4, 8, 16, 32, 64, 100, 100, 100, 74].map { Duration.milliseconds($0) })
+        #expect(slices.reduce(.zero, +) == .milliseconds(500))
+    }
+
+    @Test("a zero limit does not wait")
+    func zeroLimit() {
+        #expect(WriterWait(limit: .zero).nextSlice == nil)
+    }
+}
