@@ -116,7 +116,10 @@ struct SweeperScopeTests {
             if sizes.count >= 2 {
                 let (previous, last) = (sizes[sizes.count - 2], sizes[sizes.count - 1])
                 #expect(last.index <= written * 10, "index \(last.index) bytes for \(written) rows written: \(sizes)")
-                #expect(last.table <= written * 150, "table \(last.table) bytes for \(written) rows written: \(sizes)")
+                // With few rows written (a slow host), the table's fixed share (pages autovacuum
+                // has not yet returned) dominates: 2 MiB is still below what the ~9,000 rows a
+                // slow run writes would take if none were deleted.
+                #expect(last.table <= max(written * 150, 2 << 20), "table \(last.table) bytes for \(written) rows written: \(sizes)")
                 #expect(last.index <= previous.index * 5 / 4 + 16_384, "the index still grows: \(sizes)")
             }
             #expect(await eventually(timeout: .seconds(60)) {
