@@ -22,8 +22,11 @@ struct Demo: AsyncParsableCommand {
         abstract: "The main job on an embedded default: throwaway PostgreSQL and Kafka-protocol broker, relay, sweeper and consumers, with booking/payment traffic and an end-to-end verification.",
         discussion: "Leaves nothing running: both servers and their data are removed at the end (or on Ctrl-C).")
 
-    @Option(help: "Users booking and paying.") var users = 200
-    @Option(help: "Seats for sale.") var seats = 2_000
+    // Each user's wait token ends with its payment, so the default 15 s at ~200 bookings/s
+    // needs about 3,000 users and seats: with 200, the traffic stopped after ~4 s once
+    // consumers applied at once (the tokens expired as fast as they were paid).
+    @Option(help: "Users booking and paying.") var users = 4_000
+    @Option(help: "Seats for sale.") var seats = 4_000
     @Option(help: "Target bookings per second (each may be followed by a payment).") var rate = 200
     @Option(help: "How long traffic flows.") var duration = "15s"
     @Option(name: .customLong("pay-ratio"), help: "Share of bookings that are paid (0 to 1).") var payRatio = 0.8
