@@ -42,7 +42,8 @@ struct WakeSignalTests {
         Thread.sleep(forTimeInterval: 0.05)
         wake.signal()
         finished.wait()
-        #expect(woke.load(ordering: .acquiring))
+        let didWake = woke.load(ordering: .acquiring)
+        #expect(didWake)
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
