@@ -271,15 +271,16 @@ enum DeployKit {
         throw CheckerError("\(name) is not installed. Fix: run `bash scripts/setup`, which installs it (Debian package \(package)).")
     }
 
-    /// Runs a tool to completion (at most 60 s) and returns its exit status and output.
-    static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, output: String) {
+    /// Runs a tool to completion (at most `timeout`) and returns its exit status and output.
+    static func run(_ arguments: [String], environment: [String: String]? = nil,
+                    timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
         let log = NSTemporaryDirectory() + "deploy-tool-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: log) }
         let process = try ChildProcess(arguments, outputPath: log, environment: environment)
-        guard let status = await process.waitForExit(timeout: .seconds(60)) else {
+        guard let status = await process.waitForExit(timeout: timeout) else {
             process.signal(SIGKILL)
             _ = await process.waitForExit()
-            throw CheckerError("\(arguments.joined(separator: " ")) did not finish within 60 s")
+            throw CheckerError("\(arguments.joined(separator: " ")) did not finish within \(timeout)")
         }
         return (status, process.output)
     }
