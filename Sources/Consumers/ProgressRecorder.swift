@@ -41,6 +41,8 @@ final class ProgressRecorder: Sendable {
         progress.withLock { $0.applied(read) }
     }
     func idle(pollStart: Double) { progress.withLock { $0.idle(pollStart: pollStart) } }
+    /// Partitions this member holds now (assigned and not revoked).
+    var assignedPartitions: Int { progress.withLock { $0.partitions.count } }
 
     /// Starts the writer thread: registers, then records every `interval` until `stop()`.
     func start() {

@@ -46,6 +46,8 @@ struct Slot: AsyncParsableCommand {
             let report = try await SlotReset.run(configuration: configuration, logger: Logger(label: "outbox-relay"))
             print("slot \(report.slot) recreated at \(report.lsn) (recorded before: \(report.previouslyRecorded.map { "\($0)" } ?? "none")); "
                   + "\(report.resent) INIT rows committed before it re-sent"
+                  + (report.alreadyDelivered.map { ", \($0) already delivered by the old slot left out" }
+                     ?? " (every INIT row: the record holds no delivered snapshot, because migration 0008 is missing or the old slot never confirmed one)")
                   + (report.unroutable > 0 ? "; \(report.unroutable) rows with a refused topic left to the sweeper" : "")
                   + ". Start the relays now.")
         }

@@ -28,6 +28,7 @@ extension Migration {
         Migration(version: 5, name: "0005_notify_doorbell.sql", sql: text(PackageResources._005_notify_doorbell_sql)),
         Migration(version: 6, name: "0006_cheaper_topic_check.sql", sql: text(PackageResources._006_cheaper_topic_check_sql)),
         Migration(version: 7, name: "0007_sweeper_scope.sql", sql: text(PackageResources._007_sweeper_scope_sql)),
+        Migration(version: 8, name: "0008_slot_delivered_snapshot.sql", sql: text(PackageResources._008_slot_delivered_snapshot_sql)),
     ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

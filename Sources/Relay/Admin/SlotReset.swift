@@ -8,12 +8,18 @@ import Threading
 
 /// `outbox-relay slot reset`: the explicit operator command after a slot was lost,
 /// invalidated or moved (invariant 8). With every relay of the slot stopped, it drops what
-/// is left of the slot, creates it anew with an exported snapshot, re-sends every outbox
-/// row still INIT that is visible in that snapshot (exactly the rows committed before the
-/// new slot begins, which the new slot will never stream), in outbox_id order, and only
-/// then records the new slot. Relays started afterwards stream what came after, so the gap
-/// is delivered before anything newer. Rows the old slot had already published are sent
-/// again: consumers absorb duplicates. Running it twice is harmless.
+/// is left of the slot, creates it anew with an exported snapshot, re-sends the outbox
+/// rows still INIT that are visible in that snapshot (the rows committed before the new
+/// slot begins, which the new slot will never stream), in outbox_id order, and only then
+/// records the new slot. Relays started afterwards stream what came after, so the gap is
+/// delivered before anything newer.
+///
+/// Only rows that may be missing go out: those the record's delivered snapshot does not
+/// see (`SlotDelivered`). What the old slot delivered up to its last record writes (at
+/// most ~100 ms old under load) is not sent again, nor are old INIT rows of topics whose
+/// consumers never write status back. Without a delivered snapshot (a record older than
+/// migration 0008, or none) every INIT row goes out, and the report says so. Consumers
+/// absorb the duplicates either way. Running it twice is harmless.
 public enum SlotReset {
     public struct Report: Sendable, Equatable {
         public var slot: String
@@ -25,6 +31,9 @@ public enum SlotReset {
         public var resent: Int
         /// INIT rows whose topic the router refuses: left for the sweeper to dead-letter.
         public var unroutable: Int
+        /// INIT rows committed before the new slot that the record shows were delivered: not
+        /// re-sent. nil: the record knew no delivered snapshot, so every INIT row was re-sent.
+        public var alreadyDelivered: Int?
     }
 
     public static func run(configuration: RelayConfiguration, logger: Logger) async throws -> Report {
@@ -44,7 +53,9 @@ public enum SlotReset {
         let slot = configuration.slotName
         let store = SlotRecordStore(slot: slot)
         let reader = try await PGConnection.connect(configuration.databaseURL, applicationName: "\(configuration.applicationName)-slot-reset")
-        let previouslyRecorded = try await runBlocking { try store.read { try reader.queryBlocking($0) } }
+        let (previouslyRecorded, deliveredSnapshot) = try await runBlocking {
+            (try store.read { try reader.queryBlocking($0) }, try store.deliveredSnapshot { try reader.queryBlocking($0) })
+        }
         if let pid = try await reader.query("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
             .rows.first?.optionalInt64("active_pid") {
             throw RelayError(.slotInUse, "Replication slot \"\(slot)\" is in use by process \(pid): a relay still runs on it.",
@@ -70,16 +81,20 @@ public enum SlotReset {
                 let reader = try GapPublisher.importSnapshot(snapshot, dsn: configuration.databaseURL,
                                                              applicationName: "\(configuration.applicationName)-slot-reset")
                 _ = replication  // the export lives until this connection's next command: keep it until imported
-                let outcome = try GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard).publish(from: reader, producer: producer)
-                try store.record(createdAt: lsn, change: "reset", replace: true) { try reader.queryBlocking($0) }
+                let gap = GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard,
+                                       deliveredSnapshot: deliveredSnapshot)
+                let outcome = try gap.publish(from: reader, producer: producer)
+                try store.record(createdAt: lsn, change: "reset", replace: true, clearsPending: deliveredSnapshot != nil) { try reader.queryBlocking($0) }
                 return outcome
             }
         } catch let error as GapNotPublished {
             throw RelayError(.invalidConfiguration, "slot reset could not re-send the gap to Kafka: \(error.error).",
                              fix: "make the brokers reachable and run `outbox-relay slot reset` again (it starts over; consumers absorb the duplicates).")
         }
-        let report = Report(slot: slot, lsn: lsn, previouslyRecorded: previouslyRecorded, resent: outcome.published, unroutable: outcome.unroutable)
-        logger.notice("slot reset done", metadata: ["slot": "\(slot)", "lsn": "\(lsn)", "resent": "\(report.resent)", "unroutable": "\(report.unroutable)"])
+        let report = Report(slot: slot, lsn: lsn, previouslyRecorded: previouslyRecorded, resent: outcome.published, unroutable: outcome.unroutable,
+                            alreadyDelivered: deliveredSnapshot == nil ? nil : outcome.alreadyDelivered)
+        logger.notice("slot reset done", metadata: ["slot": "\(slot)", "lsn": "\(lsn)", "resent": "\(report.resent)", "unroutable": "\(report.unroutable)",
+                                                    "already_delivered": "\(report.alreadyDelivered.map(String.init) ?? "unknown: every INIT row re-sent")"])
         return report
     }
 }

@@ -152,7 +152,11 @@ final class NotifyCapture: @unchecked Sendable {
     /// `afterRead` runs once the changes are fetched, while their acknowledgements are on
     /// their way, with whether there were any. Returns whether it read any changes.
     private func drainSlot(_ conn: PGConnection, pipeline: CapturePipeline, afterRead: (Bool) throws -> Void) throws -> Bool {
-        let upTo = try conn.queryBlocking("SELECT pg_current_wal_lsn()::text AS lsn").single().lsn("lsn")
+        // The flushed position, not `pg_current_wal_lsn()` (written, maybe not flushed): the
+        // peek decodes only flushed WAL, so a commit written but not yet flushed when it
+        // runs would be missing from the read, flushed by the time of the advance, and
+        // skipped by an advance to the written position (invariant 3).
+        let upTo = try conn.queryBlocking("SELECT pg_current_wal_flush_lsn()::text AS lsn").single().lsn("lsn")
         let whileBlocked: () throws -> Void = { [self] in health.noteProgress(inFlight: publisher.inFlightEvents) }
         // The slot is notify mode's read cursor: after a drain that read changes it must
         // move (record first), or the next drain would read them again.

@@ -118,6 +118,10 @@ final class ConfirmationRecorder: Sendable {
     }
 
     private func writeLoop() {
+        // Off for good once the database says the delivered-snapshot columns are missing
+        // (migration 0008 not run yet): the record then only loses what a later
+        // `slot reset` could spare, never a confirmation.
+        var trackingDelivered = true
         while true {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
             let now = ContinuousClock.now
@@ -131,7 +135,12 @@ final class ConfirmationRecorder: Sendable {
             }
             if let target, due {
                 do {
-                    try store.advance(to: target) { try connection.queryBlocking($0) }
+                    do {
+                        try store.advance(to: target, trackingDelivered: trackingDelivered) { try connection.queryBlocking($0) }
+                    } catch let error as PGError where trackingDelivered && error.sqlState == SlotDelivered.undefinedColumn {
+                        trackingDelivered = false
+                        try store.advance(to: target) { try connection.queryBlocking($0) }
+                    }
                     state.withLock { state in
                         state.recorded = max(state.recorded, target)
                         state.lastWrite = now

@@ -49,9 +49,14 @@ struct SlotRecordStore: Sendable {
 
     /// Records a slot that begins at `lsn`. `replace` overwrites an existing record (a
     /// reset); otherwise a record another relay wrote first wins.
-    func record(createdAt lsn: LSN, change: String, replace: Bool, _ execute: (String) throws -> PGResult) throws {
+    /// `clearsPending` needs migration 0008.
+    func record(createdAt lsn: LSN, change: String, replace: Bool, clearsPending: Bool = false,
+                _ execute: (String) throws -> PGResult) throws {
         let conflict = replace
+            // The delivered snapshot stays true across a reset (what it sees was delivered);
+            // the pending one was taken against the old slot's confirmations: dropped.
             ? "DO UPDATE SET created_lsn = EXCLUDED.created_lsn, confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = now(), last_change = EXCLUDED.last_change"
+                + (clearsPending ? ", pending_snapshot = NULL, pending_lsn = NULL" : "")
             : "DO NOTHING"
         _ = try execute("""
             INSERT INTO outbox_relay_slot (slot_name, created_lsn, confirmed_lsn, last_change)
@@ -62,11 +67,34 @@ struct SlotRecordStore: Sendable {
 
     /// Raises the recorded LSN to `lsn` (never lowers it). Call it before confirming
     /// `lsn` to the slot, and confirm only after it returned.
-    func advance(to lsn: LSN, _ execute: (String) throws -> PGResult) throws {
+    ///
+    /// With `trackingDelivered` (migration 0008) the same write moves the delivered snapshot
+    /// (`SlotDelivered`): the pending snapshot becomes the delivered one once the recorded
+    /// LSN reaches the WAL position taken with it, and a new pending pair is taken. In one
+    /// statement, so the pair is consistent: the statement's snapshot is taken before its
+    /// expressions run, so every transaction it sees committed below the insert position.
+    func advance(to lsn: LSN, trackingDelivered: Bool = false, _ execute: (String) throws -> PGResult) throws {
+        let raised = "GREATEST(confirmed_lsn, \(quoteLiteral(lsn.description))::pg_lsn)"
+        let delivered = !trackingDelivered ? "" : """
+            , delivered_snapshot = CASE WHEN pending_lsn <= \(raised) THEN pending_snapshot ELSE delivered_snapshot END,
+                   pending_snapshot = CASE WHEN pending_lsn IS NULL OR pending_lsn <= \(raised) THEN pg_current_snapshot() ELSE pending_snapshot END,
+                   pending_lsn = CASE WHEN pending_lsn IS NULL OR pending_lsn <= \(raised) THEN pg_current_wal_insert_lsn() ELSE pending_lsn END
+            """
         _ = try execute("""
-            UPDATE outbox_relay_slot SET confirmed_lsn = GREATEST(confirmed_lsn, \(quoteLiteral(lsn.description))::pg_lsn),
-                   updated_at = now(), last_change = 'confirmed'
+            UPDATE outbox_relay_slot SET confirmed_lsn = \(raised), updated_at = now(), last_change = 'confirmed'\(delivered)
             WHERE slot_name = \(quoteLiteral(slot))
             """)
+    }
+
+    /// The snapshot whose every transaction was delivered (migration 0008), as text; nil
+    /// when none is known (no record, a record older than the migration, or one not yet
+    /// confirmed past its first pending snapshot).
+    func deliveredSnapshot(_ execute: (String) throws -> PGResult) throws -> String? {
+        do {
+            return try execute("SELECT delivered_snapshot::text AS s FROM outbox_relay_slot WHERE slot_name = \(quoteLiteral(slot))")
+                .rows.first?.optionalString("s")
+        } catch let error as PGError where error.sqlState == SlotDelivered.undefinedColumn {
+            return nil
+        }
     }
 }

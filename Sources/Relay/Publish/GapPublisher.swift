@@ -4,7 +4,8 @@ import PostgresClient
 import RelayCore
 import Schema
 
-/// Publishes, in outbox_id order, every outbox row still INIT that a snapshot sees: the
+/// Publishes, in outbox_id order, every outbox row still INIT that a snapshot sees (less
+/// those a delivered snapshot shows were delivered, for `slot reset`): the
 /// snapshot exported when a slot is created, which sees exactly the transactions committed
 /// before the slot begins. The new slot never streams those rows, so they are published
 /// first, before anything newer (per-key order across the slot's start). Used on the very
@@ -14,12 +15,17 @@ struct GapPublisher {
     var headerStyle = HeaderStyle.default
     /// Sharded capture: only this shard's rows (its slot never streams the others').
     var shard: ShardSpec? = nil
+    /// `slot reset`: the record's delivered snapshot; INIT rows it sees were delivered by
+    /// the old slot and are left out (`SlotDelivered`). nil: every INIT row goes out.
+    var deliveredSnapshot: String? = nil
     static let batchSize = 1_000
 
     struct Outcome: Equatable {
         var published = 0
         /// INIT rows whose topic the router refuses: left for the sweeper to dead-letter.
         var unroutable = 0
+        /// INIT rows left out because the delivered snapshot sees them.
+        var alreadyDelivered = 0
     }
 
     /// A connection inside a REPEATABLE READ transaction that imported `snapshot`; import it
@@ -35,10 +41,17 @@ struct GapPublisher {
     /// Throws when a record could not be delivered, or when `giveUp` said so.
     func publish(from connection: PGConnection, producer: KafkaProducer, giveUp: () -> Bool = { false }) throws -> Outcome {
         var outcome = Outcome()
+        let initRows = "FROM outbox WHERE status = 'INIT'" + (shard.map { " AND " + $0.predicateSQL() } ?? "")
+        var selected = initRows
+        if let deliveredSnapshot {
+            let mayBeMissing = SlotDelivered.mayBeMissingPredicate(snapshot: deliveredSnapshot)
+            outcome.alreadyDelivered = try connection.queryBlocking("SELECT count(*) AS n \(initRows) AND NOT \(mayBeMissing)").single().int("n")
+            selected += " AND " + mayBeMissing
+        }
         try connection.queryBlocking("""
             DECLARE gap NO SCROLL CURSOR FOR
             SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created_at, trace_parent
-            FROM outbox WHERE status = 'INIT'\(shard.map { " AND " + $0.predicateSQL() } ?? "") ORDER BY outbox_id
+            \(selected) ORDER BY outbox_id
             """)
         while true {
             let rows = try connection.queryBlocking("FETCH \(Self.batchSize) FROM gap").rows

@@ -234,7 +234,16 @@ struct FaultSuiteTests {
             let load = LoadGenerator(url: ctx.databaseURL)
             try await Task.sleep(for: .seconds(3))
             let b = try RunningConsumer.start(ctx, batchSize: 32)
-            try await Task.sleep(for: .seconds(5))
+            // `a` leaves once the group has settled with both members, as the old member of a
+            // rolling deploy does. Tansu 0.6.0's coordinator cannot take a leader leaving in
+            // the middle of a sync: it keeps naming the gone leader in every JoinGroup answer,
+            // and the member left waits for that leader's assignment forever (endless
+            // REBALANCE_IN_PROGRESS, seen here in 1 run of 7). Apache Kafka's coordinator
+            // replaces such a leader, so that case is Tansu's, not the consumers'.
+            #expect(await eventually(timeout: .seconds(60)) {
+                a.service.progress.assignedPartitions > 0 && b.service.progress.assignedPartitions > 0
+            }, "both members hold partitions")
+            try await Task.sleep(for: .seconds(3))
             try await a.stop()
             try await Task.sleep(for: .seconds(3))
             await load.stop()

@@ -80,7 +80,11 @@ struct DeliveryCoreFailureTests {
             var configuration = RelayConfiguration(databaseURL: ctx.databaseURL, kafka: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers))
             configuration.slotName = ctx.slotName
             let report = try await SlotReset.run(configuration: configuration, logger: Logger(label: "slot-reset"))
-            #expect(report.resent == 20, "every INIT row committed before the new slot: the 10 published before and the 10 of the gap")
+            // The 10 rows of the gap always; of the 10 published before, those the record's
+            // delivered snapshot had caught up with by the stop are left out.
+            #expect(report.alreadyDelivered != nil, "the record holds a delivered snapshot (migration 0008)")
+            #expect(report.resent >= 10 && report.resent + (report.alreadyDelivered ?? 0) == 20,
+                    "resent \(report.resent), already delivered \(report.alreadyDelivered.map(String.init) ?? "-")")
             #expect(report.previouslyRecorded == recorded)
 
             let restarted = try RunningRelay.start(ctx)
