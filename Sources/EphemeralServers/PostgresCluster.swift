@@ -75,9 +75,10 @@ public final class PostgresCluster: Sendable {
     ///   - dataFiles: files to place in the data directory before the server starts, by
     ///     name, owned by the server's OS user with mode 0600 (e.g. a TLS key and
     ///     certificate that `ssl_key_file` / `ssl_cert_file` name).
+    ///   - binDir: the server binaries to run; nil: `OUTBOX_PG_BIN`'s (`ServerBinaries`).
     public static func start(extraSettings: [String: String] = [:], hbaLines: [String] = defaultHBALines,
-                             dataFiles: [String: String] = [:]) async throws -> PostgresCluster {
-        let binDir = try ServerBinaries.postgresBinDir()
+                             dataFiles: [String: String] = [:], binDir: String? = nil) async throws -> PostgresCluster {
+        let binDir = try binDir ?? ServerBinaries.postgresBinDir()
         return try await offPool {
             let runAs: String? = ChildProcesses.isRoot ? "postgres" : nil
             let major = try ServerBinaries.postgresMajorVersion(binDir: binDir)

@@ -27,10 +27,11 @@ struct BenchEnvironment {
     /// - Parameter partitions: of the `BENCH` topic, created before the warm-up rather
     ///   than left to auto-creation, so the run states its count (latency depends on how
     ///   many partitions share the broker connection).
-    static func start(partitions: Int) async throws -> BenchEnvironment {
+    /// - Parameter postgresBinDir: the server to run (nil: `OUTBOX_PG_BIN`'s, or Debian's 15).
+    static func start(partitions: Int, postgresBinDir: String? = nil) async throws -> BenchEnvironment {
         // Production-like decoding memory (64 MB default) so big transactions stream only
         // where PostgreSQL would really stream them.
-        let cluster = try await PostgresCluster.start(extraSettings: ["max_wal_size": "4GB", "shared_buffers": "256MB"])
+        let cluster = try await PostgresCluster.start(extraSettings: ["max_wal_size": "4GB", "shared_buffers": "256MB"], binDir: postgresBinDir)
         let broker = try await TansuBroker.start()
         let database = try await cluster.createDatabase(prefix: "bench")
         let db = try await PGConnection.connect(database.url)

@@ -55,6 +55,9 @@ struct BenchResults: Codable {
     var drainRatios: [String: Sample] = [:]
     var drainLargeRatios: [String: Sample] = [:]
     var shardRatios: [String: Sample] = [:]
+    /// The drain and latency sections again, in the same run, on other PostgreSQL servers
+    /// (`--also-postgres`, e.g. 18 beside 15): each with its own settings and baselines.
+    var otherServers: [BenchResults]?
 
     init(machine: MachineInfo, rows: Int, largeRows: Int, runs: Int) {
         self.machine = machine; self.rows = rows; self.largeRows = largeRows; self.runs = runs
@@ -72,6 +75,9 @@ struct BenchResults: Codable {
     }
 
     /// Fills the per-round ratios from the measured runs (after `measure`).
+    /// "PostgreSQL 18.1", from the recorded `server_version`.
+    var serverName: String { "PostgreSQL " + (server["server_version"]?.split(separator: " ").first.map(String.init) ?? "?") }
+
     mutating func computeRatios() {
         drainRatios = Self.perRound(drain, baselinePrefix: "decode limit")
         drainLargeRatios = Self.perRound(drainLarge, baselinePrefix: "decode limit")
@@ -127,6 +133,9 @@ struct BenchResults: Codable {
             }
             out += "\nCPU per run:\n\n" + shardProfiles.map { "- \($0)\n" }.joined()
             if let shardModel { out += "\n**Model for more cores:** \(shardModel)\n" }
+        }
+        for other in otherServers ?? [] {
+            out += "\n---\n\n### The same run on \(other.serverName)\n\n" + other.markdown
         }
         return out
     }

@@ -43,6 +43,12 @@ struct OutboxBench: AsyncParsableCommand {
     var partitions = 4
     @Option(help: "Only these sections, comma-separated: drain, notify, alternatives, large, latency, trigger, consumer, shards (default: all).")
     var only: String?
+    @Option(name: .customLong("also-postgres"),
+            help: "Another PostgreSQL server's bin directory (repeatable), e.g. /opt/outbox-relay/postgresql-18/server-bin: after the first server (OUTBOX_PG_BIN, or Debian's 15), the drain and latency sections of this run measure again on it, each server against its own pg_recvlogical.")
+    var alsoPostgres: [String] = []
+
+    /// The sections measured on the `--also-postgres` servers: what differs by server.
+    static let versionSections: Set<String> = ["drain", "latency"]
 
     func validate() throws {
         if renderFrom == nil, renderInto != nil { throw ValidationError("--into needs --render RESULTS.json.") }
@@ -51,6 +57,9 @@ struct OutboxBench: AsyncParsableCommand {
         guard shardCounts.allSatisfy({ (2...16).contains($0) }) else { throw ValidationError("--shard-counts takes counts from 2 to 16 (1 shard always runs, as the baseline).") }
         guard (1...1_000).contains(partitions) else { throw ValidationError("--partitions takes 1 to 1000.") }
         guard latencyRates.allSatisfy({ (10...100_000).contains($0) }) else { throw ValidationError("--latency-rates takes rates from 10 to 100000 rows/s.") }
+        for directory in alsoPostgres where !FileManager.default.isExecutableFile(atPath: directory + "/postgres") {
+            throw ValidationError("--also-postgres \(directory) has no postgres binary. Fix: name a server's bin directory (scripts/setup installs 18 in /opt/outbox-relay/postgresql-18/server-bin).")
+        }
         for property in kafkaProperties where !property.contains("=") {
             throw ValidationError("--kafka-property \(property) is not key=value.")
         }
@@ -85,25 +94,39 @@ struct OutboxBench: AsyncParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw ValidationError("outbox-relay binary not found at \(binary). Fix: swift build -c release, or pass --relay-binary.")
         }
-        log("starting PostgreSQL 15 and Tansu …")
-        var env = try await BenchEnvironment.start(partitions: partitions)
-        env.relayKafkaProperties = relayKafkaProperties
-        var results = BenchResults(machine: MachineInfo.current(), rows: rows, largeRows: largeRows, runs: runs)
+        var results = try await measure(on: nil, sections: sections, binary: binary)
         results.command = (["outbox-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         results.note = note
+        let versionSections = sections.intersection(Self.versionSections)
+        if !alsoPostgres.isEmpty, !versionSections.isEmpty {
+            var others: [BenchResults] = []
+            for directory in alsoPostgres { others.append(try await measure(on: directory, sections: versionSections, binary: binary)) }
+            results.otherServers = others
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(results).write(to: URL(fileURLWithPath: output))
+        print(results.markdown)
+        log("wrote \(output)")
+    }
+
+    /// Starts a server (`postgresBinDir`, nil: the default one) and a broker, measures
+    /// `sections` on them, and stops them.
+    private func measure(on postgresBinDir: String?, sections: Set<String>, binary: String) async throws -> BenchResults {
+        log("starting PostgreSQL (\(postgresBinDir ?? "the default server")) and Tansu …")
+        var env = try await BenchEnvironment.start(partitions: partitions, postgresBinDir: postgresBinDir)
+        env.relayKafkaProperties = relayKafkaProperties
+        var results = BenchResults(machine: MachineInfo.current(), rows: rows, largeRows: largeRows, runs: runs)
         do {
-            try await measure(env, binary: binary, into: &results)
+            try await measure(env, sections: sections, binary: binary, into: &results)
         } catch {
             await env.stop()
             throw error
         }
         await env.stop()
         results.computeRatios()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(results).write(to: URL(fileURLWithPath: output))
-        print(results.markdown)
-        log("wrote \(output)")
+        log("measured on \(results.serverName)")
+        return results
     }
 
     private func repeated(_ label: String, _ body: () async throws -> Double) async throws -> Sample {
@@ -157,8 +180,7 @@ struct OutboxBench: AsyncParsableCommand {
         for (label, values) in peaks { rss[label] = Sample(values) }
     }
 
-    private func measure(_ env: BenchEnvironment, binary: String, into r: inout BenchResults) async throws {
-        let sections = self.sections
+    private func measure(_ env: BenchEnvironment, sections: Set<String>, binary: String, into r: inout BenchResults) async throws {
         r.server = try await env.serverSettings()
         r.kafka = ["broker": "Tansu, one broker", "BENCH partitions": String(partitions),
                    "relay properties": env.relayKafkaProperties.isEmpty ? "the relay's defaults"
