@@ -3,6 +3,7 @@ import KafkaClient
 import PostgresClient
 import Relay
 import RelayCore
+import Schema
 import Testing
 
 /// `outbox-relay redrive` and `replay` (issue 31, item 3), run as the real binary against a
@@ -193,6 +194,32 @@ struct RedriveReplayTests {
             #expect(result.output.contains("--after-id 0"), "\(result.output)")
             let nothing = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: 1, timeout: .seconds(5))
             #expect(nothing.isEmpty, "nothing was sent ahead of the stream")
+        }
+    }
+
+    @Test("both run as the least-privilege relay role (sql/roles.sql grants enough), and never print its password")
+    func relayRole() async throws {
+        try await withTestContext { ctx in
+            let admin = try await ctx.migrated()
+            let suffix = ctx.databaseName
+            let roles = SchemaRoles(relayRole: "relay_\(suffix)", consumerRole: "consumer_\(suffix)")
+            let password = "pw-Secret-\(suffix)"
+            try await roles.apply(on: admin, relayPassword: password, consumerPassword: nil)
+            try await insertDead(admin, topic: "BOOK_SAVE", count: 4, keys: 2, reason: "topic_not_allowed: not in topic-allow-list")
+            try await admin.query("UPDATE outbox SET status = 'COMPLETE' WHERE outbox_id = 4")
+            let url = ctx.postgres.url(database: ctx.databaseName, user: roles.relayRole, password: password)
+            let common = ["--database-url", url, "--kafka-bootstrap-servers", ctx.bootstrapServers, "--slot", ctx.slotName]
+            let redrive = try await runCLI(["redrive", "--all"] + common)
+            #expect(redrive.status == 0, "\(redrive.output)")
+            #expect(redrive.output.contains("redrive done: published 3, refused 0, moved to INIT 3"), "\(redrive.output)")
+            // Rows 1-3 are INIT now (a replay of them would wait for a relay); row 4 is COMPLETE.
+            let replay = try await runCLI(["replay", "--from-id", "4"] + common)
+            #expect(replay.status == 0, "\(replay.output)")
+            #expect(replay.output.contains("replay done: published 1"), "\(replay.output)")
+            #expect(!redrive.output.contains(password) && !replay.output.contains(password))
+            #expect(try await count(admin, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND attempts = 0") == 3)
+            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
         }
     }
 }
