@@ -104,36 +104,52 @@ struct RowRepublisher {
         var cursor = options.cursor
         var summary = RepublishSummary(resumeAfter: cursor.afterID)
         var horizon: StreamHorizon?
-        while let size = cursor.nextBatchSize {
-            let statement = options.selection.batchStatement(afterID: cursor.afterID, limit: size)
-            let result = try await connection.query(statement.sql, statement.parameters.map(PGValue.text))
-            guard let first = result.rows.first else { return summary }
-            let rows = try result.rows.map { (row: try OutboxRow(stored: $0), status: try $0.string("status")) }
-            if BatchSettlement.mustWaitForStream(statuses: rows.map(\.status)) {
-                if horizon == nil { horizon = try await StreamHorizon.resolve(configuration: configuration, on: connection) }
-                try await horizon!.wait(past: try first.lsn("watermark"), timeout: options.streamWait, resumeAfter: cursor.afterID, on: connection)
+        do {
+            while let size = cursor.nextBatchSize {
+                guard let batch = try await batch(after: cursor.afterID, size: size, on: connection, producer: producer, horizon: &horizon) else {
+                    return summary
+                }
+                let settlement = batch.settlement
+                cursor.advance(to: settlement.resumeAfter, rows: settlement.settled)
+                summary.batches += 1
+                summary.published += settlement.published.count
+                summary.changed += batch.changed
+                summary.done = cursor.done
+                summary.resumeAfter = cursor.afterID
+                for (reason, ids) in settlement.refused { summary.refused[reason, default: 0] += ids.count }
+                progress(RepublishProgress(batch: summary.batches, rows: batch.ids.count, firstID: batch.ids.first!, lastID: batch.ids.last!,
+                                           published: settlement.published.count, refused: settlement.refused.mapValues(\.count),
+                                           changed: batch.changed, done: cursor.done, resumeAfter: cursor.afterID))
+                if let failure = settlement.failure {
+                    throw RepublishStopped(resumeAfter: cursor.afterID, cause: "Kafka did not take a record: \(failure)",
+                                           fix: "make the brokers reachable and writable for this client (`outbox-relay status`, the broker's ACLs)")
+                }
+                if batch.ids.count < size { return summary }
             }
-            let outcomes = await send(rows.map(\.row), producer: producer)
-            let settlement = BatchSettlement.settle(previous: cursor.afterID, rows: zip(rows, outcomes).map { (id: $0.row.id, outcome: $1) })
-            let changed = try await settle(settlement.published, connection)
-            cursor.advance(to: settlement.resumeAfter, rows: settlement.settled)
-            summary.batches += 1
-            summary.published += settlement.published.count
-            summary.changed += changed
-            summary.done = cursor.done
-            summary.resumeAfter = cursor.afterID
-            for (reason, ids) in settlement.refused { summary.refused[reason, default: 0] += ids.count }
-            progress(RepublishProgress(batch: summary.batches, rows: rows.count, firstID: rows.first!.row.id, lastID: rows.last!.row.id,
-                                       published: settlement.published.count, refused: settlement.refused.mapValues(\.count),
-                                       changed: changed, done: cursor.done, resumeAfter: cursor.afterID))
-            if let failure = settlement.failure {
-                throw RepublishStopped(resumeAfter: cursor.afterID, cause: "Kafka did not take a record: \(failure)",
-                                       fix: "make the brokers reachable and writable for this client (`outbox-relay status`, the broker's ACLs)")
-            }
-            if rows.count < size { return summary }
+        } catch let error as PGError {
+            // The database failed between batches: what was settled stays settled.
+            throw RepublishStopped(resumeAfter: cursor.afterID, cause: "\(error)",
+                                   fix: "check that PostgreSQL is reachable and the outbox migrated (`outbox-relay status`)")
         }
         summary.limitReached = true
         return summary
+    }
+
+    /// One batch: read the next `size` selected rows after `afterID` (nil: none left), wait
+    /// for the stream if any is INIT, send them, and let the command settle the published ones.
+    private func batch(after afterID: Int64, size: Int, on connection: PGConnection, producer: KafkaProducer,
+                       horizon: inout StreamHorizon?) async throws -> (ids: [Int64], settlement: BatchSettlement, changed: Int)? {
+        let statement = options.selection.batchStatement(afterID: afterID, limit: size)
+        let result = try await connection.query(statement.sql, statement.parameters.map(PGValue.text))
+        guard let first = result.rows.first else { return nil }
+        let rows = try result.rows.map { try OutboxRow(stored: $0) }
+        if BatchSettlement.mustWaitForStream(statuses: try result.rows.map { try $0.string("status") }) {
+            if horizon == nil { horizon = try await StreamHorizon.resolve(configuration: configuration, on: connection) }
+            try await horizon!.wait(past: try first.lsn("watermark"), timeout: options.streamWait, resumeAfter: afterID, on: connection)
+        }
+        let outcomes = await send(rows, producer: producer)
+        let settlement = BatchSettlement.settle(previous: afterID, rows: zip(rows, outcomes).map { (id: $0.id, outcome: $1) })
+        return (rows.map(\.id), settlement, try await settle(settlement.published, connection))
     }
 
     /// Routes and sends `rows` in order, waiting for every report; one outcome per row.

@@ -197,7 +197,7 @@ struct RedriveReplayTests {
         }
     }
 
-    @Test("both run as the least-privilege relay role (sql/roles.sql grants enough), and never print its password")
+    @Test("both run as the least-privilege relay role (sql/roles.sql grants enough), never print its password; a row still refused stays DEAD")
     func relayRole() async throws {
         try await withTestContext { ctx in
             let admin = try await ctx.migrated()
@@ -209,6 +209,11 @@ struct RedriveReplayTests {
             try await admin.query("UPDATE outbox SET status = 'COMPLETE' WHERE outbox_id = 4")
             let url = ctx.postgres.url(database: ctx.databaseName, user: roles.relayRole, password: password)
             let common = ["--database-url", url, "--kafka-bootstrap-servers", ctx.bootstrapServers, "--slot", ctx.slotName]
+            // Still refused by the command's own settings: counted by reason, left DEAD.
+            let refused = try await runCLI(["redrive", "--all", "--set", "topic-allow-list=OTHER"] + common)
+            #expect(refused.status == 0, "\(refused.output)")
+            #expect(refused.output.contains("redrive done: published 0, refused 3 (topic_not_allowed 3), moved to INIT 0"), "\(refused.output)")
+            #expect(try await count(admin, "SELECT count(*) AS n FROM outbox WHERE status = 'DEAD'") == 3)
             let redrive = try await runCLI(["redrive", "--all"] + common)
             #expect(redrive.status == 0, "\(redrive.output)")
             #expect(redrive.output.contains("redrive done: published 3, refused 0, moved to INIT 3"), "\(redrive.output)")
