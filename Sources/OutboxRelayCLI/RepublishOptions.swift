@@ -34,6 +34,9 @@ struct SelectionFlags: ParsableArguments {
     @Option(name: .customLong("stream-wait"),
             help: "How long a batch holding rows still INIT waits for the relay to have published them (default \(RepublishOptions.defaultStreamWait.components.seconds)s).")
     var streamWait: String?
+    @Option(name: .customLong("send-timeout"),
+            help: "How long a record may wait for Kafka before the run stops with its resume point (default \(RepublishOptions.defaultSendTimeout.components.seconds)s).")
+    var sendTimeout: String?
     @Flag(name: .customLong("dry-run"), help: "List what would be sent (counts per topic, status and reason, then the first rows); change nothing.")
     var dryRun = false
     @Option(help: SettingsCatalog.help("slot"))
@@ -45,17 +48,21 @@ struct SelectionFlags: ParsableArguments {
             let selection = try RowSelection(topics: topics, types: types, reason: reason, fromID: fromID, toID: toID,
                                              createdAfter: createdAfter, createdBefore: createdBefore, all: all, statuses: statuses)
             let cursor = try RepublishCursor(afterID: afterID, limit: limit, batchSize: batchSize)
-            var wait = RepublishOptions.defaultStreamWait
-            if let streamWait {
-                guard let parsed = Settings.parseDuration(streamWait) else {
-                    throw SelectionError("--stream-wait \(streamWait) is not a duration", fix: "write it like 90s or 5m")
-                }
-                wait = parsed
-            }
-            return RepublishOptions(selection: selection, cursor: cursor, streamWait: wait)
+            return RepublishOptions(selection: selection, cursor: cursor,
+                                    streamWait: try duration("--stream-wait", streamWait) ?? RepublishOptions.defaultStreamWait,
+                                    sendTimeout: try duration("--send-timeout", sendTimeout) ?? RepublishOptions.defaultSendTimeout)
         } catch let error as SelectionError {
             throw CLIError(error.description, status: .usage)
         }
+    }
+
+    /// A positive duration flag, nil when not given.
+    private func duration(_ flag: String, _ text: String?) throws -> Duration? {
+        guard let text else { return nil }
+        guard let parsed = Settings.parseDuration(text), parsed > .zero else {
+            throw SelectionError("\(flag) \(text) is not a positive duration", fix: "write it like 90s or 5m")
+        }
+        return parsed
     }
 }
 

@@ -12,13 +12,19 @@ public struct RepublishOptions: Sendable {
     public var cursor: RepublishCursor
     /// How long a batch holding INIT rows waits for the relay's stream (`StreamHorizon`).
     public var streamWait: Duration
+    /// How long a record may wait for Kafka before the run stops with its resume point
+    /// (librdkafka's `message.timeout.ms` for this command's producer only).
+    public var sendTimeout: Duration
 
     public static let defaultStreamWait: Duration = .seconds(60)
+    public static let defaultSendTimeout: Duration = .seconds(60)
 
-    public init(selection: RowSelection, cursor: RepublishCursor, streamWait: Duration = RepublishOptions.defaultStreamWait) {
+    public init(selection: RowSelection, cursor: RepublishCursor, streamWait: Duration = RepublishOptions.defaultStreamWait,
+                sendTimeout: Duration = RepublishOptions.defaultSendTimeout) {
         self.selection = selection
         self.cursor = cursor
         self.streamWait = streamWait
+        self.sendTimeout = sendTimeout
     }
 }
 
@@ -77,18 +83,19 @@ struct RowRepublisher {
     /// Records the published ids of an acknowledged batch; returns the rows it changed.
     var settle: ([Int64], PGConnection) async throws -> Int = { _, _ in 0 }
 
-    /// The relay's producer settings, except that a message that cannot be delivered
-    /// within a minute fails (the relay itself never gives up: `message.timeout.ms` 0), so
-    /// that an outage stops the run with its resume point instead of hanging it.
-    static func kafka(_ configuration: RelayConfiguration) -> KafkaConfiguration {
+    /// The relay's producer settings, except that a message not delivered within
+    /// `sendTimeout` fails (the relay itself never gives up: `message.timeout.ms` 0, and its
+    /// settings refuse any other value), so that an outage stops the run with its resume
+    /// point instead of hanging it. The batch settlement keeps per-key order across that.
+    static func kafka(_ configuration: RelayConfiguration, sendTimeout: Duration) -> KafkaConfiguration {
         var kafka = configuration.kafka
-        if kafka.properties["message.timeout.ms"] == nil { kafka.properties["message.timeout.ms"] = "60000" }
+        kafka.properties["message.timeout.ms"] = String(max(1, sendTimeout.components.seconds * 1_000 + sendTimeout.components.attoseconds / 1_000_000_000_000_000))
         return kafka
     }
 
     func run(command: String, progress: (RepublishProgress) -> Void) async throws -> RepublishSummary {
         let connection = try await PGConnection.connect(configuration.databaseURL, applicationName: "\(configuration.applicationName)-\(command)")
-        let producer = try KafkaProducer(configuration: Self.kafka(configuration), logger: logger, onDelivery: { _ in })
+        let producer = try KafkaProducer(configuration: Self.kafka(configuration, sendTimeout: options.sendTimeout), logger: logger, onDelivery: { _ in })
         do {
             let summary = try await batches(on: connection, producer: producer, progress: progress)
             await producer.close(timeout: .seconds(5))

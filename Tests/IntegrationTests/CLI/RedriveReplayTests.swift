@@ -55,6 +55,7 @@ struct RedriveReplayTests {
             (["replay", "--all", "--type", "T"], "cannot be combined"),
             (["redrive", "--all", "--limit", "0"], "--limit"),
             (["replay", "--all", "--run-id", "two words"], "--run-id"),
+            (["redrive", "--all", "--send-timeout", "soon"], "--send-timeout"),
         ] {
             let result = try await runCLI(arguments + ["--database-url", url])
             #expect(result.status == 64, "\(arguments): \(result.output)")
@@ -225,6 +226,48 @@ struct RedriveReplayTests {
             #expect(try await count(admin, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND attempts = 0") == 3)
             try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
             try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+        }
+    }
+
+    @Test("a broker frozen mid-redrive stops it with exit 69 and a resume point; the resumed run finishes, each key's rows in order")
+    func brokerFrozenMidRun() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await insertDead(db, topic: "BOOK_SAVE", count: 4_000, keys: 16, reason: "topic_not_allowed: not in topic-allow-list")
+            // Records not taken within 3 s fail (the command's default is a minute).
+            let common = ["redrive", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers,
+                          "--slot", ctx.slotName, "--topic", "BOOK_SAVE", "--batch-size", "20", "--send-timeout", "3s"]
+            let run = Task { try await runCLI(common) }
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(10)) {
+                (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT'")) ?? 0 > 0
+            })
+            ctx.broker!.freeze()
+            let stopped = try await run.value
+            ctx.broker!.thaw()
+            #expect(stopped.status == 69, "\(stopped.output.suffix(2_000))")
+            #expect(stopped.output.contains("redrive stopped: Kafka did not take a record") && stopped.output.contains("Fix: "),
+                    "\(stopped.output.suffix(2_000))")
+            let resume = try #require(stopped.output.components(separatedBy: "then run the same command with --after-id ").dropFirst().last?
+                .prefix { $0.isNumber }).description
+            try #require(Int64(resume) != nil, "\(stopped.output.suffix(2_000))")
+            let moved = try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT'")
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND outbox_id > \(resume)") == 0,
+                    "nothing after the resume point was flipped")
+            #expect(moved < 4_000, "the freeze came before the end")
+
+            let resumed = try await runCLI(common + ["--after-id", resume])
+            #expect(resumed.status == 0, "\(resumed.output.suffix(2_000))")
+            #expect(resumed.output.contains("moved to INIT \(4_000 - moved) in"), "\(resumed.output.suffix(500))")
+            #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND attempts = 0") == 4_000)
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE"], count: .max, idle: .seconds(3))
+            #expect(Set(ids(messages)).count == 4_000, "every row published at least once")
+            for (key, keyMessages) in Dictionary(grouping: messages, by: \.keyString) {
+                // Per key, the first deliveries follow outbox_id order (the rows re-sent after
+                // the failed one come again after it).
+                var seen = Set<Int64>()
+                let order = ids(keyMessages).filter { seen.insert($0).inserted }
+                #expect(order == order.sorted(), "key \(key): \(order.prefix(20))")
+            }
         }
     }
 }
