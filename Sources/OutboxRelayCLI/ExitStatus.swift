@@ -17,7 +17,8 @@ enum ExitStatus: Int32, CaseIterable {
     case usage = 64
     /// EX_UNAVAILABLE: PostgreSQL or Kafka unreachable at start (nothing answered), or the
     /// HTTP port taken. Nothing was done; retrying later may work. (Outages after start are
-    /// retried, never fatal.)
+    /// retried, never fatal.) `redrive`/`replay`: Kafka, or the relay's stream they wait
+    /// for, stopped the run; the message gives the `--after-id` that resumes it.
     case unavailable = 69
     /// EX_TEMPFAIL: `run` stopped at drain-timeout with events unacknowledged; they were
     /// not confirmed and the next start publishes them again. `consume`: the stop passed
@@ -36,7 +37,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .failure: return "other error (the message names it and the fix)"
         case .thresholdCrossed: return "status: a threshold was crossed"
         case .usage: return "usage: bad flag or setting (EX_USAGE)"
-        case .unavailable: return "PostgreSQL, Kafka or the HTTP port unavailable at start (EX_UNAVAILABLE)"
+        case .unavailable: return "PostgreSQL, Kafka or the HTTP port unavailable at start, or a redrive/replay stopped by Kafka or the relay (EX_UNAVAILABLE)"
         case .unacknowledgedAtStop: return "run/consume: stopped at drain-timeout with work unfinished, taken up again by the next start (EX_TEMPFAIL)"
         case .operatorNeeded: return "halted, or TLS/credentials refused at start; an operator must act, see the Fix in the message (EX_CONFIG)"
         }

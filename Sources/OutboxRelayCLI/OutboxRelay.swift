@@ -14,7 +14,7 @@ struct OutboxRelay: AsyncParsableCommand {
             \(ExitStatus.helpText)
             """,
         version: BuildInfo.version,
-        subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self, SettingsReference.self],
+        subcommands: [Demo.self, Migrate.self, Run.self, Consume.self, Status.self, Slot.self, RedriveCommand.self, ReplayCommand.self, SettingsReference.self],
         defaultSubcommand: nil)
 
     /// ArgumentParser's own `main`, except that errors end the process with the status

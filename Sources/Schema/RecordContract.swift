@@ -12,6 +12,9 @@ public enum RecordContract {
         public static let traceParent = "traceparent"
         /// Present on sweeper re-sends only: which re-send this is (1, 2, ...).
         public static let resendAttempt = "outbox-resend-attempt"
+        /// Present on `outbox-relay replay` records only: the replay's run id, so consumers
+        /// and people reading a topic can tell a replayed copy from the first delivery.
+        public static let replay = "outbox-replay"
         /// The commit LSN of the row's transaction as a decimal number, in every header
         /// style: exact, and ordered as plain integers (what Debezium users compare as
         /// `source.lsn`). Absent where the relay cannot know it (`RecordHeaders`).
