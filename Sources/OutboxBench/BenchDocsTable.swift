@@ -61,36 +61,31 @@ enum BenchDocsTable {
         let unbatched = r.effectsPerSecond["unbatched (1 per transaction)"]
         rows.append(row("consumer, unbatched, effects/s", unbatched.map { figure($0) }, nil, nil))
 
+        // A run with --large-rows 0 names no size: the rows say which backlog they were for.
+        let largeSize = r.largeRows > 0 ? short(r.largeRows) : "large"
         let rssRuns = [("\(short(r.rows)) drain", "drain \(r.rows) rows, stream"),
-                       ("\(short(r.largeRows)) drain", "drain \(r.largeRows) rows, stream"),
-                       ("one \(short(r.largeRows))-row transaction", "one \(r.largeRows)-row transaction, stream")]
+                       ("\(largeSize) drain", "drain \(r.largeRows) rows, stream"),
+                       ("one \(largeSize)-row transaction", "one \(r.largeRows)-row transaction, stream")]
         let rss = rssRuns.map { (name: $0.0, mib: r.rss[$0.1].map { $0.median / 1_048_576 }) }
         let measuredRSS = rss.compactMap(\.mib)
         rows.append(row("peak RSS, " + rss.map(\.name).joined(separator: " / ") + ", MiB",
                         measuredRSS.isEmpty ? nil : rss.map { $0.mib.map { String(format: "%.1f", $0) } ?? "–" }.joined(separator: " / "),
                         measuredRSS.max(), rssTarget))
 
+        rows.append(drainRow(r))
         let stream = "outbox-relay, stream mode"
-        for (rowsDrained, table, ratios) in [(r.rows, r.drain, r.drainRatios), (r.largeRows, r.drainLarge, r.drainLargeRatios)] {
-            let value = ratios[stream].map { "\(figure($0, "%.2f")); \(thousands(table[stream]?.median)) rows/s" }
-            rows.append(row("drain \(short(rowsDrained)), stream × pg_recvlogical, per round", value, nil, nil))
-        }
+        let largeValue = r.drainLargeRatios[stream].map { "\(figure($0, "%.2f")); \(thousands(r.drainLarge[stream]?.median)) rows/s" }
+        rows.append(row("drain \(largeSize), stream × pg_recvlogical, per round", largeValue, nil, nil))
         let oneTransaction = "outbox-relay, one \(r.largeRows)-row transaction"
-        rows.append(row("one \(short(r.largeRows))-row transaction × pg_recvlogical (\(short(r.largeRows)) backlog), per round",
+        rows.append(row("one \(largeSize)-row transaction × pg_recvlogical (\(largeSize) backlog), per round",
                         r.drainLargeRatios[oneTransaction].map { figure($0, "%.2f") }, nil, nil))
         let large = r.drainLarge[oneTransaction]?.median, small = r.drainLarge[stream]?.median
         let largeRatio = large.flatMap { large in small.map { large / $0 } }
-        rows.append(row("one \(short(r.largeRows))-row transaction × \(short(r.largeRows)) small-transaction drain (medians)",
+        rows.append(row("one \(largeSize)-row transaction × \(largeSize) small-transaction drain (medians)",
                         largeRatio.map { String(format: "%.2f", $0) + " (\(thousands(large)) / \(thousands(small)) rows/s)" },
                         largeRatio, largeTransactionTarget))
+        rows += latencyRows(r, targets: latencyTargets)
 
-        for rate in latencyRates(r) {
-            let label = "outbox-relay, stream @ \(rate)/s"
-            let ack = r.latency[label]?.p99, capture = r.captureLatency[label]?.p99
-            let value = ack.map { ack in figure(ack, format(ack.median)) + " / " + (capture.map { figure($0, format($0.median)) } ?? "–") }
-            rows.append(row("commit→ack p99 / of which commit→capture (the database's share) @ \(grouped(rate)) rows/s, ms",
-                            value, ack?.median, latencyTargets[rate]))
-        }
 
         let shardCounts = r.shardRatios.keys.filter { $0 != "1 shard" }.sorted { batchSize($0) < batchSize($1) }
         if shardCounts.isEmpty {
@@ -101,7 +96,37 @@ enum BenchDocsTable {
             rows.append(row("\(label) × 1 shard, same \(short(r.rows)) backlog, per round", ratio.map { figure($0, "%.2f") },
                             ratio?.median, label == "2 shards" ? shardTarget : nil))
         }
+        // The same run on other servers (`--also-postgres`): drain and latency beside the first.
+        for other in r.otherServers ?? [] {
+            let on = "on \(other.serverName): "
+            rows.append(prefixed(on, drainRow(other)))
+            rows += latencyRows(other, targets: [:]).map { prefixed(on, $0) }
+        }
         return rows
+    }
+
+    /// The `rows` drain of the stream relay against pg_recvlogical in the same rounds.
+    static func drainRow(_ r: BenchResults) -> Row {
+        let stream = "outbox-relay, stream mode"
+        let value = r.drainRatios[stream].map { "\(figure($0, "%.2f")); \(thousands(r.drain[stream]?.median)) rows/s" }
+        return row("drain \(short(r.rows)), stream × pg_recvlogical, per round", value, nil, nil)
+    }
+
+    /// commit→ack p99 with the database's share, one row per rate measured.
+    static func latencyRows(_ r: BenchResults, targets: [Int: Target]) -> [Row] {
+        latencyRates(r).map { rate in
+            let label = "outbox-relay, stream @ \(rate)/s"
+            let ack = r.latency[label]?.p99, capture = r.captureLatency[label]?.p99
+            let value = ack.map { ack in figure(ack, format(ack.median)) + " / " + (capture.map { figure($0, format($0.median)) } ?? "–") }
+            return row("commit→ack p99 / of which commit→capture (the database's share) @ \(grouped(rate)) rows/s, ms",
+                       value, ack?.median, targets[rate])
+        }
+    }
+
+    static func prefixed(_ prefix: String, _ row: Row) -> Row {
+        var row = row
+        row.figure = prefix + row.figure
+        return row
     }
 
     /// The latency rates measured, in order (e.g. 1000, 5000, 20000).
@@ -126,8 +151,8 @@ enum BenchDocsTable {
         out += "medians of \(r.runs) runs (min–max).\n"
         if let command = r.command { out += "- Command: `\(command)`.\n" }
         if let note = r.note { out += "- Note: \(note)\n" }
-        if !r.server.isEmpty {
-            out += "- PostgreSQL: " + r.server.sorted { $0.key < $1.key }.map { "`\($0.key)=\($0.value)`" }.joined(separator: ", ") + ".\n"
+        for server in [r] + (r.otherServers ?? []) where !server.server.isEmpty {
+            out += "- \(server.serverName): " + server.server.sorted { $0.key < $1.key }.map { "`\($0.key)=\($0.value)`" }.joined(separator: ", ") + ".\n"
         }
         if !r.kafka.isEmpty {
             out += "- Kafka: " + r.kafka.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") + ".\n"

@@ -76,7 +76,7 @@ struct BenchResults: Codable {
 
     /// Fills the per-round ratios from the measured runs (after `measure`).
     /// "PostgreSQL 18.1", from the recorded `server_version`.
-    var serverName: String { "PostgreSQL " + (server["server_version"]?.split(separator: " ").first.map(String.init) ?? "?") }
+    var serverName: String { "PostgreSQL" + (server["server_version"]?.split(separator: " ").first.map { " " + $0 } ?? "") }
 
     mutating func computeRatios() {
         drainRatios = Self.perRound(drain, baselinePrefix: "decode limit")

@@ -83,6 +83,41 @@ struct BenchDocsTableTests {
         #expect(rows.last == .init(figure: "2 shards × 1 shard, same 200k backlog, per round", value: "not measured", target: "≥ 1.3", met: "–"))
     }
 
+    @Test("a run with --large-rows 0 names the skipped backlog, not a 0-row one")
+    func largeSectionSkipped() {
+        var r = Self.results()
+        r.largeRows = 0; r.drainLarge = [:]; r.drainLargeRatios = [:]
+        let figures = BenchDocsTable.rows(r).map(\.figure)
+        #expect(figures.contains("drain large, stream × pg_recvlogical, per round"), "\(figures)")
+        #expect(figures.contains("one large-row transaction × large small-transaction drain (medians)"), "\(figures)")
+        #expect(!figures.contains { $0.contains("drain 0") || $0.contains(" 0-row") }, "\(figures)")
+    }
+
+    @Test("another server measured in the same run (--also-postgres) adds its drain and latency rows, named by version, without targets")
+    func otherServer() throws {
+        var r = Self.results()
+        r.server["server_version"] = "15.14 (Debian 15.14-0+deb12u1)"
+        var other = BenchResults(machine: r.machine, rows: 200_000, largeRows: 1_000_000, runs: 2)
+        other.server = ["server_version": "18.1", "shared_buffers": "256MB"]
+        other.drain = ["decode limit: pg_recvlogical → file": Self.two(100_000, 100_000), "outbox-relay, stream mode": Self.two(120_000, 130_000)]
+        var latency = LatencySummary([])
+        latency.p99 = Self.two(4, 6)
+        other.latency = ["outbox-relay, stream @ 5000/s": latency]
+        other.computeRatios()
+        r.otherServers = [other]
+        let rows = BenchDocsTable.rows(r)
+        #expect(rows.suffix(2) == [
+            .init(figure: "on PostgreSQL 18.1: drain 200k, stream × pg_recvlogical, per round", value: "1.30 (1.20–1.30); 130.0k rows/s",
+                  target: "–", met: "–"),
+            .init(figure: "on PostgreSQL 18.1: commit→ack p99 / of which commit→capture (the database's share) @ 5,000 rows/s, ms",
+                  value: "6.00 (4.00–6.00) / –", target: "–", met: "–"),
+        ])
+        let block = BenchDocsTable.markdown(r)
+        #expect(block.contains("- PostgreSQL 15.14: ") && block.contains("- PostgreSQL 18.1: `server_version=18.1`"), "\(block)")
+        let decoded = try JSONDecoder().decode(BenchResults.self, from: JSONEncoder().encode(r))
+        #expect(BenchDocsTable.markdown(decoded) == block)
+    }
+
     @Test("a figure whose runs did not differ, or a single run, is its median alone", arguments: [
         (Sample([3.61, 3.01]), "%.2f", "3.61 (3.01–3.61)"), (Sample([68.5]), "%.1f", "68.5"), (Sample([1.5, 1.5]), "%.2f", "1.50"),
     ])
