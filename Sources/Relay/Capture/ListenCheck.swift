@@ -24,6 +24,9 @@ final class ListenCheck {
 
     private var now: Duration { ContinuousClock.now - origin }
 
+    /// The last probe did not arrive: no ring ends a sleep (`DeafPolling` then shortens it).
+    var isDeaf: Bool { probe.verdict == .deaf }
+
     /// Sends a probe if one is due, and judges one that is late. Called once per loop turn.
     /// While the relay is busy it does not wait on `listener`, so this also takes what has
     /// arrived there; dropping a writer's ring there is safe, since a read follows.
@@ -55,11 +58,13 @@ final class ListenCheck {
             if before == .deaf { logger.notice("notify capture: LISTEN works again; writers' notifications arrive", metadata: ["channel": "\(channel)"]) }
         case .deaf:
             gauge.record(0)
-            health.set(.streaming, healthDetail + "; doorbell deaf: LISTEN receives nothing, rows wait for the fallback timer")
+            health.set(.streaming, healthDetail + "; doorbell deaf: LISTEN receives nothing, rows are found by polling the slot")
             logger.warning("""
                 notify capture: LISTEN receives nothing on this connection (a notification the relay sent itself did not \
-                arrive within \(ListenProbe.timeout)); every row waits for the fallback timer (notify-fallback-interval). \
-                A transaction pooler (PgBouncer pool_mode = transaction) does this: LISTEN is session state it does not keep.
+                arrive within \(ListenProbe.timeout)); the relay polls the slot instead: every \(DeafPolling.fastInterval) \
+                while rows come, backing off to notify-fallback-interval when quiet, so the first row after a quiet spell \
+                waits up to that interval. A transaction pooler (PgBouncer pool_mode = transaction) does this: LISTEN is \
+                session state it does not keep.
                 """, metadata: ["channel": "\(channel)",
                                 "fix": "set notify-listen-url to a direct connection to PostgreSQL (or a session-pooling pool, PgBouncer pool_mode = session); database-url may stay on the transaction pool"])
         case .unknown:

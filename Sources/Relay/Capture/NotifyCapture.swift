@@ -93,6 +93,8 @@ final class NotifyCapture: @unchecked Sendable {
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
 
         let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil, horizon: horizon)
+        var polling = DeafPolling()
+        let origin = ContinuousClock.now
         while publisher.stopDeadline == nil {
             if let reason = publisher.pendingRestart { throw SessionRestart(reason: reason) }
             try listenCheck.tick(reader: reader, listener: listener)
@@ -100,9 +102,13 @@ final class NotifyCapture: @unchecked Sendable {
             let foundRows = try drainSlot(reader, pipeline: pipeline, afterRead: { found in if ringOutAfterRead && found { try ring(false) } })
             health.noteProgress(inFlight: publisher.inFlightEvents)
             if publisher.stopDeadline != nil { break }
+            polling.read(foundRows: foundRows, now: ContinuousClock.now - origin)
             var action = policy.drained(foundRows: foundRows)
             if action == .sleep {
-                action = try sleep(listener: listener, reader: reader, listenCheck: listenCheck, writers: &ringInWriters, policy: &policy)
+                let limit = polling.sleepLimit(deaf: listenCheck.isDeaf, fallback: configuration.notifyFallbackInterval,
+                                               now: ContinuousClock.now - origin)
+                action = try sleep(listener: listener, reader: reader, listenCheck: listenCheck, limit: limit,
+                                   writers: &ringInWriters, policy: &policy)
             }
             // Ringing in must precede the read after it (or a row committed in between would
             // wait for the timer). Ringing out waits until the next read has fetched its
@@ -129,14 +135,15 @@ final class NotifyCapture: @unchecked Sendable {
         if case .timedOut(let unacknowledged) = drained { throw StopDeadlinePassed(unacknowledged: unacknowledged) }
     }
 
-    /// Sleeps until a writer's notification, the wake signal or the fallback timer (a probe
-    /// of `ListenCheck` ends the sleep too, for one extra read a minute). While the policy
+    /// Sleeps until a writer's notification, the wake signal or `limit` (the fallback timer,
+    /// or shorter while LISTEN is deaf and rows came recently: `DeafPolling`; a probe of
+    /// `ListenCheck` ends the sleep too, for one extra read a minute). While the policy
     /// awaits the transactions in progress at ring-in, it also looks between slices whether
     /// some of them have ended, and then returns to read once more (`WriterWait`). Returns
     /// the policy's next action.
-    private func sleep(listener: PGConnection, reader: PGConnection, listenCheck: ListenCheck, writers: inout RingInWriters?,
-                       policy: inout DoorbellPolicy) throws -> DoorbellPolicy.Action {
-        var wait = WriterWait(limit: configuration.notifyFallbackInterval)
+    private func sleep(listener: PGConnection, reader: PGConnection, listenCheck: ListenCheck, limit: Duration,
+                       writers: inout RingInWriters?, policy: inout DoorbellPolicy) throws -> DoorbellPolicy.Action {
+        var wait = WriterWait(limit: limit)
         while let slice = policy.awaitingWriters ? wait.nextSlice : wait.left {
             let notified = listenCheck.hasRings(try listener.waitForNotificationsBlocking(timeout: slice, wakeFD: wakeSignal.fd))
             let woken = wakeSignal.drain()

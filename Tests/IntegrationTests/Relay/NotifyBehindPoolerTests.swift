@@ -48,6 +48,27 @@ struct NotifyBehindPoolerTests {
         }
     }
 
+    /// A 5 rows/s trickle of `rows` single-row commits through the pooler, as an
+    /// application's writes go: each row's commit→ack (the relay's published count), sorted.
+    static func trickle(_ pooled: String, _ relay: RunningRelay, rows: Int) async throws -> [Duration] {
+        let writer = try await PGConnection.connect(pooled)
+        let before = relay.service.health.published
+        var latencies: [Duration] = []
+        for row in 1...rows {
+            try await Task.sleep(for: .milliseconds(200))
+            try await insertOutboxRows(writer, transactions: 1, rowsPerTransaction: 1)
+            let committed = ContinuousClock.now
+            #expect(await eventually(timeout: .seconds(70), every: .milliseconds(1)) { relay.service.health.published >= before + row })
+            latencies.append(ContinuousClock.now - committed)
+        }
+        return latencies.sorted()
+    }
+
+    /// The target, p99 ≤ 100 ms. Both trickle tests run in scripts/test's start-up
+    /// and latency phase, alone: beside the parallel suites on 2 cores the same trickle
+    /// measured 194-576 ms, the host's share, not the relay's.
+    static let trickleTarget = Duration.milliseconds(100)
+
     @Test("behind PgBouncer in transaction mode with notify-listen-url direct, a 5 rows/s trickle never waits for the fallback timer (p99 target 100 ms)")
     func trickleWithDirectListen() async throws {
         try await Self.withTransactionPooler { ctx, db, pooled in
@@ -60,27 +81,30 @@ struct NotifyBehindPoolerTests {
             }, logger: capture.logger(label: "relay-listen-direct"))
             #expect(await eventually { (try? await NotifyDoorbellTests.listening(db)) == true })
             try await NotifyDoorbellTests.createTopicThroughRelay(db, relay)
-            // The writers go through the pooler too, as an application's would.
-            let writer = try await PGConnection.connect(pooled)
-            var latencies: [Duration] = []
-            let rows = 100
-            for row in 1...rows {
-                try await Task.sleep(for: .milliseconds(200))
-                try await insertOutboxRows(writer, transactions: 1, rowsPerTransaction: 1)
-                let committed = ContinuousClock.now
-                #expect(await eventually(timeout: .seconds(70), every: .milliseconds(1)) { relay.service.health.published >= row + 1 })
-                latencies.append(ContinuousClock.now - committed)
-            }
-            latencies.sort()
-            let p50 = latencies[rows / 2], p99 = latencies[rows * 99 / 100 - 1]
+            let latencies = try await Self.trickle(pooled, relay, rows: 100)
+            let p50 = latencies[50], p99 = latencies[98]
             print("notify behind PgBouncer (transaction), LISTEN direct, 5 rows/s: p50 \(p50), p99 \(p99), max \(latencies.last!)")
-            // The target is p99 ≤ 100 ms: measured 11-62 ms run alone, 194-252 ms beside the
-            // other notify suites and 576 ms in the full suite on a loaded 2-core host. The
-            // bounds asserted leave room for that load while still failing any row left to
-            // the 60 s fallback timer.
-            #expect(p99 <= .seconds(2), "p99 commit→ack \(p99) (p50 \(p50))")
+            #expect(p99 <= Self.trickleTarget, "p99 commit→ack \(p99) (p50 \(p50))")
             #expect(latencies.last! < .seconds(3), "a row waited for the fallback timer: \(latencies.last!)")
             #expect(!capture.all.contains { $0.message.contains(Self.deafWarning) }, "\(capture.all.map(\.message))")
+            try await relay.stop()
+        }
+    }
+
+    @Test("behind PgBouncer in transaction mode with default settings, a 5 rows/s trickle is read by polling that follows the traffic, not the fallback timer (p99 target 100 ms)")
+    func trickleWithDefaults() async throws {
+        try await Self.withTransactionPooler { ctx, db, pooled in
+            let capture = LogCapture()
+            let relay = try RunningRelay.start(ctx, capture: .notify, configure: { $0.databaseURL = pooled },
+                                               logger: capture.logger(label: "relay-defaults-behind-pooler"))
+            #expect(await eventually(timeout: .seconds(30)) { relay.service.health.current.detail.contains("doorbell deaf") },
+                    "health: \(relay.service.health.current)")
+            try await NotifyDoorbellTests.createTopicThroughRelay(db, relay)
+            let latencies = try await Self.trickle(pooled, relay, rows: 100)
+            let p50 = latencies[50], p99 = latencies[98]
+            print("notify behind PgBouncer (transaction), default settings (LISTEN deaf), 5 rows/s: p50 \(p50), p99 \(p99), max \(latencies.last!)")
+            // Before: every row waited for the 1 s fallback timer (p50 ~0.5 s, p99 ~1 s).
+            #expect(p99 <= Self.trickleTarget, "p99 commit→ack \(p99) (p50 \(p50))")
             try await relay.stop()
         }
     }
