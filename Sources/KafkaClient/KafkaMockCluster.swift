@@ -56,7 +56,28 @@ public final class KafkaMockCluster: Sendable {
     /// Closes the broker's connections and refuses new ones (its data stays).
     public func setBrokerDown(_ broker: Int32) throws(KafkaError) { try mock.setBrokerDown(broker) }
 
-    public func setBrokerUp(_ broker: Int32) throws(KafkaError) { try mock.setBrokerUp(broker) }
+    /// Brings `broker` back on the port it had. librdkafka rebinds that port and aborts the
+    /// whole process when it cannot (an assertion in rdkafka_mock.c): another socket may have
+    /// taken the port while the broker was down (a CI run lost every test of a suite that
+    /// way). So the port is tried first, and a taken one throws `mockBrokerPortTaken` here;
+    /// the caller may wait and try again.
+    public func setBrokerUp(_ broker: Int32) throws(KafkaError) {
+        if let port = port(of: broker), !LoopbackPort.isBindable(port) {
+            throw KafkaError(code: .configuration, name: Self.mockBrokerPortTaken,
+                             message: "mock broker \(broker) cannot come back up: its port \(port) was taken while it was down")
+        }
+        try mock.setBrokerUp(broker)
+    }
+
+    /// `KafkaError.name` of `setBrokerUp`'s refusal.
+    public static let mockBrokerPortTaken = "MOCK_BROKER_PORT_TAKEN"
+
+    /// The port of `broker` (brokers are listed in id order in `bootstrapServers`).
+    private func port(of broker: Int32) -> Int? {
+        let servers = bootstrapServers.split(separator: ",")
+        guard broker >= 1, Int(broker) <= servers.count else { return nil }
+        return servers[Int(broker) - 1].split(separator: ":").last.flatMap { Int($0) }
+    }
 
     /// Delays every answer of `broker` by `milliseconds`.
     public func setBrokerRTT(_ broker: Int32, milliseconds: Int32) throws(KafkaError) {

@@ -63,7 +63,16 @@ struct KafkaClusterFaultTests {
             for broker in cluster.brokerIDs {
                 try cluster.setBrokerDown(broker)
                 try await Task.sleep(for: .seconds(2))
-                try cluster.setBrokerUp(broker)
+                // Its port may have gone to another socket meanwhile: wait for it (bounded).
+                let deadline = ContinuousClock.now + .seconds(30)
+                while true {
+                    do {
+                        try cluster.setBrokerUp(broker)
+                        break
+                    } catch let error as KafkaError where error.name == KafkaMockCluster.mockBrokerPortTaken && ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(200))
+                    }
+                }
                 try await Task.sleep(for: .seconds(1))
             }
 
