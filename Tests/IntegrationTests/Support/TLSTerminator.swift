@@ -1,5 +1,6 @@
 import EphemeralServers
 import Foundation
+import Synchronization
 
 /// TLS in front of a plaintext server on loopback, for tests only: Tansu 0.6.0 serves no
 /// TLS, so a Kafka session over TLS is proven through this terminator (librdkafka's side of
@@ -42,9 +43,18 @@ struct TLSTerminator {
     static func start(port: Int, upstreamPort: Int, certificatePath: String, keyPath: String, logPath: String) async throws -> TLSTerminator {
         let process = try ChildProcess(["/usr/bin/env", "python3", "-c", script, String(port), String(upstreamPort), certificatePath, keyPath],
                                        outputPath: logPath)
-        guard await eventually(timeout: .seconds(15), { isLoopbackPortOpen(port) }) else {
+        // Generous: in the suite's opening minute python3's start (interpreter, ssl, asyncio)
+        // once took over 15 s on the loaded 2-core host, with nothing wrong but the load.
+        let exited = Mutex<Int32?>(nil)
+        let listening = await eventually(timeout: .seconds(60)) {
+            if isLoopbackPortOpen(port) { return true }
+            if let status = process.exitStatusIfExited() { exited.withLock { $0 = status } }
+            return exited.withLock { $0 } != nil
+        }
+        guard listening, exited.withLock({ $0 }) == nil else {
             process.signal(SIGKILL)
-            throw CheckerError("the TLS terminator did not listen on \(port): \(process.output.suffix(1_000))")
+            let state = exited.withLock { $0 }.map { "it exited with status \($0)" } ?? "still not listening after 60 s"
+            throw CheckerError("the TLS terminator did not listen on \(port) (\(state)): \(process.output.suffix(1_000))")
         }
         return TLSTerminator(port: port, process: process)
     }
