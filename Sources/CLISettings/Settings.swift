@@ -76,20 +76,24 @@ public struct Settings: Sendable {
         return value
     }
 
-    public func int(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
+    /// `name`'s value read by `parse`; `fallback` when unset. A value `parse` refuses is an
+    /// error naming the setting, the text as given, where it came from, and `expected`.
+    private func parsed<T>(_ name: String, default fallback: T, expected: String, _ parse: (String) -> T?) throws(SettingsError) -> T {
         guard let (text, origin) = values[name] else { return fallback }
-        guard let value = Int(text.replacingAll("_", with: "")), range.contains(value) else {
-            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        guard let value = parse(text) else {
+            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) \(expected)")
         }
         return value
     }
 
-    public func bool(_ name: String, default fallback: Bool) throws(SettingsError) -> Bool {
-        guard let (text, origin) = values[name] else { return fallback }
-        guard let value = Settings.parseBool(text) else {
-            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) must be true or false")
+    public func int(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
+        try parsed(name, default: fallback, expected: "must be an integer in \(range.lowerBound)...\(range.upperBound)") { text in
+            Int(text.replacingAll("_", with: "")).flatMap { range.contains($0) ? $0 : nil }
         }
-        return value
+    }
+
+    public func bool(_ name: String, default fallback: Bool) throws(SettingsError) -> Bool {
+        try parsed(name, default: fallback, expected: "must be true or false", Settings.parseBool)
     }
 
     /// true/yes/on/1 or false/no/off/0, any case.
@@ -102,29 +106,17 @@ public struct Settings: Sendable {
     }
 
     public func choice(_ name: String, default fallback: String, among options: [String]) throws(SettingsError) -> String {
-        guard let (text, origin) = values[name] else { return fallback }
-        guard options.contains(text) else {
-            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) must be one of \(options.joined(separator: ", "))")
-        }
-        return text
+        try parsed(name, default: fallback, expected: "must be one of \(options.joined(separator: ", "))") { options.contains($0) ? $0 : nil }
     }
 
     /// "250ms", "20s", "5m", "2h", "7d"; a bare number means seconds.
     public func duration(_ name: String, default fallback: Duration) throws(SettingsError) -> Duration {
-        guard let (text, origin) = values[name] else { return fallback }
-        guard let value = Settings.parseDuration(text) else {
-            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) is not a duration; use e.g. 250ms, 20s, 5m, 2h or 7d")
-        }
-        return value
+        try parsed(name, default: fallback, expected: "is not a duration; use e.g. 250ms, 20s, 5m, 2h or 7d", Settings.parseDuration)
     }
 
     /// "512", "64KiB", "8MiB", "1GiB" (also kB/MB/GB as powers of 1024).
     public func bytes(_ name: String, default fallback: Int) throws(SettingsError) -> Int {
-        guard let (text, origin) = values[name] else { return fallback }
-        guard let value = Settings.parseBytes(text) else {
-            throw SettingsError(setting: name, "\(name) = \(TopicRouter.printable(text)) (from \(origin)) is not a size; use e.g. 65536, 64KiB or 8MiB")
-        }
-        return value
+        try parsed(name, default: fallback, expected: "is not a size; use e.g. 65536, 64KiB or 8MiB", Settings.parseBytes)
     }
 
     /// Comma-separated list; empty items dropped.

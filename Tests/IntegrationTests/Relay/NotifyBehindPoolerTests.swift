@@ -29,14 +29,21 @@ struct NotifyBehindPoolerTests {
         }
     }
 
+    /// A notify relay with default settings whose `database-url` is the pooled one, once it
+    /// has found its LISTEN deaf (the probe's verdict, in its health detail).
+    static func startDeaf(_ ctx: TestContext, _ pooled: String, capture: LogCapture) async throws -> RunningRelay {
+        let relay = try RunningRelay.start(ctx, capture: .notify, configure: { $0.databaseURL = pooled },
+                                           logger: capture.logger(label: "relay-behind-pooler"))
+        #expect(await eventually(timeout: .seconds(30)) { relay.service.health.current.detail.contains("doorbell deaf") },
+                "health: \(relay.service.health.current)")
+        return relay
+    }
+
     @Test("behind PgBouncer in transaction mode the relay says the doorbell is deaf, with the fix, and stays ready")
     func deafBehindTransactionPooler() async throws {
         try await Self.withTransactionPooler { ctx, db, pooled in
             let capture = LogCapture()
-            let relay = try RunningRelay.start(ctx, capture: .notify, configure: { $0.databaseURL = pooled },
-                                               logger: capture.logger(label: "relay-behind-pooler"))
-            #expect(await eventually(timeout: .seconds(30)) { relay.service.health.current.detail.contains("doorbell deaf") },
-                    "health: \(relay.service.health.current)")
+            let relay = try await Self.startDeaf(ctx, pooled, capture: capture)
             let warnings = capture.all.filter { $0.level == .warning && $0.message.contains(Self.deafWarning) }
             #expect(warnings.count == 1, "\(capture.all.map(\.message))")
             #expect(warnings.first?.metadata["fix"]?.contains("notify-listen-url") == true)
@@ -95,10 +102,7 @@ struct NotifyBehindPoolerTests {
     func trickleWithDefaults() async throws {
         try await Self.withTransactionPooler { ctx, db, pooled in
             let capture = LogCapture()
-            let relay = try RunningRelay.start(ctx, capture: .notify, configure: { $0.databaseURL = pooled },
-                                               logger: capture.logger(label: "relay-defaults-behind-pooler"))
-            #expect(await eventually(timeout: .seconds(30)) { relay.service.health.current.detail.contains("doorbell deaf") },
-                    "health: \(relay.service.health.current)")
+            let relay = try await Self.startDeaf(ctx, pooled, capture: capture)
             try await NotifyDoorbellTests.createTopicThroughRelay(db, relay)
             let latencies = try await Self.trickle(pooled, relay, rows: 100)
             let p50 = latencies[50], p99 = latencies[98]
