@@ -65,7 +65,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "Schema",
-            dependencies: ["PostgresClient"],
+            dependencies: ["PostgresClient", "PGOutput"],
             exclude: ["README.md"],
             resources: [.embedInCode("Migrations"), .embedInCode("roles.sql")],
             swiftSettings: strict),
@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "Consumers",
             dependencies: [
-                "PostgresClient", "KafkaClient", "Schema", "Threading",
+                "PostgresClient", "KafkaClient", "Schema", "Threading", "PGOutput",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +99,7 @@ let package = Package(
             name: "OutboxRelayCLI",
             dependencies: [
                 "Relay", "RelayCore", "Consumers", "Schema", "EphemeralServers", "HTTPEndpoint", "Threading",
-                "CLISettings", "KafkaClient", "PostgresClient",
+                "CLISettings", "KafkaClient", "PostgresClient", "PGOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -42,8 +42,10 @@ public final class PostgresCluster: Sendable {
     /// Settings every cluster gets. Tests may add more with `extraSettings`.
     public static let defaultSettings: [String: String] = [
         "wal_level": "logical",
-        "max_replication_slots": "64",
-        "max_wal_senders": "64",
+        // The integration suites share one cluster and run in parallel; shard tests take three
+        // slots each. A slot costs a few hundred bytes of shared memory.
+        "max_replication_slots": "256",
+        "max_wal_senders": "256",
         "max_connections": "300",
         "shared_buffers": "128MB",
         "fsync": "off",                 // throwaway data; process crashes still keep the page cache
@@ -151,12 +153,33 @@ public final class PostgresCluster: Sendable {
     }
 
     /// Drops a database and any replication slots that belong to it.
+    ///
+    /// A terminated walsender takes a moment to release its slot, and a relay still running
+    /// may take it again, so this repeats terminate-then-drop until no slot of the database
+    /// is left (bounded). A slot left behind would count against `max_replication_slots`,
+    /// which the suites running in parallel share.
     public func dropDatabase(_ name: String) async throws {
         let admin = try await PGConnection.connect(url())
-        try await admin.query("""
-            SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL
-            """, [.text(name)])
-        try await admin.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", [.text(name)])
+        let deadline = Date().addingTimeInterval(15)
+        while true {
+            try await admin.query("""
+                SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                WHERE database = $1 AND active_pid IS NOT NULL
+                """, [.text(name)])
+            let slots = try await admin.query("SELECT slot_name FROM pg_replication_slots WHERE database = $1",
+                                              [.text(name)]).rows.map { try $0.string("slot_name") }
+            if slots.isEmpty { break }
+            var left = false
+            for slot in slots {
+                do { try await admin.query("SELECT pg_drop_replication_slot($1)", [.text(slot)]) }
+                catch { left = true }   // still active: its walsender has not exited yet
+            }
+            if !left { break }
+            guard Date() < deadline else {
+                throw SlotsLeftBehind(database: name, slots: slots)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         try await admin.query("DROP DATABASE IF EXISTS \(quoteIdentifier(name)) WITH (FORCE)")
     }
 
@@ -206,5 +229,14 @@ func writeAsOwner(_ text: String, to path: String, owner: String?, mode: mode_t?
     }
     if owner != nil, let pw = getpwnam(owner!) {
         chown(path, pw.pointee.pw_uid, pw.pointee.pw_gid)
+    }
+}
+
+/// A database the harness could not drop because its replication slots stayed in use.
+public struct SlotsLeftBehind: Error, CustomStringConvertible {
+    public let database: String
+    public let slots: [String]
+    public var description: String {
+        "database \(database): replication slots \(slots.joined(separator: ", ")) stayed active for 15 s after their walsenders were terminated (a relay under test still running?)"
     }
 }

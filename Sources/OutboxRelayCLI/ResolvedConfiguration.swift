@@ -5,6 +5,7 @@ import Foundation
 import HTTPEndpoint
 import KafkaClient
 import Logging
+import PGOutput
 import PostgresClient
 import Relay
 import RelayCore
@@ -60,6 +61,7 @@ struct ResolvedConfiguration {
             c.capture = CaptureMode(rawValue: try settings.choice("capture", default: SettingsCatalog.defaultText("capture"), among: CaptureMode.allCases.map(\.rawValue)))!
             c.slotName = settings.string("slot", default: c.slotName)
             c.publication = settings.string("publication", default: c.publication)
+            c.tables = try outboxTables()
             c.createSlot = try settings.bool("create-slot", default: c.createSlot)
             c.maxInFlightEvents = try settings.int("max-in-flight", default: c.maxInFlightEvents, range: 1...1_000_000)
             c.maxInFlightBytes = try settings.bytes("max-in-flight-bytes", default: c.maxInFlightBytes)
@@ -82,6 +84,12 @@ struct ResolvedConfiguration {
             throw ValidationError("spill-dir \(c.spillDirectory) is not a writable directory. Fix: create it or point spill-dir elsewhere.")
         }
         return c
+    }
+
+    /// `outbox-tables`, parsed (`OutboxTable.parseList`).
+    func outboxTables() throws -> [OutboxTable] {
+        let text = settings.string("outbox-tables", default: SettingsCatalog.defaultText("outbox-tables"))
+        do { return try OutboxTable.parseList(text) } catch { throw ValidationError("outbox-tables: \(error)") }
     }
 
     /// `shard = I/N`: the shard's slot and publication are derived from the base names.

@@ -41,6 +41,7 @@ enum SettingsCatalog {
         SettingSpec(name: "capture", defaultText: "stream", help: "stream (replication connection) or notify (LISTEN + SQL slot reads)"),
         SettingSpec(name: "slot", defaultText: "outbox_relay", help: "logical replication slot name"),
         SettingSpec(name: "publication", defaultText: "outbox_pub", help: "publication the slot decodes"),
+        SettingSpec(name: "outbox-tables", defaultText: "public.outbox", help: "the outbox-shaped tables to capture (relay) or to update (consume), comma-separated schema.table; one slot and publication carry them all (install one with migrate --schema)"),
         SettingSpec(name: "shard", defaultText: "", help: "run one shard of a sharded capture, I/N (slot <slot>_I, publication <publication>_I_of_N; see migrate --shards)"),
         SettingSpec(name: "create-slot", defaultText: "true", help: "create the slot and publication when missing"),
         SettingSpec(name: "topic-routes", defaultText: "", help: "outbox topic to Kafka topic, comma-separated FROM=TO"),

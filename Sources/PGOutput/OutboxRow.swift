@@ -8,10 +8,13 @@ public struct OutboxRow: Sendable, Equatable {
     public var payload: [UInt8]
     public var createdAt: String
     public var traceParent: String?
+    /// The table the row is in.
+    public var table: OutboxTable
 
-    public init(id: Int64, topic: String, key: [UInt8], type: String, payload: [UInt8], createdAt: String, traceParent: String?) {
+    public init(id: Int64, topic: String, key: [UInt8], type: String, payload: [UInt8], createdAt: String, traceParent: String?,
+                table: OutboxTable = .default) {
         self.id = id; self.topic = topic; self.key = key; self.type = type
-        self.payload = payload; self.createdAt = createdAt; self.traceParent = traceParent
+        self.payload = payload; self.createdAt = createdAt; self.traceParent = traceParent; self.table = table
     }
 }
 
@@ -28,13 +31,15 @@ public struct OutboxRowView {
     public var payload: UnsafeRawBufferPointer
     public var createdAt: UnsafeRawBufferPointer
     public var traceParent: UnsafeRawBufferPointer?
+    /// The table the row is in.
+    public var table: OutboxTable
 
     public var topicString: String { String(decoding: topic, as: UTF8.self) }
 
     public func owned() -> OutboxRow {
         OutboxRow(id: id, topic: topicString, key: Array(key), type: String(decoding: type, as: UTF8.self),
                   payload: Array(payload), createdAt: String(decoding: createdAt, as: UTF8.self),
-                  traceParent: traceParent.map { String(decoding: $0, as: UTF8.self) })
+                  traceParent: traceParent.map { String(decoding: $0, as: UTF8.self) }, table: table)
     }
 }
 
@@ -45,24 +50,52 @@ public struct MalformedOutboxRow: Error, Sendable, CustomStringConvertible, Equa
     public var column: String
     public var reason: String
     public var description: String {
-        "outbox row \(outboxID.map(String.init) ?? "(id unreadable)"): column \(column) \(reason)"
+        "outbox row \(outboxID.map(String.init) ?? "(id unreadable)")\(table == .default ? "" : " of \(table)"): column \(column) \(reason)"
+    }
+    /// The table the row is in, so that the dead-letter path marks the right row.
+    public var table: OutboxTable = .default
+
+    public init(outboxID: Int64?, column: String, reason: String, table: OutboxTable = .default) {
+        self.outboxID = outboxID; self.column = column; self.reason = reason; self.table = table
     }
 }
 
-/// Maps Insert tuples of the outbox table to `OutboxRow`s, resolving columns by name once
-/// per relation version (a Relation message is re-sent after ALTER TABLE).
+/// Maps Insert tuples of the captured outbox tables to `OutboxRow`s, resolving columns by
+/// name once per relation version (a Relation message is re-sent after ALTER TABLE).
 public struct OutboxRowExtractor: Sendable {
-    public let tableName: String
-    private var layout: (oid: UInt32, version: Int, index: Layout)?
+    public let tables: [OutboxTable]
+    /// Per relation OID: its version when last seen, the captured table it is (nil: none)
+    /// and its column layout once resolved. The last hit is kept apart: a stream mostly
+    /// inserts into one table, so most rows skip the dictionary.
+    private var relations: [UInt32: Known] = [:]
+    private var last: (oid: UInt32, known: Known)?
+
+    struct Known: Sendable {
+        var version: Int
+        var table: OutboxTable?
+        var layout: Layout?
+    }
 
     struct Layout: Sendable {
         var id: Int, topic: Int, key: Int, type: Int, payload: Int, createdAt: Int, traceParent: Int?
     }
 
-    public init(tableName: String = "outbox") { self.tableName = tableName }
+    public init(tables: [OutboxTable] = [.default]) { self.tables = tables }
 
-    /// True when `relation` is the outbox table (any schema).
-    public func isOutbox(_ relation: Relation) -> Bool { relation.name == tableName }
+    /// The captured table `relation` is, or nil for any other table the publication sends.
+    public mutating func table(of relation: Relation) -> OutboxTable? { known(relation).table }
+
+    private mutating func known(_ relation: Relation) -> Known {
+        if let last, last.oid == relation.oid, last.known.version == relation.version { return last.known }
+        var known = relations[relation.oid] ?? Known(version: -1)
+        if known.version != relation.version {
+            known = Known(version: relation.version,
+                          table: tables.first { $0.matches(namespace: relation.namespace, relation: relation.name) })
+            relations[relation.oid] = known
+        }
+        last = (relation.oid, known)
+        return known
+    }
 
     /// Copies the row's columns out of the message.
     public mutating func extract(relation: Relation, tuple: [ColumnValue],
@@ -73,38 +106,38 @@ public struct OutboxRowExtractor: Sendable {
     /// The row's columns as slices of `bytes` (no copy, no allocation).
     public mutating func view(relation: Relation, tuple: [ColumnValue],
                               bytes: UnsafeRawBufferPointer) throws(MalformedOutboxRow) -> OutboxRowView {
-        let index = try resolve(relation)
+        let (table, index) = try resolve(relation)
         func value(_ i: Int, _ name: String, id: Int64?) throws(MalformedOutboxRow) -> UnsafeRawBufferPointer? {
-            guard i < tuple.count else { throw MalformedOutboxRow(outboxID: id, column: name, reason: "is missing from the row") }
+            guard i < tuple.count else { throw MalformedOutboxRow(outboxID: id, column: name, reason: "is missing from the row", table: table) }
             switch tuple[i] {
             case .null: return nil
             case .unchangedToast:
-                throw MalformedOutboxRow(outboxID: id, column: name, reason: "was not sent (unchanged TOAST value)")
+                throw MalformedOutboxRow(outboxID: id, column: name, reason: "was not sent (unchanged TOAST value)", table: table)
             case .text(let r), .binary(let r):
                 guard r.lowerBound >= 0, r.upperBound <= bytes.count else {
-                    throw MalformedOutboxRow(outboxID: id, column: name, reason: "points outside the message")
+                    throw MalformedOutboxRow(outboxID: id, column: name, reason: "points outside the message", table: table)
                 }
                 return UnsafeRawBufferPointer(rebasing: bytes[r])
             }
         }
         guard let idText = try value(index.id, "outbox_id", id: nil), let id = Self.parseInt64(idText) else {
-            throw MalformedOutboxRow(outboxID: nil, column: "outbox_id", reason: "is NULL or not an integer")
+            throw MalformedOutboxRow(outboxID: nil, column: "outbox_id", reason: "is NULL or not an integer", table: table)
         }
         guard let topic = try value(index.topic, "topic", id: id) else {
-            throw MalformedOutboxRow(outboxID: id, column: "topic", reason: "is NULL")
+            throw MalformedOutboxRow(outboxID: id, column: "topic", reason: "is NULL", table: table)
         }
         guard let key = try value(index.key, "mq_key", id: id) else {
-            throw MalformedOutboxRow(outboxID: id, column: "mq_key", reason: "is NULL")
+            throw MalformedOutboxRow(outboxID: id, column: "mq_key", reason: "is NULL", table: table)
         }
         guard let payload = try value(index.payload, "payload", id: id) else {
-            throw MalformedOutboxRow(outboxID: id, column: "payload", reason: "is NULL")
+            throw MalformedOutboxRow(outboxID: id, column: "payload", reason: "is NULL", table: table)
         }
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         let type = try value(index.type, "type", id: id) ?? empty
         let created = try value(index.createdAt, "created_at", id: id) ?? empty
         let trace = try index.traceParent.flatMap { i throws(MalformedOutboxRow) in try value(i, "trace_parent", id: id) }
         return OutboxRowView(id: id, idText: idText, topic: topic, key: key, type: type, payload: payload,
-                             createdAt: created, traceParent: trace)
+                             createdAt: created, traceParent: trace, table: table)
     }
 
     /// Decimal text (optionally signed) to Int64; nil on anything else or overflow.
@@ -128,20 +161,29 @@ public struct OutboxRowExtractor: Sendable {
         return value
     }
 
-    private mutating func resolve(_ relation: Relation) throws(MalformedOutboxRow) -> Layout {
-        if let layout, layout.oid == relation.oid, layout.version == relation.version { return layout.index }
+    /// The relation's table and column layout. Throws for a relation that is not one of
+    /// the captured tables (the caller asks `table(of:)` first) or lacks a column.
+    private mutating func resolve(_ relation: Relation) throws(MalformedOutboxRow) -> (OutboxTable, Layout) {
+        var known = known(relation)
+        guard let table = known.table else {
+            throw MalformedOutboxRow(outboxID: nil, column: "(table)",
+                                     reason: "\(relation.namespace).\(relation.name) is not a captured outbox table")
+        }
+        if let layout = known.layout { return (table, layout) }
         var positions: [String: Int] = [:]
         for (i, column) in relation.columns.enumerated() { positions[column.name] = i }
         func required(_ name: String) throws(MalformedOutboxRow) -> Int {
             guard let i = positions[name] else {
-                throw MalformedOutboxRow(outboxID: nil, column: name, reason: "does not exist in table \(relation.namespace).\(relation.name)")
+                throw MalformedOutboxRow(outboxID: nil, column: name, reason: "does not exist in table \(table)", table: table)
             }
             return i
         }
         let index = Layout(id: try required("outbox_id"), topic: try required("topic"), key: try required("mq_key"),
                            type: try required("type"), payload: try required("payload"),
                            createdAt: try required("created_at"), traceParent: positions["trace_parent"])
-        layout = (relation.oid, relation.version, index)
-        return index
+        known.layout = index
+        relations[relation.oid] = known
+        last = (relation.oid, known)
+        return (table, index)
     }
 }

@@ -1,3 +1,4 @@
+public import PGOutput
 public import KafkaClient
 public import RelayCore
 public import Schema
@@ -18,6 +19,9 @@ public struct RelayConfiguration: Sendable {
     public var capture: CaptureMode = .stream
     public var slotName = "outbox_relay"
     public var publication = "outbox_pub"
+    /// The outbox-shaped tables captured through the one slot and publication
+    /// (`outbox-tables`). Each is swept and retained on its own.
+    public var tables: [OutboxTable] = [.default]
     /// Create the slot and publication when missing (`--create-slot`).
     public var createSlot = true
     public var router: TopicRouter

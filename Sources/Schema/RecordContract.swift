@@ -19,6 +19,10 @@ public enum RecordContract {
         /// style: exact, and ordered as plain integers (what Debezium users compare as
         /// `source.lsn`). Absent where the relay cannot know it (`RecordHeaders`).
         public static let lsn = "outbox-lsn"
+        /// The row's table as `schema.table`, on records of every table but `public.outbox`
+        /// (the default, whose records look as they always did). Consumers update the
+        /// status of the row in this table; a record without it is of `public.outbox`.
+        public static let table = "outbox-table"
     }
 
     /// `--header-style debezium`: what Debezium's outbox event router emits with the

@@ -1,3 +1,4 @@
+public import PGOutput
 /// Something headers can be added to: librdkafka's list on the hot path, an array for
 /// the sweeper, the gap publisher and dead-letter copies, a byte counter for the size check.
 public protocol RecordHeaderSink: ~Copyable {
@@ -19,12 +20,15 @@ public struct RecordHeaderInput {
     public var commitLSN: UInt64?
     /// Sweeper re-sends: which re-send this is.
     public var resendAttempt: Int?
+    /// The row's table. The default table's records carry no `outbox-table` header, so a
+    /// single-table deployment's records are what they always were.
+    public var table: OutboxTable
 
     public init(idText: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, createdAt: UnsafeRawBufferPointer,
                 topic: UnsafeRawBufferPointer, traceParent: UnsafeRawBufferPointer? = nil, commitLSN: UInt64? = nil,
-                resendAttempt: Int? = nil) {
+                resendAttempt: Int? = nil, table: OutboxTable = .default) {
         self.idText = idText; self.type = type; self.createdAt = createdAt; self.topic = topic
-        self.traceParent = traceParent; self.commitLSN = commitLSN; self.resendAttempt = resendAttempt
+        self.traceParent = traceParent; self.commitLSN = commitLSN; self.resendAttempt = resendAttempt; self.table = table
     }
 }
 
@@ -39,6 +43,7 @@ public struct RecordHeaderInput {
 /// | source / content  |                     |                     | `ce_source`, `content-type` |
 /// | commit LSN        | `outbox-lsn`        | `outbox-lsn`        | `outbox-lsn`                |
 /// | trace context     | `traceparent`       | `traceparent`       | `traceparent`               |
+/// | table (not public.outbox) | `outbox-table` | `outbox-table`   | `outbox-table`              |
 public enum RecordHeaders {
     typealias H = RecordContract.Header
     typealias D = RecordContract.DebeziumHeader
@@ -68,11 +73,13 @@ public enum RecordHeaders {
         if let lsn = row.commitLSN { addDecimal(H.lsn, lsn, to: &sink) }
         if let trace = row.traceParent, !trace.isEmpty { sink.add(H.traceParent, trace) }
         if let attempt = row.resendAttempt { addDecimal(H.resendAttempt, UInt64(max(attempt, 0)), to: &sink) }
+        if row.table != .default { add(H.table, row.table.qualifiedName, to: &sink) }
     }
 
     /// The headers as a list, from owned values (the sweeper, the gap publisher, dead letters).
     public static func list(_ style: HeaderStyle, id: Int64, type: String, createdAt: String, topic: String,
-                            traceParent: String?, commitLSN: UInt64? = nil, resendAttempt: Int? = nil) -> [(String, [UInt8])] {
+                            traceParent: String?, commitLSN: UInt64? = nil, resendAttempt: Int? = nil,
+                            table: OutboxTable = .default) -> [(String, [UInt8])] {
         // One buffer holding every field, sliced: no nesting of withUnsafeBytes per field.
         var storage: [UInt8] = []
         var ranges: [Range<Int>] = []
@@ -86,7 +93,7 @@ public enum RecordHeaders {
             func field(_ i: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[ranges[i]]) }
             build(style, RecordHeaderInput(idText: field(0), type: field(1), createdAt: field(2), topic: field(3),
                                            traceParent: traceParent == nil ? nil : field(4), commitLSN: commitLSN,
-                                           resendAttempt: resendAttempt), into: &sink)
+                                           resendAttempt: resendAttempt, table: table), into: &sink)
         }
         return sink.headers
     }
@@ -98,6 +105,7 @@ public enum RecordHeaders {
     /// A record well under the size limit with this bound needs no exact measure.
     public static func upperBound(_ row: RecordHeaderInput) -> (count: Int, bytes: Int) {
         let variable = row.idText.count + row.type.count + (row.createdAt.count + 3) + row.topic.count + (row.traceParent?.count ?? 0)
+            + row.table.schema.utf8.count + row.table.name.utf8.count
         return (count: 16, bytes: 2 * variable + 512)
     }
 

@@ -46,10 +46,43 @@ struct OutboxRowExtractorTests {
         #expect(missingColumn != nil)
     }
 
-    @Test func isOutboxByName() {
-        let x = OutboxRowExtractor()
-        #expect(x.isOutbox(Relation(oid: 1, namespace: "app", name: "outbox", replicaIdentity: 0, columns: [])))
-        #expect(!x.isOutbox(Relation(oid: 1, namespace: "public", name: "outbox2", replicaIdentity: 0, columns: [])))
+    @Test("only the configured tables are outbox tables, by schema and name")
+    func tablesBySchemaAndName() {
+        var single = OutboxRowExtractor()
+        #expect(single.table(of: Relation(oid: 1, namespace: "public", name: "outbox", replicaIdentity: 0, columns: [])) == .default)
+        // Before several tables, any schema's "outbox" was captured, and its rows then
+        // went to public.outbox's consumers and sweeper.
+        #expect(single.table(of: Relation(oid: 2, namespace: "app", name: "outbox", replicaIdentity: 0, columns: [])) == nil)
+        #expect(single.table(of: Relation(oid: 3, namespace: "public", name: "outbox2", replicaIdentity: 0, columns: [])) == nil)
+        let teamA = try! OutboxTable(parsing: "team_a.outbox"), teamB = try! OutboxTable(parsing: "team_b.events")
+        var several = OutboxRowExtractor(tables: [teamA, teamB])
+        #expect(several.table(of: Relation(oid: 4, namespace: "team_b", name: "events", replicaIdentity: 0, columns: [])) == teamB)
+        #expect(several.table(of: Relation(oid: 5, namespace: "team_a", name: "outbox", replicaIdentity: 0, columns: [])) == teamA)
+        #expect(several.table(of: Relation(oid: 6, namespace: "public", name: "outbox", replicaIdentity: 0, columns: [])) == nil)
+        // A relation re-announced under another name (ALTER TABLE ... RENAME) is looked up again.
+        #expect(several.table(of: Relation(oid: 4, namespace: "team_b", name: "old_events", replicaIdentity: 0, columns: [], version: 1)) == nil)
+    }
+
+    @Test("rows of two tables interleaved keep their own layouts and carry their table")
+    func twoTablesInterleaved() throws {
+        var d = PGOutputDecoder()
+        guard case .relation(let a) = try d.decode(Bytes.relation(oid: 10, namespace: "team_a")),
+              case .relation(let b) = try d.decode(Bytes.relation(oid: 11, namespace: "team_b",
+                                                                  columns: ["payload", "outbox_id", "topic", "mq_key", "type", "created_at"]))
+        else { throw PGOutputError(.malformed, "no relation") }
+        var x = OutboxRowExtractor(tables: [try OutboxTable(parsing: "team_a.outbox"), try OutboxTable(parsing: "team_b.outbox")])
+        for round in 0..<2 {
+            let insertA = Bytes.outboxInsert(oid: 10, id: Int64(round + 1), topic: "A", key: "k", payload: "{}", trace: .null)
+            _ = try d.decode(insertA)
+            let tupleA = d.newTuple
+            let rowA = try insertA.withUnsafeBytes { try x.extract(relation: a, tuple: tupleA, bytes: $0) }
+            #expect(rowA.table.qualifiedName == "team_a.outbox" && rowA.topic == "A" && rowA.id == Int64(round + 1))
+            let insertB = Bytes.insert(oid: 11, [.text("{\"b\":1}"), .text("7"), .text("B"), .text("kb"), .text("T"), .text("t0")])
+            _ = try d.decode(insertB)
+            let tupleB = d.newTuple
+            let rowB = try insertB.withUnsafeBytes { try x.extract(relation: b, tuple: tupleB, bytes: $0) }
+            #expect(rowB.table.qualifiedName == "team_b.outbox" && rowB.topic == "B" && rowB.id == 7 && rowB.key == Array("kb".utf8))
+        }
     }
 
     @Test("the zero-copy view points into the message and copies to the same row")

@@ -16,7 +16,7 @@ final class CapturePipeline {
     private let metrics: RelayMetrics
     private let buffer: StreamedTransactionBuffer?
     private var decoder = PGOutputDecoder()
-    private var extractor = OutboxRowExtractor()
+    private var extractor: OutboxRowExtractor
     private var streamXid: UInt32 = 0
     /// The commit LSN of the transaction being published (Begin's final LSN, or Stream
     /// Commit's), for the `outbox-lsn` header.
@@ -38,7 +38,8 @@ final class CapturePipeline {
     /// `buffer` is needed for protocol v2 streaming (stream mode); notify mode reads
     /// committed changes only and passes nil.
     init(publisher: Publisher, logger: Logger, metrics: RelayMetrics, buffer: StreamedTransactionBuffer?,
-         horizon: AcknowledgedHorizon = AcknowledgedHorizon(lsn: .invalid)) {
+         tables: [OutboxTable], horizon: AcknowledgedHorizon = AcknowledgedHorizon(lsn: .invalid)) {
+        self.extractor = OutboxRowExtractor(tables: tables)
         self.publisher = publisher
         self.logger = logger
         self.metrics = metrics
@@ -57,7 +58,7 @@ final class CapturePipeline {
             skipping = acknowledgedAlready(commitLSN: begin.finalLSN)
         case .insert(let relationID, let xid):
             let relation = try relation(relationID)
-            guard extractor.isOutbox(relation) else { return }
+            guard extractor.table(of: relation) != nil else { return }
             if decoder.inStreamBlock {
                 guard let buffer else { throw PGOutputError(.outOfOrder, "a streamed Insert outside stream mode") }
                 try buffer.append(xid: streamXid, subxid: xid ?? streamXid, message: bytes)

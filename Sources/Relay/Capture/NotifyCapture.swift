@@ -92,7 +92,8 @@ final class NotifyCapture: @unchecked Sendable {
         defer { metrics.streaming.record(0) }
         logger.info("notify capture running", metadata: ["slot": "\(configuration.slotName)", "channel": "\(configuration.notifyChannel)"])
 
-        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil, horizon: horizon)
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: nil,
+                                       tables: configuration.tables, horizon: horizon)
         var polling = DeafPolling()
         let origin = ContinuousClock.now
         while publisher.stopDeadline == nil {

@@ -75,7 +75,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         let buffer = StreamedTransactionBuffer(memoryBudget: configuration.streamingMemoryBytes,
                                                spillDirectory: configuration.spillDirectory)
         defer { buffer.close() }
-        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer, horizon: horizon)
+        let pipeline = CapturePipeline(publisher: publisher, logger: logger, metrics: metrics, buffer: buffer,
+                                       tables: configuration.tables, horizon: horizon)
 
         let command = "START_REPLICATION SLOT \(quoteIdentifier(configuration.slotName)) LOGICAL 0/0 "
             + "(proto_version '2', streaming 'on', publication_names \(quoteLiteral(quoteIdentifier(configuration.publication))))"

@@ -14,7 +14,7 @@ struct KafkaHeaderSink: RecordHeaderSink, ~Copyable {
 enum RowHeaders {
     static func input(_ row: OutboxRowView, commitLSN: LSN) -> RecordHeaderInput {
         RecordHeaderInput(idText: row.idText, type: row.type, createdAt: row.createdAt, topic: row.topic,
-                          traceParent: row.traceParent, commitLSN: commitLSN == .invalid ? nil : commitLSN.rawValue)
+                          traceParent: row.traceParent, commitLSN: commitLSN == .invalid ? nil : commitLSN.rawValue, table: row.table)
     }
 
     static func make(_ style: HeaderStyle, for row: OutboxRowView, commitLSN: LSN) -> KafkaHeaders {
@@ -38,6 +38,6 @@ enum RowHeaders {
     static func list(_ style: HeaderStyle, for row: OutboxRow, commitLSN: LSN, resendAttempt: Int? = nil) -> [(String, [UInt8])] {
         RecordHeaders.list(style, id: row.id, type: row.type, createdAt: row.createdAt, topic: row.topic,
                            traceParent: row.traceParent, commitLSN: commitLSN == .invalid ? nil : commitLSN.rawValue,
-                           resendAttempt: resendAttempt)
+                           resendAttempt: resendAttempt, table: row.table)
     }
 }

@@ -38,6 +38,13 @@ struct TestContext: Sendable {
     func connect() async throws -> PGConnection { try await PGConnection.connect(databaseURL) }
 }
 
+/// Stops a dedicated cluster, or drops the test's database from the shared one. A drop that
+/// fails leaves slots counting against the shared `max_replication_slots`, so it is said.
+private func release(_ cluster: PostgresCluster, database: String, dedicated: Bool) async {
+    if dedicated { await cluster.stop(); return }
+    do { try await cluster.dropDatabase(database) } catch { print("--- teardown: could not drop \(database): \(error)") }
+}
+
 /// Runs `body` with a fresh database (and broker), tears them down afterwards, and prints
 /// the server logs when the body throws so a failure can be diagnosed from CI output.
 func withTestContext<T: Sendable>(broker needsBroker: Bool = true, dedicatedCluster: Bool = false,
@@ -49,13 +56,13 @@ func withTestContext<T: Sendable>(broker needsBroker: Bool = true, dedicatedClus
     do {
         let result = try await body(context)
         await broker?.stop()
-        if dedicatedCluster { await cluster.stop() } else { try? await cluster.dropDatabase(database.name) }
+        await release(cluster, database: database.name, dedicated: dedicatedCluster)
         return result
     } catch {
         print("--- test failed: \(error)\n--- postgres log (tail) ---\n\(cluster.logTail(maxBytes: 6000))")
         if let broker { print("--- tansu log (tail) ---\n\(broker.logTail(maxBytes: 3000))") }
         await broker?.stop()
-        if dedicatedCluster { await cluster.stop() } else { try? await cluster.dropDatabase(database.name) }
+        await release(cluster, database: database.name, dedicated: dedicatedCluster)
         throw error
     }
 }
