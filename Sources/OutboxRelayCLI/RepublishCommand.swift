@@ -2,6 +2,7 @@ import ArgumentParser
 import CLISettings
 import Foundation
 import Logging
+import PGOutput
 import PostgresClient
 import Relay
 import RelayCore
@@ -41,18 +42,29 @@ struct SelectionFlags: ParsableArguments {
     var dryRun = false
     @Option(help: SettingsCatalog.help("slot"))
     var slot: String?
+    @Option(help: "The outbox table the rows are in, schema.table (default public.outbox; one of outbox-tables).")
+    var table: String?
 
     /// The options, or a usage error (exit 64) with the fix.
     func options(statuses: [String]) throws -> RepublishOptions {
         do {
             let selection = try RowSelection(topics: topics, types: types, reason: reason, fromID: fromID, toID: toID,
-                                             createdAfter: createdAfter, createdBefore: createdBefore, all: all, statuses: statuses)
+                                             createdAfter: createdAfter, createdBefore: createdBefore, all: all, statuses: statuses,
+                                             table: try outboxTable())
             let cursor = try RepublishCursor(afterID: afterID, limit: limit, batchSize: batchSize)
             return RepublishOptions(selection: selection, cursor: cursor,
                                     streamWait: try duration("--stream-wait", streamWait) ?? RepublishOptions.defaultStreamWait,
                                     sendTimeout: try duration("--send-timeout", sendTimeout) ?? RepublishOptions.defaultSendTimeout)
         } catch let error as SelectionError {
             throw CLIError(error.description, status: .usage)
+        }
+    }
+
+    /// `--table`, parsed; public.outbox when not given.
+    private func outboxTable() throws -> OutboxTable {
+        guard let table else { return .default }
+        do { return try OutboxTable(parsing: table) } catch {
+            throw CLIError("--table: \(error)", status: .usage)
         }
     }
 
@@ -79,6 +91,9 @@ enum RepublishCommand {
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         let options = try flags.options(statuses: statuses)
         let configuration = try resolved.relay()
+        guard configuration.tables.contains(options.selection.table) else {
+            throw CLIError("--table \(options.selection.table) is not one of outbox-tables (\(configuration.tables.map(\.qualifiedName).joined(separator: ", "))): the relay does not capture it, and the consumers do not update it. Fix: name a captured table, or add it to outbox-tables (in the config file the relay and the consumers read).", status: .usage)
+        }
         Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
         let logger = Logger(label: "outbox-relay")
         if flags.dryRun {

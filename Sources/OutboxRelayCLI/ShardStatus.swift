@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISettings
 import Foundation
+import PGOutput
 import PostgresClient
 import Relay
 import RelayCore
@@ -10,7 +11,8 @@ import RelayCore
 /// relay serves, since its keys are then not delivered at all.
 enum ShardStatus {
     /// The breaches, or nil when the database is not sharded (the caller reports the slot).
-    static func check(_ db: PGConnection, slotBase: String, maxSlotLag: String?, publicationBase: String) async throws -> [String]? {
+    static func check(_ db: PGConnection, slotBase: String, maxSlotLag: String?, publicationBase: String,
+                      tables: [OutboxTable] = [.default]) async throws -> [String]? {
         guard let count = try await ShardMigration.currentCount(on: db, publicationBase: publicationBase) else { return nil }
         let limit: Int?
         if let maxSlotLag {
@@ -21,10 +23,12 @@ enum ShardStatus {
             SELECT slot_name, confirmed_flush_lsn::text AS confirmed, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag,
                    active_pid, wal_status FROM pg_replication_slots WHERE database = current_database()
             """).rows
+        // Every table's INIT rows: a shard's relay serves its keys in all of them.
         let initRows = try await db.query("""
             SELECT \(ShardSpec.shardExpressionSQL(count: count)) AS shard, count(*) AS init,
                    EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest
-            FROM outbox WHERE status = 'INIT' GROUP BY 1
+            FROM (\(tables.map { "SELECT mq_key, created_at FROM \($0.sql) WHERE status = 'INIT'" }.joined(separator: " UNION ALL "))) AS o
+            GROUP BY 1
             """).rows
         var breaches: [String] = []
         print("shards: \(count)")

@@ -44,7 +44,8 @@ struct Status: AsyncParsableCommand {
                    active, wal_status FROM pg_replication_slots WHERE slot_name = $1
             """, [.text(slotName)]).rows
         if let shardBreaches = try await ShardStatus.check(db, slotBase: slotName, maxSlotLag: maxSlotLag,
-                                                           publicationBase: resolved.settings.string("publication", default: "outbox_pub")) {
+                                                           publicationBase: resolved.settings.string("publication", default: "outbox_pub"),
+                                                           tables: try resolved.outboxTables()) {
             breaches += shardBreaches
         } else if let row = slotRows.first {
             let lag = try row.optionalInt64("lag") ?? 0
@@ -61,14 +62,22 @@ struct Status: AsyncParsableCommand {
             breaches.append("slot \(slotName) does not exist")
         }
 
-        let counts = try await db.query("""
-            SELECT count(*) FILTER (WHERE status = 'INIT') AS init, count(*) FILTER (WHERE status = 'PUBLISHED') AS published,
-                   count(*) FILTER (WHERE status = 'COMPLETE') AS complete, count(*) FILTER (WHERE status = 'DEAD') AS dead,
-                   COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'INIT')), 0)::float8 AS oldest
-            FROM outbox
-            """).single()
-        let oldest = try counts.double("oldest"), dead = try counts.int("dead")
-        print("outbox: INIT \(try counts.int("init")), PUBLISHED \(try counts.int("published")), COMPLETE \(try counts.int("complete")), DEAD \(dead); oldest INIT \(String(format: "%.1f", oldest)) s")
+        let tables = try resolved.outboxTables()
+        var oldest = 0.0, dead = 0
+        for table in tables {
+            let counts = try await db.query("""
+                SELECT count(*) FILTER (WHERE status = 'INIT') AS init, count(*) FILTER (WHERE status = 'PUBLISHED') AS published,
+                       count(*) FILTER (WHERE status = 'COMPLETE') AS complete, count(*) FILTER (WHERE status = 'DEAD') AS dead,
+                       COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'INIT')), 0)::float8 AS oldest
+                FROM \(table.sql)
+                """).single()
+            let tableOldest = try counts.double("oldest"), tableDead = try counts.int("dead")
+            oldest = max(oldest, tableOldest)
+            dead += tableDead
+            // One table: the line as it always read; several: each names its table.
+            let label = tables.count == 1 && table == .default ? "outbox" : "outbox \(table)"
+            print("\(label): INIT \(try counts.int("init")), PUBLISHED \(try counts.int("published")), COMPLETE \(try counts.int("complete")), DEAD \(tableDead); oldest INIT \(String(format: "%.1f", tableOldest)) s")
+        }
         if let limitText = maxOldestInit {
             guard let limit = Settings.parseDuration(limitText) else { throw ValidationError("--max-oldest-init \(limitText) is not a duration (e.g. 5m).") }
             if oldest > limit.inSeconds { breaches.append("oldest INIT row is \(Int(oldest)) s old > \(limit)") }
@@ -76,7 +85,7 @@ struct Status: AsyncParsableCommand {
         if let maxDead, dead > maxDead { breaches.append("\(dead) DEAD rows > \(maxDead)") }
 
         do {
-            for line in try await TopicModeStatus.lines(scope: try resolved.sweeper().policy?.scope, on: db) { print(line) }
+            for line in try await TopicModeStatus.lines(scope: try resolved.sweeper().policy?.scope, tables: tables, on: db) { print(line) }
         } catch let error as PGError {
             print("topics: unknown (\(error.message); run `outbox-relay migrate`)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import PGOutput
 import PostgresClient
 import Relay
 import RelayCore
@@ -7,11 +8,12 @@ import RelayCore
 /// INIT rows, with its mode, and for a progress-swept one how far behind its slowest
 /// consumer group has read.
 enum TopicModeStatus {
-    static func lines(scope: SweepScope?, on db: PGConnection) async throws -> [String] {
+    static func lines(scope: SweepScope?, tables: [OutboxTable], on db: PGConnection) async throws -> [String] {
         guard let scope else { return ["sweeper: off (no topic is re-sent)"] }
         let (registrations, now) = try await SweepScopeReader.registrations(on: db)
         let modes = scope.modes(registrations: registrations, now: now)
-        let topics = Set(modes.keys).union(try await SweepScopeReader.topicsWithInitRows(on: db))
+        var topics = Set(modes.keys)
+        for table in tables { topics.formUnion(try await SweepScopeReader.topicsWithInitRows(in: table, on: db)) }
         return topics.sorted().map { topic in
             let mode = SweepScope.mode(of: topic, in: modes)
             var line = "topic \(topic): \(mode.name)"

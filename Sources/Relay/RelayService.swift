@@ -21,8 +21,8 @@ public final class RelayService: Service, Sendable {
     public let health = RelayHealth()
     public let metrics: RelayMetrics
     private let logger: Logger
-    /// Present when the sweeper runs alongside the capture.
-    public let sweeper: Sweeper?
+    /// One per outbox table when the sweeper runs alongside the capture; empty otherwise.
+    public let sweepers: [Sweeper]
 
     private struct Running {
         /// When the wait for deliveries gives up: `drainTimeout` after the first stop
@@ -64,7 +64,11 @@ public final class RelayService: Service, Sendable {
         self.onStopOverrun = onStopOverrun
         let metrics = metrics ?? RelayMetrics(slot: configuration.slotName)
         self.metrics = metrics
-        self.sweeper = policy.map { Sweeper(policy: $0, retention: retention, configuration: configuration, logger: logger, metrics: metrics) }
+        self.sweepers = policy.map { policy in
+            configuration.tables.map {
+                Sweeper(policy: policy, retention: retention, table: $0, configuration: configuration, logger: logger, metrics: metrics)
+            }
+        } ?? []
     }
 
     /// Asks the relay to stop: finish the transaction in hand, wait for its deliveries,
@@ -112,7 +116,7 @@ public final class RelayService: Service, Sendable {
         if let stopDeadline { publisher.requestStop(deadline: stopDeadline) }
         publisher.start()
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
-            if let sweeper {
+            for sweeper in sweepers {
                 let health = self.health
                 group.addTask { await publisher.runSweeper(sweeper, isActive: { health.current.state == .streaming }) }
             }

@@ -1,3 +1,4 @@
+public import PGOutput
 /// The Kafka record contract between the relay, the sweeper, the consumers and the demo:
 /// header names, dead-letter headers, default topics and size limits. Written once here;
 /// every component reads it from here (docs/architecture.md, "Kafka record").
@@ -53,6 +54,14 @@ public enum RecordContract {
     /// look for them: a record of any style resolves to the same row.
     public static let outboxIDHeaders = [Header.outboxID, CloudEventsHeader.id, DebeziumHeader.id]
     public static let typeHeaders = [Header.type, CloudEventsHeader.type, DebeziumHeader.type]
+
+    /// The table a record's row is in: its `outbox-table` header, or public.outbox without
+    /// one (or with one that is not a table name, which the relay never writes).
+    public static func table(in headers: [(String, [UInt8])]) -> OutboxTable {
+        guard let value = headers.last(where: { $0.0 == Header.table })?.1,
+              let table = try? OutboxTable(parsing: String(decoding: value, as: UTF8.self)) else { return .default }
+        return table
+    }
 
     /// Headers added to dead-letter copies (relay, sweeper and consumers alike).
     public enum DeadLetterHeader {

@@ -1,4 +1,5 @@
 public import Logging
+import PGOutput
 import PostgresClient
 public import RelayCore
 
@@ -19,10 +20,12 @@ public enum Redrive {
     public static let statuses = ["DEAD"]
 
     /// The flip, for the ids of an acknowledged batch.
-    static let resetSQL = """
-        UPDATE outbox SET status = 'INIT', attempts = 0, last_sent_at = now(), last_error = NULL
+    static func resetSQL(_ table: OutboxTable) -> String {
+        """
+        UPDATE \(table.sql) SET status = 'INIT', attempts = 0, last_sent_at = now(), last_error = NULL
         WHERE outbox_id = ANY($1::bigint[]) AND status = 'DEAD'
         """
+    }
 
     /// Runs batches until the selection or the limit is exhausted; `progress` sees each one.
     public static func run(configuration: RelayConfiguration, options: RepublishOptions, logger: Logger,
@@ -31,7 +34,7 @@ public enum Redrive {
         options.selection.statuses = statuses
         let republisher = RowRepublisher(configuration: configuration, options: options, logger: logger, settle: { ids, connection in
             guard !ids.isEmpty else { return 0 }
-            return try await connection.query(resetSQL, [.text("{" + ids.map(String.init).joined(separator: ",") + "}")]).affectedRows
+            return try await connection.query(resetSQL(options.selection.table), [.text("{" + ids.map(String.init).joined(separator: ",") + "}")]).affectedRows
         })
         return try await republisher.run(command: "redrive", progress: progress)
     }

@@ -149,7 +149,7 @@ struct RowRepublisher {
         let statement = options.selection.batchStatement(afterID: afterID, limit: size)
         let result = try await connection.query(statement.sql, statement.parameters.map(PGValue.text))
         guard let first = result.rows.first else { return nil }
-        let rows = try result.rows.map { try OutboxRow(stored: $0) }
+        let rows = try result.rows.map { try OutboxRow(stored: $0, table: options.selection.table) }
         if BatchSettlement.mustWaitForStream(statuses: try result.rows.map { try $0.string("status") }) {
             if horizon == nil { horizon = try await StreamHorizon.resolve(configuration: configuration, on: connection) }
             try await horizon!.wait(past: try first.lsn("watermark"), timeout: options.streamWait, resumeAfter: afterID, on: connection)

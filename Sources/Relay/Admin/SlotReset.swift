@@ -81,7 +81,7 @@ public enum SlotReset {
                 let reader = try GapPublisher.importSnapshot(snapshot, dsn: configuration.databaseURL,
                                                              applicationName: "\(configuration.applicationName)-slot-reset")
                 _ = replication  // the export lives until this connection's next command: keep it until imported
-                let gap = GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard,
+                let gap = GapPublisher(router: configuration.router, tables: configuration.tables, headerStyle: configuration.headerStyle, shard: configuration.shard,
                                        deliveredSnapshot: deliveredSnapshot)
                 let outcome = try gap.publish(from: reader, producer: producer)
                 try store.record(createdAt: lsn, change: "reset", replace: true, clearsPending: deliveredSnapshot != nil) { try reader.queryBlocking($0) }

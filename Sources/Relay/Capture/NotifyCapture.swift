@@ -48,7 +48,8 @@ final class NotifyCapture: @unchecked Sendable {
                              fix: "nothing: this relay takes over when the active one stops.", halting: false)
         }
         let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
-            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot))
+            slot: configuration.slotName, publication: configuration.publication, tables: configuration.tables,
+            createIfMissing: configuration.createSlot))
         let slot = try setup.checkSlot(execute: { try reader.queryBlocking($0) }, createSlot: { failover in
             let created = try reader.queryBlocking(FailoverSlot.createFunctionCall(slot: configuration.slotName, failover: failover))
             logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])

@@ -52,7 +52,8 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         defer { current.withLock { $0 = nil } }
 
         let setup = CaptureSessionSetup(configuration: configuration, publisher: publisher, preflight: SlotPreflight(
-            slot: configuration.slotName, publication: configuration.publication, createIfMissing: configuration.createSlot,
+            slot: configuration.slotName, publication: configuration.publication, tables: configuration.tables,
+            createIfMissing: configuration.createSlot,
             shard: configuration.shard, replicationCommands: true))
         // The very first start: the slot is created with an exported snapshot, imported at
         // once (the export ends with the connection's next command) to publish the rows
@@ -119,7 +120,7 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
     private func publishRowsBeforeSlot(from gap: PGConnection, connection: ReplicationConnection) throws {
         do {
             let outcome = try publisher.publishGap(
-                GapPublisher(router: configuration.router, headerStyle: configuration.headerStyle, shard: configuration.shard), from: gap)
+                GapPublisher(router: configuration.router, tables: configuration.tables, headerStyle: configuration.headerStyle, shard: configuration.shard), from: gap)
             logger.notice("first start: published the rows still INIT that were committed before the slot", metadata: [
                 "slot": "\(configuration.slotName)", "published": "\(outcome.published)", "unroutable": "\(outcome.unroutable)"])
         } catch {

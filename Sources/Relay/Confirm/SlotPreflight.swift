@@ -9,6 +9,8 @@ import PostgresClient
 struct SlotPreflight {
     let slot: String
     let publication: String
+    /// The outbox tables the publication must carry (`outbox-tables`).
+    var tables: [OutboxTable] = [.default]
     let createIfMissing: Bool
     /// Sharded capture: the publication must come from `migrate --shards N` (it carries the
     /// shard's row filter), so it is never created here.
@@ -237,18 +239,35 @@ struct SlotPreflight {
             """).rows
         guard let row = rows.first else {
             if createIfMissing {
-                // Needs ownership of the outbox table; the least-privilege relay role lacks
+                // Needs ownership of the outbox tables; the least-privilege relay role lacks
                 // it, which is why migrations create the publication up front.
-                _ = try execute("CREATE PUBLICATION \(quoteIdentifier(publication)) FOR TABLE outbox WITH (publish = 'insert')")
+                _ = try execute("CREATE PUBLICATION \(quoteIdentifier(publication)) FOR TABLE \(tables.map(\.sql).joined(separator: ", ")) WITH (publish = 'insert')")
                 return
             }
             throw RelayError(.publicationMisconfigured, "Publication \"\(publication)\" does not exist.",
-                             fix: "run `outbox-relay migrate` (it creates \(publication) for the outbox table), or CREATE PUBLICATION \(publication) FOR TABLE outbox WITH (publish = 'insert').")
+                             fix: "run `outbox-relay migrate` (it creates \(publication) for the outbox table), or CREATE PUBLICATION \(publication) FOR TABLE \(tables.map(\.qualifiedName).joined(separator: ", ")) WITH (publish = 'insert').")
         }
         guard try row.bool("pubinsert") else {
             throw RelayError(.publicationMisconfigured, "Publication \"\(publication)\" does not publish inserts.",
                              fix: "ALTER PUBLICATION \(publication) SET (publish = 'insert').")
         }
+        try checkTablesPublished(execute)
+    }
+
+    /// Every configured table is in the publication: a table missing from it would be
+    /// captured by nobody, silently. Not added here: its rows written before an ALTER
+    /// PUBLICATION would never reach the slot, so adding it is `migrate --schema`'s job,
+    /// in the transaction that creates the table.
+    fileprivate func checkTablesPublished(_ execute: (String) throws -> PGResult) throws {
+        let published = Set(try execute("""
+            SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = \(quoteLiteral(publication))
+            """).rows.map { try $0.string("name") })
+        let missing = tables.filter { !published.contains($0.qualifiedName) }
+        guard let first = missing.first else { return }
+        let names = missing.map(\.qualifiedName).joined(separator: ", ")
+        throw RelayError(.publicationMisconfigured,
+                         "Publication \"\(publication)\" does not publish \(names), named in outbox-tables: its rows would reach no relay.",
+                         fix: "run `outbox-relay migrate --schema \(first.schema)` for each (it installs the table and adds it to the publication), or remove it from outbox-tables.")
     }
 }
 
@@ -258,19 +277,23 @@ extension SlotPreflight {
     /// would read another layout's rows.
     fileprivate func checkShardPublication(_ shard: ShardSpec, _ execute: (String) throws -> PGResult) throws {
         let rows = try execute("""
-            SELECT p.pubinsert, t.rowfilter FROM pg_publication p
-            LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname AND t.tablename = 'outbox'
+            SELECT p.pubinsert, t.schemaname || '.' || t.tablename AS name, t.rowfilter FROM pg_publication p
+            LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname
             WHERE p.pubname = \(quoteLiteral(publication))
             """).rows
-        guard let row = rows.first else {
+        guard let first = rows.first else {
             throw RelayError(.publicationMisconfigured,
                              "Publication \"\(publication)\" of shard \(shard) does not exist: the database is not split into \(shard.count) shards.",
                              fix: "run `outbox-relay migrate --shards \(shard.count)` (add --reshard when it currently has another shard count, after stopping every relay), or start this relay with the --shard I/N that matches the database's shard count (`outbox-relay status` lists the shards).")
         }
-        guard try row.bool("pubinsert"), try row.optionalString("rowfilter")?.contains("hashtext") == true else {
-            throw RelayError(.publicationMisconfigured,
-                             "Publication \"\(publication)\" of shard \(shard) does not publish outbox inserts filtered by the shard's key hash.",
-                             fix: "drop it and run `outbox-relay migrate --shards \(shard.count)`, which creates it with the shard's row filter.")
+        let filters = Dictionary(try rows.compactMap { row in try row.optionalString("name").map { ($0, try row.optionalString("rowfilter")) } },
+                                 uniquingKeysWith: { a, _ in a })
+        for table in tables {
+            guard try first.bool("pubinsert"), let filter = filters[table.qualifiedName], filter?.contains("hashtext") == true else {
+                throw RelayError(.publicationMisconfigured,
+                                 "Publication \"\(publication)\" of shard \(shard) does not publish \(table) inserts filtered by the shard's key hash.",
+                                 fix: "run `outbox-relay migrate --shards \(shard.count)` with outbox-tables naming every outbox table (it creates each shard's publication with the row filter), after `outbox-relay migrate --schema \(table.schema)` for a table not installed yet.")
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import KafkaClient
+import PGOutput
 import PostgresClient
 import RelayCore
 import Schema
@@ -21,11 +22,16 @@ struct DeadLetter: Sendable {
     var value: [UInt8]
     /// The record's own headers, kept on the copy.
     var headers: [(String, [UInt8])]
+    /// The table whose row is marked DEAD.
+    var table: OutboxTable
 
+    /// `table`: nil reads it from the record's `outbox-table` header, which every record
+    /// built from a row of another table than public.outbox carries.
     init(outboxID: Int64?, reason: DeadLetterReason, detail: String, originalTopic: String,
-         key: [UInt8], value: [UInt8], headers: [(String, [UInt8])]) {
+         key: [UInt8], value: [UInt8], headers: [(String, [UInt8])], table: OutboxTable? = nil) {
         self.outboxID = outboxID; self.reason = reason; self.detail = detail; self.originalTopic = originalTopic
         self.key = key; self.value = value; self.headers = headers
+        self.table = table ?? RecordContract.table(in: headers)
     }
 
     /// The row as the record that could not be sent (the sweeper's re-sends).
@@ -56,10 +62,12 @@ struct DeadLetter: Sendable {
 
     /// Marks the row DEAD. Only an INIT row: one a consumer already completed (through a
     /// sweeper re-send) stays as it is, and marking twice changes nothing.
-    static let markDeadSQL = """
-        UPDATE outbox SET status = 'DEAD', last_error = $2, last_sent_at = now()
+    static func markDeadSQL(_ table: OutboxTable) -> String {
+        """
+        UPDATE \(table.sql) SET status = 'DEAD', last_error = $2, last_sent_at = now()
         WHERE outbox_id = $1 AND status = 'INIT'
         """
+    }
 
     /// `markDeadSQL`'s parameters; nil without an id (nothing to mark).
     var markDeadParameters: [PGValue]? {
@@ -68,12 +76,12 @@ struct DeadLetter: Sendable {
 
     func markDead(on connection: PGConnection) async throws {
         guard let parameters = markDeadParameters else { return }
-        try await connection.query(Self.markDeadSQL, parameters)
+        try await connection.query(Self.markDeadSQL(table), parameters)
     }
 
     /// Blocking form of `markDead`, for the dead-letter worker's thread.
     func markDeadBlocking(on connection: PGConnection) throws {
         guard let parameters = markDeadParameters else { return }
-        try connection.queryBlocking(Self.markDeadSQL, parameters)
+        try connection.queryBlocking(Self.markDeadSQL(table), parameters)
     }
 }

@@ -4,7 +4,7 @@ import PostgresClient
 import RelayCore
 import Schema
 
-/// Publishes, in outbox_id order, every outbox row still INIT that a snapshot sees (less
+/// Publishes, in outbox_id order per table, every outbox row still INIT that a snapshot sees (less
 /// those a delivered snapshot shows were delivered, for `slot reset`): the
 /// snapshot exported when a slot is created, which sees exactly the transactions committed
 /// before the slot begins. The new slot never streams those rows, so they are published
@@ -12,6 +12,8 @@ import Schema
 /// first start in stream mode and by `outbox-relay slot reset`. Blocking: dedicated threads.
 struct GapPublisher {
     let router: TopicRouter
+    /// The captured tables, published one after the other in the one snapshot.
+    var tables: [OutboxTable] = [.default]
     var headerStyle = HeaderStyle.default
     /// Sharded capture: only this shard's rows (its slot never streams the others').
     var shard: ShardSpec? = nil
@@ -41,11 +43,20 @@ struct GapPublisher {
     /// Throws when a record could not be delivered, or when `giveUp` said so.
     func publish(from connection: PGConnection, producer: KafkaProducer, giveUp: () -> Bool = { false }) throws -> Outcome {
         var outcome = Outcome()
-        let initRows = "FROM outbox WHERE status = 'INIT'" + (shard.map { " AND " + $0.predicateSQL() } ?? "")
+        for table in tables {
+            try publish(table, from: connection, producer: producer, giveUp: giveUp, into: &outcome)
+        }
+        try connection.queryBlocking("COMMIT")
+        return outcome
+    }
+
+    private func publish(_ table: OutboxTable, from connection: PGConnection, producer: KafkaProducer,
+                         giveUp: () -> Bool, into outcome: inout Outcome) throws {
+        let initRows = "FROM \(table.sql) WHERE status = 'INIT'" + (shard.map { " AND " + $0.predicateSQL() } ?? "")
         var selected = initRows
         if let deliveredSnapshot {
             let mayBeMissing = SlotDelivered.mayBeMissingPredicate(snapshot: deliveredSnapshot)
-            outcome.alreadyDelivered = try connection.queryBlocking("SELECT count(*) AS n \(initRows) AND NOT \(mayBeMissing)").single().int("n")
+            outcome.alreadyDelivered += try connection.queryBlocking("SELECT count(*) AS n \(initRows) AND NOT \(mayBeMissing)").single().int("n")
             selected += " AND " + mayBeMissing
         }
         try connection.queryBlocking("""
@@ -58,7 +69,7 @@ struct GapPublisher {
             if rows.isEmpty { break }
             var records: [OutgoingRecord] = []
             for row in rows {
-                let row = try OutboxRow(stored: row)
+                let row = try OutboxRow(stored: row, table: table)
                 guard case .publish(let topic) = router.route(row.topic) else {
                     outcome.unroutable += 1
                     continue
@@ -71,8 +82,7 @@ struct GapPublisher {
             }
             outcome.published += records.count
         }
-        try connection.queryBlocking("COMMIT")
-        return outcome
+        try connection.queryBlocking("CLOSE gap")
     }
 }
 

@@ -11,10 +11,10 @@ extension OutboxRow {
     /// A row from a query that returns the outbox columns under their own names, the
     /// payload and creation time as text (`payload::text AS payload`,
     /// `created_at::text AS created_at`).
-    init(stored row: PGRow) throws {
+    init(stored row: PGRow, table: OutboxTable) throws {
         self.init(id: try row.int64("outbox_id"), topic: try row.string("topic"), key: Array(try row.string("mq_key").utf8),
                   type: try row.string("type"), payload: Array(try row.string("payload").utf8),
-                  createdAt: try row.string("created_at"), traceParent: try row.optionalString("trace_parent"))
+                  createdAt: try row.string("created_at"), traceParent: try row.optionalString("trace_parent"), table: table)
     }
 
     /// The record on `topic` (the row's own, or where the router sends it): key = mq_key,

@@ -168,7 +168,8 @@ final class Publisher: Sendable {
         let token = try line.reserve(size: 0, whileBlocked: whileBlocked)
         deadLetters.submit(DeadLetterJob(token: token, size: 0, letter: DeadLetter(
             outboxID: error.outboxID, reason: .malformedRow, detail: error.description, originalTopic: "", key: [], value: [],
-            headers: error.outboxID.map { [(Self.idHeader(configuration.headerStyle), Array(String($0).utf8))] } ?? [])))
+            headers: error.outboxID.map { [(Self.idHeader(configuration.headerStyle), Array(String($0).utf8))] } ?? [],
+            table: error.table)))
     }
 
     /// The last topic's routing decision. Rows of a stream mostly share a few topics, so

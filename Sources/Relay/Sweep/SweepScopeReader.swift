@@ -1,4 +1,5 @@
 import Foundation
+public import PGOutput
 public import PostgresClient
 public import RelayCore
 
@@ -37,12 +38,12 @@ public enum SweepScopeReader {
     /// Topics that have INIT rows, by a loose index scan of `outbox_init_topic_created_at`
     /// (one probe per topic, however many rows), with their INIT counts omitted on purpose:
     /// counting a large publish-only backlog would read all of it.
-    public static func topicsWithInitRows(on connection: PGConnection) async throws -> [String] {
+    public static func topicsWithInitRows(in table: OutboxTable = .default, on connection: PGConnection) async throws -> [String] {
         try await connection.query("""
             WITH RECURSIVE t(topic) AS (
-                (SELECT topic FROM outbox WHERE status = 'INIT' ORDER BY topic LIMIT 1)
+                (SELECT topic FROM \(table.sql) WHERE status = 'INIT' ORDER BY topic LIMIT 1)
                 UNION ALL
-                SELECT (SELECT o.topic FROM outbox o WHERE o.status = 'INIT' AND o.topic > t.topic ORDER BY o.topic LIMIT 1)
+                SELECT (SELECT o.topic FROM \(table.sql) o WHERE o.status = 'INIT' AND o.topic > t.topic ORDER BY o.topic LIMIT 1)
                 FROM t WHERE t.topic IS NOT NULL)
             SELECT topic FROM t WHERE topic IS NOT NULL
             """).rows.map { try $0.string("topic") }

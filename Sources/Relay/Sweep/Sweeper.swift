@@ -1,7 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
-import PGOutput
+public import PGOutput
 import PostgresClient
 public import RelayCore
 import Schema
@@ -27,8 +27,13 @@ import Synchronization
 /// rounds and after the same watermark wait, so a row the stream has not published yet is
 /// never deleted: COMPLETE rows and publish-only INIT rows after `retention`, DEAD rows
 /// after the policy's `deadRetention`.
+///
+/// One sweeper per outbox table (`outbox-tables`): each table has its own rounds, its own
+/// candidates and its own retention, so a large or stuck table never delays another's.
 public final class Sweeper: Sendable {
     public let policy: SweeperPolicy
+    /// The table this sweeper re-sends from and deletes from.
+    public let table: OutboxTable
     /// Delete COMPLETE rows and publish-only rows older than this; nil keeps them forever.
     public let retention: Duration?
     /// Rows read per status for deletion in one round, deleted 1,000 per statement; a
@@ -40,10 +45,13 @@ public final class Sweeper: Sendable {
     /// Topics whose mode gauge was set, so one that leaves the scope is shown publish-only.
     private let shownTopics = Mutex<Set<String>>([])
 
-    init(policy: SweeperPolicy, retention: Duration?, retentionBatch: Int = 5_000, configuration: RelayConfiguration,
-         logger: Logger, metrics: RelayMetrics) {
-        self.policy = policy; self.retention = retention; self.retentionBatch = retentionBatch
-        self.configuration = configuration; self.logger = logger; self.metrics = metrics
+    init(policy: SweeperPolicy, retention: Duration?, retentionBatch: Int = 5_000, table: OutboxTable = .default,
+         configuration: RelayConfiguration, logger: Logger, metrics: RelayMetrics) {
+        self.policy = policy; self.retention = retention; self.retentionBatch = retentionBatch; self.table = table
+        self.configuration = configuration; self.metrics = metrics
+        var logger = logger
+        if table != .default { logger[metadataKey: "table"] = "\(table)" }
+        self.logger = logger
     }
 
     public struct RoundResult: Sendable, Equatable {
@@ -90,12 +98,12 @@ public final class Sweeper: Sendable {
     /// one statement, so in one snapshot: every row read committed before
     /// `pg_current_wal_insert_lsn()` is evaluated. Takes no lock.
     var snapshotSQL: String {
-        let expired = expiredConditions(swept: "$5", retention: "$6", deadRetention: "$7").map { "(SELECT outbox_id FROM outbox WHERE \($0) ORDER BY created_at LIMIT $8)" }
+        let expired = expiredConditions(swept: "$5", retention: "$6", deadRetention: "$7").map { "(SELECT outbox_id FROM \(table.sql) WHERE \($0) ORDER BY created_at LIMIT $8)" }
         return """
         SELECT pg_current_wal_insert_lsn()::text AS watermark, c.ids, c.topics, e.expired
         FROM (SELECT COALESCE(string_agg(outbox_id::text, ',' ORDER BY outbox_id), '') AS ids,
                      COALESCE(string_agg(topic, ',' ORDER BY outbox_id), '') AS topics
-              FROM (SELECT outbox_id, topic FROM outbox WHERE \(dueCondition) AND topic = ANY($5::text[])
+              FROM (SELECT outbox_id, topic FROM \(table.sql) WHERE \(dueCondition) AND topic = ANY($5::text[])
                     ORDER BY created_at LIMIT $4) candidates) c,
              (SELECT COALESCE(string_agg(outbox_id::text, ','), '') AS expired
               FROM (\(expired.joined(separator: " UNION ALL "))) e) e
@@ -107,8 +115,8 @@ public final class Sweeper: Sendable {
     /// rows a consumer holds right now (they are being completed anyway).
     var claimSQL: String {
         """
-        UPDATE outbox o SET last_sent_at = now()
-        FROM (SELECT outbox_id FROM outbox WHERE outbox_id = ANY($5::bigint[]) AND \(dueCondition)
+        UPDATE \(table.sql) o SET last_sent_at = now()
+        FROM (SELECT outbox_id FROM \(table.sql) WHERE outbox_id = ANY($5::bigint[]) AND \(dueCondition)
               ORDER BY outbox_id LIMIT $4 FOR UPDATE SKIP LOCKED) claimed
         WHERE o.outbox_id = claimed.outbox_id
         RETURNING o.outbox_id, o.topic, o.mq_key, o.type, o.payload::text AS payload, o.created_at::text AS created_at,
@@ -154,7 +162,7 @@ public final class Sweeper: Sendable {
     func resend(_ ids: [Int64], on connection: PGConnection, producers: ProducerHolder) async throws -> RoundResult {
         guard !ids.isEmpty else { return RoundResult() }
         let claimed = try await connection.query(claimSQL, dueParameters + [.text("{" + ids.map(String.init).joined(separator: ",") + "}")])
-            .rows.map { try ClaimedRow($0, style: configuration.headerStyle) }.sorted { $0.id < $1.id }
+            .rows.map { try ClaimedRow($0, table: table, style: configuration.headerStyle) }.sorted { $0.id < $1.id }
         var result = RoundResult()
         var outgoing: [(id: Int64, record: OutgoingRecord)] = []
         var dead: [DeadLetter] = []
@@ -187,7 +195,7 @@ public final class Sweeper: Sendable {
             }
         }
         if !sent.isEmpty {
-            try await connection.query("UPDATE outbox SET attempts = attempts + 1 WHERE outbox_id = ANY($1::bigint[]) AND status = 'INIT'",
+            try await connection.query("UPDATE \(table.sql) SET attempts = attempts + 1 WHERE outbox_id = ANY($1::bigint[]) AND status = 'INIT'",
                                        [.text("{" + sent.map(String.init).joined(separator: ",") + "}")])
             metrics.sweeperResends.increment(by: sent.count)
             result.resent = sent
@@ -221,7 +229,7 @@ public final class Sweeper: Sendable {
         for start in stride(from: 0, to: ids.count, by: 1_000) {
             let chunk = Array(ids[start..<min(start + 1_000, ids.count)])
             let result = try await connection.query("""
-                DELETE FROM outbox WHERE outbox_id = ANY($1::bigint[]) AND ((\(conditions.joined(separator: ") OR ("))))
+                DELETE FROM \(table.sql) WHERE outbox_id = ANY($1::bigint[]) AND ((\(conditions.joined(separator: ") OR ("))))
                 """, [arrayParameter(chunk), arrayParameter(swept), ageParameter(retention), ageParameter(policy.deadRetention)])
             deleted += result.affectedRows
             metrics.retentionDeleted.increment(by: result.affectedRows)
@@ -308,8 +316,8 @@ struct ClaimedRow {
 
     /// The stream's record for the row, on its own topic (routed when sent), marked as
     /// re-send `attempts + 1`.
-    init(_ row: PGRow, style: HeaderStyle) throws {
-        let stored = try OutboxRow(stored: row)
+    init(_ row: PGRow, table: OutboxTable, style: HeaderStyle) throws {
+        let stored = try OutboxRow(stored: row, table: table)
         id = stored.id
         attempts = try row.int("attempts")
         record = stored.record(on: stored.topic, style: style, resendAttempt: attempts + 1)

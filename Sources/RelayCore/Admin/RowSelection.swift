@@ -1,3 +1,5 @@
+public import PGOutput
+
 /// Which outbox rows an operator command takes (`outbox-relay redrive`, `replay`), and the
 /// SQL that reads them. Pure: the commands parse their flags into one of these, and the I/O
 /// layer only runs the statements it builds.
@@ -26,11 +28,15 @@ public struct RowSelection: Sendable, Equatable {
     /// Only rows in these statuses; empty: any status. Set by the command, not the operator
     /// (redrive: DEAD).
     public var statuses: [String] = []
+    /// The outbox table the rows are in (`--table`).
+    public var table: OutboxTable = .default
 
     public init(topics: [String] = [], types: [String] = [], reason: String? = nil, fromID: Int64? = nil, toID: Int64? = nil,
-                createdAfter: String? = nil, createdBefore: String? = nil, all: Bool = false, statuses: [String] = []) throws(SelectionError) {
+                createdAfter: String? = nil, createdBefore: String? = nil, all: Bool = false, statuses: [String] = [],
+                table: OutboxTable = .default) throws(SelectionError) {
         self.topics = topics; self.types = types; self.reason = reason; self.fromID = fromID; self.toID = toID
         self.createdAfter = createdAfter; self.createdBefore = createdBefore; self.all = all; self.statuses = statuses
+        self.table = table
         try validate()
     }
 
@@ -100,7 +106,7 @@ public struct RowSelection: Sendable, Equatable {
         let condition = predicate(first: 3)
         return SQLPredicate(sql: """
             SELECT pg_current_wal_insert_lsn()::text AS watermark, \(Self.rowColumns)
-            FROM outbox WHERE outbox_id > $1::bigint AND \(condition.sql) ORDER BY outbox_id LIMIT $2::int
+            FROM \(table.sql) WHERE outbox_id > $1::bigint AND \(condition.sql) ORDER BY outbox_id LIMIT $2::int
             """, parameters: [String(afterID), String(limit)] + condition.parameters)
     }
 
@@ -111,7 +117,7 @@ public struct RowSelection: Sendable, Equatable {
         return SQLPredicate(sql: """
             SELECT topic, status, COALESCE(split_part(last_error, ':', 1), '') AS reason, count(*)::int8 AS n,
                    min(outbox_id) AS first_id, max(outbox_id) AS last_id
-            FROM outbox WHERE outbox_id > $1::bigint AND \(condition.sql) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            FROM \(table.sql) WHERE outbox_id > $1::bigint AND \(condition.sql) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
             """, parameters: [String(afterID)] + condition.parameters)
     }
 
@@ -120,7 +126,7 @@ public struct RowSelection: Sendable, Equatable {
         let condition = predicate(first: 3)
         return SQLPredicate(sql: """
             SELECT outbox_id, topic, mq_key, type, status, created_at::text AS created_at, left(last_error, 120) AS last_error
-            FROM outbox WHERE outbox_id > $1::bigint AND \(condition.sql) ORDER BY outbox_id LIMIT $2::int
+            FROM \(table.sql) WHERE outbox_id > $1::bigint AND \(condition.sql) ORDER BY outbox_id LIMIT $2::int
             """, parameters: [String(afterID), String(limit)] + condition.parameters)
     }
 

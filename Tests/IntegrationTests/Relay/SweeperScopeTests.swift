@@ -30,7 +30,7 @@ struct SweeperScopeTests {
             try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 100, keys: 50, keyPrefix: "ORDER:", topic: "ORDER_PLACED")
             try await insertBookEvents(db, rows: 20, keys: 20, seed: 0)
             // `status` shows each topic's mode (the INIT rows make ORDER_PLACED known).
-            let status = try await TopicModeStatus.lines(scope: SweeperPolicy().scope, on: db)
+            let status = try await TopicModeStatus.lines(scope: SweeperPolicy().scope, tables: [.default], on: db)
             print("STATUS:\n" + status.joined(separator: "\n"))
             #expect(status.contains("topic ORDER_PLACED: publish_only"), "\(status)")
             #expect(status.contains { $0.hasPrefix("topic BOOK_SAVE: swept_by_") }, "\(status)")

@@ -3,6 +3,7 @@ import PostgresClient
 @testable import Relay
 import RelayCore
 import Schema
+import PGOutput
 import Testing
 
 private let keyLimit = RecordContract.Limits.maxCopiedKeyBytes
@@ -58,10 +59,26 @@ struct DeadLetterTests {
 
     @Test("the DEAD mark: only INIT rows, with the last error; nothing to mark without an id")
     func markDead() {
-        #expect(DeadLetter.markDeadSQL.contains("status = 'DEAD'") && DeadLetter.markDeadSQL.contains("AND status = 'INIT'"))
+        let sql = DeadLetter.markDeadSQL(.default)
+        #expect(sql.contains(#"UPDATE "public"."outbox""#) && sql.contains("status = 'DEAD'") && sql.contains("AND status = 'INIT'"))
         let marked = letter(id: 42, reason: .malformedRow, detail: "mq_key is empty")
         #expect(marked.markDeadParameters == [.int(42), .text("malformed_row: mq_key is empty")])
         #expect(letter(id: nil).markDeadParameters == nil)
+    }
+
+    @Test("the row is marked DEAD in its own table: the record's outbox-table header, public.outbox without one")
+    func markDeadInItsTable() throws {
+        let teamA = try OutboxTable(parsing: "team_a.outbox")
+        let record = OutgoingRecord(topic: "ORDER_PLACED", key: nil, value: [],
+                                    headers: [("outbox-id", Array("7".utf8)), ("outbox-table", Array("team_a.outbox".utf8))])
+        let dead = DeadLetter(outboxID: 7, reason: .brokerRejected, detail: "refused", record: record)
+        #expect(dead.table == teamA)
+        #expect(DeadLetter.markDeadSQL(dead.table).contains(#"UPDATE "team_a"."outbox""#))
+        #expect(letter(id: 7).table == .default)
+        // A row the extractor could not read names its table itself.
+        let malformed = DeadLetter(outboxID: 8, reason: .malformedRow, detail: "x", originalTopic: "", key: [], value: [],
+                                   headers: [], table: teamA)
+        #expect(malformed.table == teamA)
     }
 
     @Test("a record the sweeper could not send: its topic, key, value and headers as they were")
