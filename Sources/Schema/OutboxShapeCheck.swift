@@ -16,18 +16,20 @@ public enum OutboxShapeCheck {
     /// Blocking form of `check`, for dedicated threads only.
     public static func checkBlocking(_ tables: [OutboxTable], on connection: PGConnection) throws {
         var found: [OutboxTable: OutboxShape.Found] = [:]
-        for table in tables { found[table] = try parse(try connection.queryBlocking(catalogQuery, [.text(table.sql)])) }
+        for table in tables { found[table] = try parse(try connection.queryBlocking(catalogQuery, parameters(table))) }
         try OutboxShape.verify(tables, found: found)
     }
 
     /// The table as the catalog describes it; nil when no relation of that name exists.
     public static func read(_ table: OutboxTable, on connection: PGConnection) async throws -> OutboxShape.Found? {
-        try parse(try await connection.query(catalogQuery, [.text(table.sql)]))
+        try parse(try await connection.query(catalogQuery, parameters(table)))
     }
 
+    static func parameters(_ table: OutboxTable) -> [PGValue] { [.text(table.schema), .text(table.name)] }
+
     /// One row per column (one row with NULL columns for a table without any; none when the
-    /// relation does not exist). `to_regclass` answers NULL for a missing schema or table
-    /// instead of failing.
+    /// relation does not exist). By name, not `to_regclass`: that one fails for a schema
+    /// the role may not use, and the catalog is readable by every role.
     static let catalogQuery = """
         SELECT c.relkind::text AS kind, a.attname::text AS column_name,
                format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
@@ -36,7 +38,7 @@ public enum OutboxShapeCheck {
         FROM pg_class c
         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
         LEFT JOIN pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
-        WHERE c.oid = to_regclass($1)
+        WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND c.relname = $2
         ORDER BY a.attnum
         """
 

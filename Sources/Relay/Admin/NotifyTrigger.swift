@@ -77,17 +77,19 @@ public enum NotifyTrigger {
     }
 
     public static func installed(on connection: PGConnection, table: OutboxTable = .default) async throws -> Installed {
-        classify(try await connection.query(installedQuery, [.text(triggerName), .text(table.sql)]).rows.first?.string("body"))
+        classify(try await connection.query(installedQuery, [.text(triggerName), .text(table.schema), .text(table.name)]).rows.first?.string("body"))
     }
 
     static func installedBlocking(on connection: PGConnection, table: OutboxTable = .default) throws -> Installed {
-        classify(try connection.queryBlocking(installedQuery, [.text(triggerName), .text(table.sql)]).rows.first?.string("body"))
+        classify(try connection.queryBlocking(installedQuery, [.text(triggerName), .text(table.schema), .text(table.name)]).rows.first?.string("body"))
     }
 
-    /// No row for a table that does not exist (`to_regclass` is NULL): nothing installed.
+    /// By name (no row for a table that does not exist: nothing installed), so that a role
+    /// without USAGE on the table's schema can still ask.
     private static let installedQuery = """
         SELECT p.prosrc AS body FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-        WHERE t.tgname = $1 AND t.tgrelid = to_regclass($2)
+        JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE t.tgname = $1 AND n.nspname = $2 AND c.relname = $3
         """
 
     private static func classify(_ body: String?) -> Installed {

@@ -4,6 +4,7 @@ import PostgresClient
 import Relay
 import Schema
 import Testing
+import Threading
 
 /// `outbox-relay migrate --schema S` with the real binary on a real PostgreSQL: a team's own
 /// outbox table, installed with the outbox's shape, published like public.outbox (also by
@@ -192,7 +193,7 @@ struct OutboxTableMigrationTests {
         }
     }
 
-    @Test("--grant-roles gives the roles the same privileges on team_a.outbox as on public.outbox")
+    @Test("--grant-roles gives the roles the same privileges on team_a.outbox as on public.outbox; the shape check works as the relay role, also on a schema it may not use")
     func grants() async throws {
         try await withTestContext(broker: false) { ctx in
             let suffix = ctx.databaseName
@@ -212,6 +213,21 @@ struct OutboxTableMigrationTests {
             try await asRelay.query("UPDATE team_a.outbox SET attempts = attempts + 1")
             let payloadUpdate = await #expect(throws: PGError.self) { try await asRelay.query("UPDATE team_a.outbox SET payload = '{}'") }
             #expect(payloadUpdate?.sqlState == "42501")
+
+            // The relay's start-up check, as the relay role, also on a schema it may not use:
+            // the catalog answers, so the error is the table's shape, not a permission.
+            try await db.executeScript("""
+                CREATE SCHEMA team_b;
+                CREATE TABLE team_b.outbox (LIKE public.outbox INCLUDING ALL);
+                ALTER TABLE team_b.outbox ALTER COLUMN payload TYPE text;
+                """)
+            try await OutboxShapeCheck.check([.default, Self.teamA], on: asRelay)
+            let teamC = try OutboxTable(parsing: "team_c.outbox")
+            let shapeError = await #expect(throws: OutboxShapeError.self) {
+                try await runBlocking { try OutboxShapeCheck.checkBlocking([.default, Self.teamA, Self.teamB, teamC], on: asRelay) }
+            }
+            #expect(shapeError?.problems.map { "\($0.table) \($0.column ?? "-") \($0.found)" } == [
+                "team_b.outbox payload type text", "team_c.outbox - no such table"], "\(String(describing: shapeError))")
             try await db.query("DROP OWNED BY \(quoteIdentifier(relay)), \(quoteIdentifier(consumer))")
             try await db.query("DROP ROLE \(quoteIdentifier(relay)), \(quoteIdentifier(consumer))")
         }
