@@ -73,7 +73,7 @@ struct Migrate: AsyncParsableCommand {
             print("notify trigger installed on \(tables.map(\.qualifiedName).joined(separator: ", ")) (rings only while the relay listens)")
         } else {
             try await NotifyTrigger.remove(on: db)
-            print("stream capture: no trigger on outbox")
+            print("stream capture: no notify trigger on any outbox table")
         }
         if let shardCount {
             let report = try await ShardMigration.apply(on: db, count: shardCount, reshard: reshard,
@@ -122,9 +122,13 @@ struct Migrate: AsyncParsableCommand {
     private func describe(_ report: OutboxTableMigration.Report) -> String {
         let name = report.table.qualifiedName
         var lines = [report.created ? "outbox table \(name): created" : "outbox table \(name): exists with the outbox's shape"]
-        lines[0] += report.addedTo.isEmpty ? ", already published" : ", added to publication\(report.addedTo.count == 1 ? "" : "s") \(report.addedTo.joined(separator: ", "))"
+        if !report.addedTo.isEmpty {
+            lines[0] += ", added to publication\(report.addedTo.count == 1 ? "" : "s") \(report.addedTo.joined(separator: ", "))"
+        } else if report.missingPublication == nil {
+            lines[0] += ", already published"
+        }
         if let missing = report.missingPublication {
-            lines.append("publication \(missing) does not exist yet: the relay's first start creates it for the tables of outbox-tables")
+            lines.append("publication \(missing) does not exist yet: the relay's first start creates it")
         }
         return lines.joined(separator: "\n")
     }

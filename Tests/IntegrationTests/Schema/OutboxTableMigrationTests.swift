@@ -70,6 +70,11 @@ struct OutboxTableMigrationTests {
             #expect(try await CatalogShape.read(Self.teamA, on: db) == shapeBefore)
             #expect(try await published(db, "outbox_pub") == ["public.outbox", "team_a.outbox"])
             #expect(try await db.query("SELECT count(*) AS n FROM team_a.outbox").single().int("n") == 25)
+
+            // With a publication of another name that does not exist yet: nothing to add to.
+            let custom = try await migrate(ctx, ["--schema", "team_c", "--set", "publication=team_pub"])
+            #expect(custom.status == 0, "\(custom.output)")
+            #expect(custom.output.contains("outbox table team_c.outbox: created\npublication team_pub does not exist yet"), "\(custom.output)")
         }
     }
 
