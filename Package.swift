@@ -67,7 +67,8 @@ let package = Package(
             name: "Schema",
             dependencies: ["PostgresClient", "PGOutput"],
             exclude: ["README.md"],
-            resources: [.embedInCode("Migrations"), .embedInCode("roles.sql")],
+            resources: [.embedInCode("Migrations"), .embedInCode("roles.sql"), .embedInCode("outbox-table.sql"),
+                        .embedInCode("outbox-table-roles.sql")],
             swiftSettings: strict),
         .target(
             name: "Relay",
@@ -131,6 +132,8 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: strict),
         // The bench's pure analysis (the shard scaling model); its measurements need the servers.
         .testTarget(name: "OutboxBenchTests", dependencies: ["OutboxBench"], swiftSettings: strict),
+        // The outbox shape check and the outbox table template, without a server.
+        .testTarget(name: "SchemaTests", dependencies: ["Schema", "PGOutput"], swiftSettings: strict),
         // Pure tests of the record contract: header styles, timestamps, consumer routing.
         .testTarget(name: "RecordContractTests", dependencies: ["Schema", "Consumers", "KafkaClient"], swiftSettings: strict),
         // Documentation checks that need no server: every relative Markdown link resolves.

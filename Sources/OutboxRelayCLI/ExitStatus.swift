@@ -1,5 +1,6 @@
 import ArgumentParser
 import Relay
+import Schema
 
 /// Every exit status of `outbox-relay`, in one place. Supervisors (systemd, Kubernetes, a
 /// monitoring check) act on the number, so each one means one thing; docs/operations.md's
@@ -25,7 +26,7 @@ enum ExitStatus: Int32, CaseIterable {
     /// drain-timeout; its last batch may be delivered again (and deduplicated).
     case unacknowledgedAtStop = 75
     /// EX_CONFIG: a halt that needs an operator (slot lost, invalidated or moved, wrong
-    /// wal_level or privileges, schema not migrated), or a server that answered and refused
+    /// wal_level or privileges, schema not migrated, an outbox table of the wrong shape), or a server that answered and refused
     /// the connection settings at start (a certificate from another CA or for another host
     /// name, a wrong password, no pg_hba.conf line; Kafka SASL or TLS refused: `StartFailure`).
     /// Restarting alone will not help: read the message's Fix.
@@ -53,6 +54,8 @@ enum ExitStatus: Int32, CaseIterable {
     static func of(_ error: any Error) -> (status: ExitStatus, message: String)? {
         switch error {
         case let error as RelayError where error.isHalting: return (.operatorNeeded, error.description)
+        // An outbox table without the outbox's shape: only its owner's ALTER TABLE helps.
+        case let error as OutboxShapeError: return (.operatorNeeded, error.description)
         case let error as CLIError: return (error.status, error.description)
         default: return nil
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PGOutput
 import PostgresClient
 import Relay
 import RelayCore
@@ -8,9 +9,10 @@ import Schema
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply pending schema migrations (safe to run concurrently and repeatedly); set up the capture mode's trigger; optionally grant least-privilege roles.")
+        abstract: "Apply pending schema migrations (safe to run concurrently and repeatedly); install outbox tables in teams' schemas; set up the capture mode's trigger; optionally grant least-privilege roles.")
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var set: SetOptions
 
     @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream removes it so writers pay nothing (default \(SettingsCatalog.defaultText("capture"))).")
     var capture: String?
@@ -20,7 +22,11 @@ struct Migrate: AsyncParsableCommand {
     var reshard = false
     @Option(help: "Slot base name for --shards (default outbox_relay; shard I uses <slot>_I).")
     var slot: String?
-    @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants.")
+    @Option(name: .customLong("schema"), help: ArgumentHelp("Install an outbox table of the outbox's shape in schema S (S.outbox), published like public.outbox, after the migrations (repeatable). Refused when the table exists with another shape. See docs/app-teams.md.", valueName: "S"))
+    var schemas: [String] = []
+    @Option(help: "With --schema: the table's name in each schema (default outbox).")
+    var table = "outbox"
+    @Flag(name: .customLong("grant-roles"), help: "Create missing roles and apply sql/roles.sql grants (and the same grants on every outbox table of outbox-tables and --schema).")
     var grantRoles = false
     @Option(name: .customLong("relay-role"), help: "Relay role for --grant-roles (default outbox_relay).")
     var relayRole = "outbox_relay"
@@ -28,7 +34,7 @@ struct Migrate: AsyncParsableCommand {
     var consumerRole = "outbox_consumer"
 
     func run() async throws {
-        var extra: [String: String] = [:]
+        var extra = try set.flags()
         extra["capture"] = capture
         extra["slot"] = slot
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
@@ -40,6 +46,12 @@ struct Migrate: AsyncParsableCommand {
             throw ValidationError("--shards cannot be combined with --capture notify. Fix: sharded relays use stream capture; drop --capture notify.")
         }
         if reshard, shardCount == nil { throw ValidationError("--reshard needs --shards N. Fix: pass the new shard count, e.g. --shards 3 --reshard.") }
+        let targets = try outboxTargets()
+        // Every table the relays capture, and the ones this run installs: the shard
+        // publications and the notify trigger cover them all.
+        let listed = try resolved.outboxTables()
+        let tables = listed + targets.filter { !listed.contains($0) }
+        let publication = resolved.settings.string("publication", default: SettingsCatalog.defaultText("publication"))
         let db: PGConnection
         do { db = try await PGConnection.connect(try resolved.databaseURL) } catch let error as PGError {
             throw StartFailure.postgres(error)
@@ -47,17 +59,27 @@ struct Migrate: AsyncParsableCommand {
         let report = try await MigrationRunner().run(on: db)
         print(report.applied.isEmpty ? "schema up to date (\(report.alreadyApplied) migrations applied earlier)"
                                      : "applied: \(report.applied.joined(separator: ", "))")
+        try await checkShapes(of: tables, installing: targets, on: db)
+        for target in targets {
+            print(describe(try await OutboxTableMigration.install(target, on: db, publication: publication)))
+        }
+        let unlisted = targets.filter { !listed.contains($0) }
+        if !unlisted.isEmpty {
+            print("next: add \(unlisted.map(\.qualifiedName).joined(separator: ", ")) to outbox-tables of the relay and of the consumers, and restart them (outbox-tables = \(tables.map(\.qualifiedName).joined(separator: ",")))")
+        }
         if mode == "notify" {
-            try await NotifyTrigger.install(on: db, channel: resolved.settings.string("notify-channel", default: SettingsCatalog.defaultText("notify-channel")))
-            print("notify trigger installed (rings only while the relay listens)")
+            let channel = resolved.settings.string("notify-channel", default: SettingsCatalog.defaultText("notify-channel"))
+            for table in tables { try await NotifyTrigger.install(on: db, channel: channel, table: table) }
+            print("notify trigger installed on \(tables.map(\.qualifiedName).joined(separator: ", ")) (rings only while the relay listens)")
         } else {
             try await NotifyTrigger.remove(on: db)
-            print("stream capture: no trigger on outbox")
+            print("stream capture: no notify trigger on any outbox table")
         }
         if let shardCount {
             let report = try await ShardMigration.apply(on: db, count: shardCount, reshard: reshard,
                                                         slotBase: resolved.settings.string("slot", default: "outbox_relay"),
-                                                        publicationBase: resolved.settings.string("publication", default: "outbox_pub"))
+                                                        publicationBase: publication, tables: tables)
+            if !report.addedTables.isEmpty { print("shards: added \(report.addedTables.joined(separator: ", "))") }
             if !report.droppedSlots.isEmpty || !report.droppedPublications.isEmpty {
                 print("reshard: dropped slots [\(report.droppedSlots.joined(separator: ", "))], publications [\(report.droppedPublications.joined(separator: ", "))]")
             }
@@ -65,9 +87,49 @@ struct Migrate: AsyncParsableCommand {
         }
         if grantRoles {
             let env = ProcessInfo.processInfo.environment
-            try await SchemaRoles(relayRole: relayRole, consumerRole: consumerRole)
-                .apply(on: db, relayPassword: env["OUTBOX_ROLE_RELAY_PASSWORD"], consumerPassword: env["OUTBOX_ROLE_CONSUMER_PASSWORD"])
-            print("roles \(relayRole) and \(consumerRole) granted")
+            let roles = SchemaRoles(relayRole: relayRole, consumerRole: consumerRole)
+            try await roles.apply(on: db, relayPassword: env["OUTBOX_ROLE_RELAY_PASSWORD"], consumerPassword: env["OUTBOX_ROLE_CONSUMER_PASSWORD"])
+            // roles.sql covers public.outbox; every other outbox table gets the same grants.
+            let others = tables.filter { $0 != .default }
+            for table in others { try await roles.grant(table, on: db) }
+            print("roles \(relayRole) and \(consumerRole) granted" + (others.isEmpty ? "" : " (also on \(others.map(\.qualifiedName).joined(separator: ", ")))"))
+        } else if !targets.isEmpty {
+            print("grants: none given; rerun with --grant-roles to grant the relay and consumer roles on \(targets.map(\.qualifiedName).joined(separator: ", ")) what they have on public.outbox. Writers need INSERT on the table and USAGE on its outbox_id sequence, granted by its owner.")
         }
+    }
+
+    /// `--schema` and `--table` as the tables to install.
+    private func outboxTargets() throws -> [OutboxTable] {
+        if schemas.isEmpty, table != "outbox" { throw ValidationError("--table needs --schema. Fix: name the schema, e.g. --schema team_a --table \(table).") }
+        var targets: [OutboxTable] = []
+        for schema in schemas {
+            let target: OutboxTable
+            do { target = try OutboxTable(parsing: "\(schema).\(table)") } catch { throw ValidationError("--schema \(schema): \(error)") }
+            if !targets.contains(target) { targets.append(target) }
+        }
+        return targets
+    }
+
+    /// Refuses to go on when a captured table lacks the outbox's shape, or is missing and not
+    /// installed by this run: the relay would refuse to start on it, and a shard publication
+    /// cannot carry a table that does not exist. Nothing has been changed but the migrations.
+    private func checkShapes(of tables: [OutboxTable], installing targets: [OutboxTable], on db: PGConnection) async throws {
+        var found: [OutboxTable: OutboxShape.Found] = [:]
+        for table in tables { found[table] = try await OutboxShapeCheck.read(table, on: db) }
+        try OutboxShape.verify(tables.filter { found[$0] != nil || !targets.contains($0) }, found: found)
+    }
+
+    private func describe(_ report: OutboxTableMigration.Report) -> String {
+        let name = report.table.qualifiedName
+        var lines = [report.created ? "outbox table \(name): created" : "outbox table \(name): exists with the outbox's shape"]
+        if !report.addedTo.isEmpty {
+            lines[0] += ", added to publication\(report.addedTo.count == 1 ? "" : "s") \(report.addedTo.joined(separator: ", "))"
+        } else if report.missingPublication == nil {
+            lines[0] += ", already published"
+        }
+        if let missing = report.missingPublication {
+            lines.append("publication \(missing) does not exist yet: the relay's first start creates it")
+        }
+        return lines.joined(separator: "\n")
     }
 }

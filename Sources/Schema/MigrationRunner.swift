@@ -11,7 +11,7 @@ public import PostgresClient
 /// the switch keep verifying.
 public struct MigrationRunner: Sendable {
     /// Arbitrary but fixed: every `outbox-relay migrate` takes the same lock.
-    static let advisoryLockKey: Int64 = 0x6F7574_626F78  // "outbox"
+    public static let advisoryLockKey: Int64 = 0x6F7574_626F78  // "outbox"
     public let migrations: [Migration]
 
     public init(migrations: [Migration] = Migration.all) { self.migrations = migrations }

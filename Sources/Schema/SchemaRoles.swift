@@ -1,3 +1,4 @@
+public import PGOutput
 public import PostgresClient
 
 /// Least-privilege roles for the relay and the consumers: creates them when missing and
@@ -18,10 +19,25 @@ public struct SchemaRoles: Sendable {
         try await connection.executeScript(grantScript)
     }
 
+    /// The grants `roles.sql` gives on public.outbox, on an outbox table in another schema
+    /// (`outbox-table-roles.sql`). The roles must exist (`apply` creates them).
+    public func grant(_ table: OutboxTable, on connection: PGConnection) async throws {
+        try await connection.executeScript(grantScript(for: table))
+    }
+
     /// `roles.sql` with its psql variables bound to quoted identifiers.
-    public var grantScript: String {
-        let text = String(decoding: PackageResources.roles_sql, as: UTF8.self)
-        return text.replacingOccurrences(of: ":\"relay_role\"", with: quoteIdentifier(relayRole))
+    public var grantScript: String { bind(PackageResources.roles_sql) }
+
+    /// `outbox-table-roles.sql` with its psql variables bound to quoted identifiers.
+    public func grantScript(for table: OutboxTable) -> String {
+        bind(PackageResources.outbox_table_roles_sql)
+            .replacingOccurrences(of: ":\"schema\"", with: quoteIdentifier(table.schema))
+            .replacingOccurrences(of: ":\"table\"", with: quoteIdentifier(table.name))
+    }
+
+    private func bind(_ file: [UInt8]) -> String {
+        String(decoding: file, as: UTF8.self)
+            .replacingOccurrences(of: ":\"relay_role\"", with: quoteIdentifier(relayRole))
             .replacingOccurrences(of: ":\"consumer_role\"", with: quoteIdentifier(consumerRole))
     }
 

@@ -1,3 +1,4 @@
+public import PGOutput
 public import PostgresClient
 
 /// The statement-level outbox trigger notify capture relies on: a NOTIFY per inserting
@@ -9,6 +10,10 @@ public import PostgresClient
 /// notified on every commit is the same `migrate --capture notify` (or any `migrate` with
 /// capture = notify). Installing and removing are idempotent; stream mode removes it so
 /// writers pay nothing at all.
+///
+/// One function serves every outbox table (public.outbox, team_a.outbox, ...): each table
+/// gets its own trigger calling it, and all ring the same channel, since one relay reads
+/// them all through one slot.
 public enum NotifyTrigger {
     static let functionName = "outbox_relay_notify"
     static let triggerName = "outbox_relay_notify"
@@ -25,7 +30,8 @@ public enum NotifyTrigger {
         case doorbell
     }
 
-    public static func install(on connection: PGConnection, channel: String = "outbox_relay") async throws {
+    public static func install(on connection: PGConnection, channel: String = "outbox_relay",
+                               table: OutboxTable = .default) async throws {
         // Qualify the doorbell by the schema it lives in: the trigger runs with each
         // writer's search_path. Missing table = migrations not applied; say so.
         let schema = try await connection.query("""
@@ -49,33 +55,41 @@ public enum NotifyTrigger {
                 RETURN NULL;
             END
             $fn$;
-            CREATE OR REPLACE TRIGGER \(triggerName) AFTER INSERT ON outbox
+            CREATE OR REPLACE TRIGGER \(triggerName) AFTER INSERT ON \(table.sql)
                 FOR EACH STATEMENT EXECUTE FUNCTION \(functionName)();
             """)
     }
 
+    /// Removes the trigger from every table that has it, then the function: stream mode
+    /// needs none, and the function cannot go while a trigger still calls it.
     public static func remove(on connection: PGConnection) async throws {
-        try await connection.executeScript("""
-            DROP TRIGGER IF EXISTS \(triggerName) ON outbox;
-            DROP FUNCTION IF EXISTS \(functionName)();
-            """)
+        let tables = try await connection.query("""
+            SELECT t.tgrelid::regclass::text AS relation FROM pg_trigger t
+            WHERE t.tgname = $1 AND t.tgfoid = to_regprocedure($2)
+            """, [.text(triggerName), .text(functionName + "()")]).rows.map { try $0.string("relation") }
+        // regclass::text is already quoted where a name needs it.
+        let drops = tables.map { "DROP TRIGGER IF EXISTS \(triggerName) ON \($0);" }
+        try await connection.executeScript((drops + ["DROP FUNCTION IF EXISTS \(functionName)();"]).joined(separator: "\n"))
     }
 
-    public static func isInstalled(on connection: PGConnection) async throws -> Bool {
-        try await installed(on: connection) != .none
+    public static func isInstalled(on connection: PGConnection, table: OutboxTable = .default) async throws -> Bool {
+        try await installed(on: connection, table: table) != .none
     }
 
-    public static func installed(on connection: PGConnection) async throws -> Installed {
-        classify(try await connection.query(installedQuery, [.text(triggerName)]).rows.first?.string("body"))
+    public static func installed(on connection: PGConnection, table: OutboxTable = .default) async throws -> Installed {
+        classify(try await connection.query(installedQuery, [.text(triggerName), .text(table.schema), .text(table.name)]).rows.first?.string("body"))
     }
 
-    static func installedBlocking(on connection: PGConnection) throws -> Installed {
-        classify(try connection.queryBlocking(installedQuery, [.text(triggerName)]).rows.first?.string("body"))
+    static func installedBlocking(on connection: PGConnection, table: OutboxTable = .default) throws -> Installed {
+        classify(try connection.queryBlocking(installedQuery, [.text(triggerName), .text(table.schema), .text(table.name)]).rows.first?.string("body"))
     }
 
+    /// By name (no row for a table that does not exist: nothing installed), so that a role
+    /// without USAGE on the table's schema can still ask.
     private static let installedQuery = """
         SELECT p.prosrc AS body FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-        WHERE t.tgname = $1 AND t.tgrelid = 'outbox'::regclass
+        JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE t.tgname = $1 AND n.nspname = $2 AND c.relname = $3
         """
 
     private static func classify(_ body: String?) -> Installed {

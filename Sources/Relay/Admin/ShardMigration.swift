@@ -1,3 +1,4 @@
+public import PGOutput
 public import PostgresClient
 import RelayCore
 
@@ -15,16 +16,23 @@ import RelayCore
 /// start publishes its INIT rows before streaming. Per-key order holds because no old relay
 /// runs any more when the new ones start, and each key lives in one new shard. Idempotent:
 /// running it again with the same N changes nothing.
+///
+/// Every shard publication carries every outbox table the relays capture (the
+/// `outbox-tables` setting), each with the same row filter: a key lives in one shard
+/// whichever table its rows are in. A table added later (`migrate --schema`) is added to the
+/// existing shard publications by `addTable`, and by `apply` to those it finds without it.
 public enum ShardMigration {
     public struct Report: Sendable, Equatable {
         public var count: Int
         public var createdPublications: [String] = []
         public var droppedPublications: [String] = []
         public var droppedSlots: [String] = []
+        /// `table to publication` for each table added to a shard publication that existed.
+        public var addedTables: [String] = []
     }
 
     public static func apply(on db: PGConnection, count: Int, reshard: Bool, slotBase: String = "outbox_relay",
-                             publicationBase: String = "outbox_pub") async throws -> Report {
+                             publicationBase: String = "outbox_pub", tables: [OutboxTable] = [.default]) async throws -> Report {
         let target = ShardSpec.all(count: count)
         let publications = try await db.query("SELECT pubname FROM pg_publication").rows.map { try $0.string("pubname") }
         let oldShardPublications = publications.filter { ShardSpec.fromPublicationName($0, base: publicationBase) != nil }
@@ -70,11 +78,31 @@ public enum ShardMigration {
         }
         for shard in target {
             let name = shard.publicationName(base: publicationBase)
-            guard !publications.contains(name) else { continue }
-            try await db.query("CREATE PUBLICATION \(quoteIdentifier(name)) FOR TABLE outbox WHERE (\(shard.predicateSQL())) WITH (publish = 'insert')")
+            guard !publications.contains(name) else {
+                for table in tables {
+                    if try await PublicationTables.add(table, to: name, rowFilter: shard.predicateSQL(), on: db) {
+                        report.addedTables.append("\(table) to \(name)")
+                    }
+                }
+                continue
+            }
+            let members = tables.map { PublicationTables.member($0, rowFilter: shard.predicateSQL()) }.joined(separator: ", ")
+            try await db.query("CREATE PUBLICATION \(quoteIdentifier(name)) FOR TABLE \(members) WITH (publish = 'insert')")
             report.createdPublications.append(name)
         }
         return report
+    }
+
+    /// Adds `table` to every shard publication of `publicationBase` that lacks it, with the
+    /// shard's row filter; returns the publications it was added to (none when unsharded).
+    public static func addTable(_ table: OutboxTable, on db: PGConnection, publicationBase: String = "outbox_pub") async throws -> [String] {
+        let names = try await db.query("SELECT pubname FROM pg_publication ORDER BY pubname").rows.map { try $0.string("pubname") }
+        var added: [String] = []
+        for name in names {
+            guard let shard = ShardSpec.fromPublicationName(name, base: publicationBase) else { continue }
+            if try await PublicationTables.add(table, to: name, rowFilter: shard.predicateSQL(), on: db) { added.append(name) }
+        }
+        return added
     }
 
     /// The shard layout a database has: the shard count of its shard publications, or nil
