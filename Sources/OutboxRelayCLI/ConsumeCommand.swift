@@ -43,7 +43,8 @@ struct Consume: AsyncParsableCommand {
         let logger = Logger(label: "outbox-consumers")
         let configuration = try resolved.consumer()
         let (host, port) = try resolved.http()
-        try await Preflight.check(databaseURL: configuration.databaseURL, kafka: configuration.kafka, logger: logger)
+        try await Preflight.check(databaseURL: configuration.databaseURL, tables: try resolved.outboxTables(),
+                                  kafka: configuration.kafka, logger: logger)
         // As in `run`: `_exit`, not `exit`, so a stuck teardown's atexit work cannot hold it.
         let consumer = try ConsumerService(configuration: configuration, logger: logger,
                                            onStopOverrun: { _exit(ExitStatus.unacknowledgedAtStop.rawValue) })

@@ -104,7 +104,8 @@ enum RepublishCommand {
             for line in dryRunLines(name, preview, limit: options.cursor.limit) { say(line) }
             return
         }
-        try await Preflight.check(databaseURL: configuration.databaseURL, kafka: configuration.kafka, logger: logger)
+        try await Preflight.check(databaseURL: configuration.databaseURL, tables: [options.selection.table],
+                                  kafka: configuration.kafka, logger: logger)
         let summary: RepublishSummary
         do {
             summary = try await body(configuration, options, logger) { say(progressLine(name, $0, changedLabel: changedLabel)) }

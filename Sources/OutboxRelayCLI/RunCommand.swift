@@ -3,7 +3,9 @@ import Foundation
 import KafkaClient
 import Logging
 import Metrics
+import PGOutput
 import PostgresClient
+import Schema
 import Relay
 import ServiceLifecycle
 
@@ -67,7 +69,8 @@ struct Run: AsyncParsableCommand {
         let (host, port) = try resolved.http()
         logger.info("starting relay", metadata: ["config": Observability.logFormat == .json ? .dictionary(resolved.redactedMetadata)
                                                                                         : "\n\(resolved.redactedDescription)"])
-        try await Preflight.check(databaseURL: relayConfiguration.databaseURL, kafka: relayConfiguration.kafka, logger: logger)
+        try await Preflight.check(databaseURL: relayConfiguration.databaseURL, tables: relayConfiguration.tables,
+                                  kafka: relayConfiguration.kafka, logger: logger)
 
         // SIGTERM ends within drain-timeout even if the teardown does not: `_exit`, not
         // `exit`, so no atexit handler or static destructor runs against librdkafka's and
@@ -95,13 +98,18 @@ struct Run: AsyncParsableCommand {
 /// Fails fast, with the host and port and the fix, when PostgreSQL or Kafka is
 /// unreachable at start. (Outages after start are retried, never fatal.)
 enum Preflight {
-    static func check(databaseURL: String, kafka: KafkaConfiguration, logger: Logger) async throws {
+    /// PostgreSQL is reachable and every outbox table has the outbox's shape (a table a team
+    /// altered, or one never installed, stops the start with exit 78 and the fix, instead
+    /// of failing row by row later), then Kafka is reachable.
+    static func check(databaseURL: String, tables: [OutboxTable], kafka: KafkaConfiguration, logger: Logger) async throws {
+        let connection: PGConnection
         do {
-            let connection = try await PGConnection.connect(databaseURL, connectTimeoutSeconds: 10)
+            connection = try await PGConnection.connect(databaseURL, connectTimeoutSeconds: 10)
             _ = try await connection.query("SELECT 1")
         } catch {
             throw StartFailure.postgres(error)
         }
+        try await OutboxShapeCheck.check(tables, on: connection)
         let producer = try KafkaProducer(configuration: kafka, logger: logger, onDelivery: { _ in })
         do { try await producer.checkConnectivity(timeout: .seconds(10)) } catch {
             // Closed before the process exits: a close still running on another thread

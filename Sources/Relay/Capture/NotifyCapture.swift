@@ -59,15 +59,20 @@ final class NotifyCapture: @unchecked Sendable {
         let (recorder, horizon) = try setup.startAcknowledging(slot, horizons: horizons, execute: { try reader.queryBlocking($0) })
         self.recorder = recorder
         defer { recorder.stop(); self.recorder = nil }
-        switch try NotifyTrigger.installedBlocking(on: reader) {
-        case .none:
-            logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer",
-                           metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner"])
-        case .everyCommit:
-            logger.warning("notify capture: the outbox trigger predates the doorbell and notifies on every commit, which serialises writers under load",
-                           metadata: ["fix": "run `outbox-relay migrate --capture notify` as the table owner (replaces it in place)"])
-        case .doorbell:
-            break
+        for table in configuration.tables {
+            // One line per table, named only when there are several: the fix is per table.
+            var metadata: Logger.Metadata = configuration.tables.count > 1 ? ["table": "\(table)"] : [:]
+            switch try NotifyTrigger.installedBlocking(on: reader, table: table) {
+            case .none:
+                metadata["fix"] = "run `outbox-relay migrate --capture notify` as the table owner"
+                logger.warning("notify capture: the outbox trigger is not installed; relying on the fallback timer", metadata: metadata)
+            case .everyCommit:
+                metadata["fix"] = "run `outbox-relay migrate --capture notify` as the table owner (replaces it in place)"
+                logger.warning("notify capture: the outbox trigger predates the doorbell and notifies on every commit, which serialises writers under load",
+                               metadata: metadata)
+            case .doorbell:
+                break
+            }
         }
         let doorbell = Doorbell(channel: configuration.notifyChannel)
         // Start from a known flag: a relay that crashed may have left it set.

@@ -1,3 +1,4 @@
+import EphemeralServers
 import Foundation
 import KafkaClient
 import Logging
@@ -146,6 +147,34 @@ struct SeveralTablesTests {
                                                   count: 101, timeout: .seconds(30), idle: .seconds(3))
             #expect(messages.count == 100, "each row published once, none re-sent")
             try await relay.stop()
+        }
+    }
+}
+
+@Suite("Several outbox tables: start-up shape check")
+struct OutboxShapeAtStartTests {
+    @Test("run, consume and replay refuse an outbox table of the wrong shape at start: exit 78, the column, the fix")
+    func wrongShapeAtStart() async throws {
+        try await withTestContext(broker: false) { ctx in
+            let db = try await ctx.migrated()
+            try await db.executeScript("""
+                CREATE SCHEMA team_b;
+                CREATE TABLE team_b.outbox (LIKE public.outbox INCLUDING ALL);
+                ALTER TABLE team_b.outbox DROP COLUMN mq_key;
+                """)
+            let tables = "outbox-tables=public.outbox,team_b.outbox"
+            // Kafka's port is closed: the shape is checked first, so the exit is 78, not 69.
+            let kafka = "127.0.0.1:\(freeLoopbackPort())"
+            for command in [["run", "--slot", ctx.slotName, "--http-port", "0"], ["consume", "--http-port", "0"],
+                            ["replay", "--table", "team_b.outbox", "--all"]] {
+                let result = try await runCLI(command + ["--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", kafka,
+                                                         "--set", tables])
+                #expect(result.status == 78, "\(command[0]): \(result.output)")
+                #expect(result.output.contains("team_b.outbox column mq_key: found no such column"), "\(command[0]): \(result.output)")
+                #expect(result.output.contains("ADD COLUMN mq_key text NOT NULL"), "\(command[0]): \(result.output)")
+            }
+            #expect(try await db.query("SELECT count(*) AS n FROM pg_replication_slots WHERE slot_name = $1", [.text(ctx.slotName)])
+                .single().int("n") == 0, "refused before the slot is created")
         }
     }
 }
