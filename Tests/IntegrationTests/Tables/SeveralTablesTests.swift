@@ -178,3 +178,45 @@ struct OutboxShapeAtStartTests {
         }
     }
 }
+
+@Suite("Several outbox tables: sharded capture")
+struct SeveralTablesShardedTests {
+    @Test("two shards over two tables (migrate --schema, then --shards 2): each row once, each key through its own shard in both tables")
+    func shardsOverTwoTables() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let tables = "outbox-tables=public.outbox,team_a.outbox"
+            for arguments in [["--schema", "team_a"], ["--shards", "2"]] {
+                let result = try await runCLI(["migrate", "--database-url", ctx.databaseURL, "--slot", ctx.slotName, "--set", tables] + arguments)
+                #expect(result.status == 0, "\(arguments): \(result.output)")
+            }
+            let relays = try (0..<2).map { index in
+                try RunningRelay.start(ctx) {
+                    $0.tables = [.default, SeveralTablesTests.teamA]
+                    $0.shard = try! ShardSpec.parse("\(index)/2")
+                    $0.slotName += "_\(index)"
+                    $0.publication = "outbox_pub_\(index)_of_2"
+                    $0.router = try! TopicRouter(routes: ["BOOK_SAVE": "BOOK_SAVE.s\(index)"], allowList: [], deadLetterTopic: "outbox.dlq")
+                }
+            }
+            for relay in relays { #expect(await eventually { relay.service.health.current.state == .streaming }) }
+            for table in [OutboxTable.default, SeveralTablesTests.teamA] {
+                try await db.query("""
+                    INSERT INTO \(table.sql) (topic, mq_key, type, payload)
+                    SELECT 'BOOK_SAVE', 'BOOK:' || (g % 40), 'BOOK_SAVE', jsonb_build_object('g', g) FROM generate_series(1, 200) g
+                    """)
+            }
+            let messages = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["BOOK_SAVE.s0", "BOOK_SAVE.s1"],
+                                                  count: 401, timeout: .seconds(90), idle: .seconds(5))
+            #expect(messages.count == 400)
+            let rows = Set(messages.map { "\($0.headerString("outbox-table") ?? "public.outbox")/\($0.headerString("outbox-id") ?? "?")" })
+            #expect(rows.count == 400, "each row of each table once")
+            let expected = Dictionary(uniqueKeysWithValues: try await db.query("""
+                SELECT DISTINCT mq_key, \(ShardSpec.shardExpressionSQL(count: 2)) AS shard FROM public.outbox
+                """).rows.map { (try $0.string("mq_key"), "BOOK_SAVE.s\(try $0.int("shard"))") })
+            let misplaced = messages.filter { expected[String(decoding: $0.key ?? [], as: UTF8.self)] != $0.topic }
+            #expect(misplaced.isEmpty, "\(misplaced.count) records published by a shard not their key's")
+            for relay in relays { try await relay.stop() }
+        }
+    }
+}
