@@ -73,10 +73,66 @@ struct ConsumerTablesTests {
         }
     }
 
+    /// A replay after retention deleted team_a's rows: a message is a duplicate only if its
+    /// own table recorded the effect (public.outbox's effect for the same id says nothing
+    /// about team_a's row), in set-based batches and on the one-by-one path alike.
+    @Test("a replay after retention in team_a.outbox: duplicates only where team_a recorded the effect, in batches and one by one")
+    func replayAfterRetentionPerTable() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            try await Self.createTeamATable(db)
+            _ = try await ConsumerTests.bookSeatsAndPayOne(db, count: 5)
+            try await db.query("""
+                INSERT INTO team_a.outbox (topic, mq_key, type, payload)
+                SELECT topic, mq_key, type, payload FROM public.outbox ORDER BY outbox_id
+                """)
+            let rows = try await produceOutboxRows(ctx, db)
+            _ = try await produceOutboxRows(ctx, db, from: Self.teamA, tableHeader: "team_a.outbox")
+            let tables: (inout ConsumerConfiguration) -> Void = { $0.tables = [.default, Self.teamA]; $0.missingRowWindow = .zero }
+            let first = try RunningConsumer.start(ctx, group: "applied-first", batchSize: 64, configure: tables)
+            #expect(await eventually { first.service.totals.applied == rows * 2 }, "\(first.service.totals)")
+            try await first.stop()
+
+            // Retention in team_a; its row 1's effect is gone too, as if it had never been
+            // applied there. public.outbox row 1 and its effect stay.
+            let lost = try await db.query("SELECT min(outbox_id) AS id FROM team_a.outbox").single().int64("id")
+            try await db.query("DELETE FROM team_a.outbox WHERE status = 'COMPLETE'")
+            try await db.query("DELETE FROM booking_record WHERE outbox_table = 'team_a.outbox' AND outbox_id = $1", [.int(lost)])
+            // A message the database refuses, for a new team_a row, so a batch holding it is
+            // redone one message per savepoint.
+            let badID = try await db.query("""
+                INSERT INTO team_a.outbox (topic, mq_key, type, payload) VALUES ('BOOK_SAVE', 'BOOK:bad', 'BOOK_SAVE', '{}') RETURNING outbox_id
+                """).single().int64("outbox_id")
+            let bad = #"{"book":{"bookingId":1,"seatId":1,"userId":1,"price":1,"status":"RES\u0000"},"# +
+                #""waitToken":{"tokenId":1,"userId":1,"token":"t","status":"ACTIVE"}}"#
+            try await ConsumerTests.sendRaw(ctx, [("BOOK:bad", bad, [("outbox-id", String(badID)), ("outbox-type", "BOOK_SAVE"),
+                                                                     ("outbox-table", "team_a.outbox")])])
+
+            for (group, batchSize) in [("replay-64", 64), ("replay-1", 1)] {
+                let replay = try RunningConsumer.start(ctx, group: group, batchSize: batchSize, configure: tables)
+                #expect(await eventually { replay.service.totals.duplicates + replay.service.totals.deadLettered == rows * 2 + 1 },
+                        "\(group): \(replay.service.totals)")
+                try await replay.stop()
+                #expect(replay.service.totals.duplicates == rows * 2 - 1, "\(group): \(replay.service.totals)")
+                #expect(replay.service.totals.deadLettered == 2 && replay.service.totals.applied == 0, "\(group): \(replay.service.totals)")
+            }
+            let dead = try await readMessages(bootstrapServers: ctx.bootstrapServers, topics: ["outbox.consumer.dlq"], count: 4)
+            let reasons = dead.map { "\($0.headerString("outbox-dlq-reason") ?? "?") \($0.headerString("outbox-id") ?? "?")" }
+            #expect(reasons.sorted() == ["missing_outbox_row \(lost)", "missing_outbox_row \(lost)",
+                                         "rejected_by_database \(badID)", "rejected_by_database \(badID)"].sorted(), "\(reasons)")
+            #expect(dead.allSatisfy { $0.headerString("outbox-table") == "team_a.outbox" })
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record WHERE outbox_table = 'team_a.outbox'") == rows - 2)
+            #expect(try await count(db, "SELECT count(*) AS n FROM booking_record WHERE outbox_table = 'public.outbox'") == rows - 1)
+            #expect(try await db.query("SELECT status FROM team_a.outbox WHERE outbox_id = $1", [.int(badID)]).single().string("status") == "INIT")
+        }
+    }
+
     /// Both tables' rows COMPLETE, and each (table, id) has its effect exactly once.
     static func expectEveryRowAppliedOnce(_ db: PGConnection, rows: Int) async throws {
         for table in [OutboxTable.default, teamA] {
             #expect(try await count(db, "SELECT count(*) AS n FROM \(table.sql) WHERE status <> 'COMPLETE'") == 0, "\(table) has rows not COMPLETE")
+        }
+        for table in [OutboxTable.default, teamA] {
             let effects = try await db.query("""
                 SELECT (SELECT count(*) FROM booking_record WHERE outbox_table = $1)::int AS booked,
                        (SELECT count(*) FROM payment_ledger WHERE outbox_table = $1)::int AS paid,
