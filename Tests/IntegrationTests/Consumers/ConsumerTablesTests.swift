@@ -15,40 +15,42 @@ import Testing
 struct ConsumerTablesTests {
     static let teamA = try! OutboxTable(parsing: "team_a.outbox")
 
-    /// team_a.outbox, the shape of public.outbox, with its own id sequence (a team's own
-    /// table, not `migrate --schema`'s: this test depends only on the shape).
-    static func createTeamATable(_ db: PGConnection) async throws {
+    /// A migrated database with team_a.outbox, the shape of public.outbox with its own id
+    /// sequence (a team's own table, not `migrate --schema`'s: this depends only on the
+    /// shape), and the same six events (five bookings, one payment) in both tables, so with
+    /// the same ids. Their records are in Kafka: public.outbox's without the `outbox-table`
+    /// header (as the relay sends them), team_a's with it. Returns the ids, the same in both.
+    static func sameEventsInTwoTables(_ ctx: TestContext) async throws -> (db: PGConnection, ids: [Int64]) {
+        let db = try await ctx.migrated()
         try await db.executeScript("""
             CREATE SCHEMA team_a;
             CREATE TABLE team_a.outbox (LIKE public.outbox INCLUDING ALL);
             CREATE SEQUENCE team_a.outbox_outbox_id_seq OWNED BY team_a.outbox.outbox_id;
             ALTER TABLE team_a.outbox ALTER COLUMN outbox_id SET DEFAULT nextval('team_a.outbox_outbox_id_seq');
             """)
+        _ = try await ConsumerTests.bookSeatsAndPayOne(db, count: 5)
+        try await db.query("""
+            INSERT INTO team_a.outbox (topic, mq_key, type, payload)
+            SELECT topic, mq_key, type, payload FROM public.outbox ORDER BY outbox_id
+            """)
+        func ids(_ table: OutboxTable) async throws -> [Int64] {
+            try await db.query("SELECT outbox_id FROM \(table.sql) ORDER BY outbox_id").rows.map { try $0.int64("outbox_id") }
+        }
+        let publicIDs = try await ids(.default), teamAIDs = try await ids(teamA)
+        try #require(publicIDs.count == 6 && teamAIDs == publicIDs, "the tables' ids must collide")
+        _ = try await produceOutboxRows(ctx, db)
+        _ = try await produceOutboxRows(ctx, db, from: teamA, tableHeader: "team_a.outbox")
+        return (db, publicIDs)
     }
 
     @Test("rows with the same ids in public.outbox and team_a.outbox all end COMPLETE with one effect each; a replay changes nothing; an unconfigured table is dead-lettered")
     func sameIDsInTwoTables() async throws {
         try await withTestContext { ctx in
-            let db = try await ctx.migrated()
-            try await Self.createTeamATable(db)
-            _ = try await ConsumerTests.bookSeatsAndPayOne(db, count: 5)
-            // The same events in team_a.outbox: its own sequence gives them the same ids.
-            try await db.query("""
-                INSERT INTO team_a.outbox (topic, mq_key, type, payload)
-                SELECT topic, mq_key, type, payload FROM public.outbox ORDER BY outbox_id
-                """)
-            func ids(_ table: OutboxTable) async throws -> [Int64] {
-                try await db.query("SELECT outbox_id FROM \(table.sql) ORDER BY outbox_id").rows.map { try $0.int64("outbox_id") }
-            }
-            let publicIDs = try await ids(.default), teamAIDs = try await ids(Self.teamA)
-            try #require(publicIDs.count == 6 && teamAIDs == publicIDs, "the tables' ids must collide")
-
-            // public.outbox's records without the header (as the relay sends them), team_a's with it.
-            let rows = try await produceOutboxRows(ctx, db)
-            _ = try await produceOutboxRows(ctx, db, from: Self.teamA, tableHeader: "team_a.outbox")
+            let (db, ids) = try await Self.sameEventsInTwoTables(ctx)
+            let rows = ids.count
             // A table this consumer is not configured for, with an id both tables have.
             try await ConsumerTests.sendRaw(ctx, [("BOOK:b", Self.bookingPayload(bookingID: 777_777),
-                                                   [("outbox-id", String(publicIDs[0])), ("outbox-type", "BOOK_SAVE"),
+                                                   [("outbox-id", String(ids[0])), ("outbox-type", "BOOK_SAVE"),
                                                     ("outbox-table", "team_b.outbox")])])
 
             let consumer = try RunningConsumer.start(ctx, group: "tables", batchSize: 64, configure: { $0.tables = [.default, Self.teamA] })
@@ -79,15 +81,8 @@ struct ConsumerTablesTests {
     @Test("a replay after retention in team_a.outbox: duplicates only where team_a recorded the effect, in batches and one by one")
     func replayAfterRetentionPerTable() async throws {
         try await withTestContext { ctx in
-            let db = try await ctx.migrated()
-            try await Self.createTeamATable(db)
-            _ = try await ConsumerTests.bookSeatsAndPayOne(db, count: 5)
-            try await db.query("""
-                INSERT INTO team_a.outbox (topic, mq_key, type, payload)
-                SELECT topic, mq_key, type, payload FROM public.outbox ORDER BY outbox_id
-                """)
-            let rows = try await produceOutboxRows(ctx, db)
-            _ = try await produceOutboxRows(ctx, db, from: Self.teamA, tableHeader: "team_a.outbox")
+            let (db, ids) = try await Self.sameEventsInTwoTables(ctx)
+            let rows = ids.count
             let tables: (inout ConsumerConfiguration) -> Void = { $0.tables = [.default, Self.teamA]; $0.missingRowWindow = .zero }
             let first = try RunningConsumer.start(ctx, group: "applied-first", batchSize: 64, configure: tables)
             #expect(await eventually { first.service.totals.applied == rows * 2 }, "\(first.service.totals)")
