@@ -139,7 +139,7 @@ let package = Package(
         // Documentation checks that need no server: every relative Markdown link resolves.
         .testTarget(name: "DocumentationTests", swiftSettings: strict),
         // The consumers' pure core: the state machine, batch plans, failure classes.
-        .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "KafkaClient"], swiftSettings: strict),
+        .testTarget(name: "ConsumersTests", dependencies: ["Consumers", "KafkaClient", "PGOutput", "Schema"], swiftSettings: strict),
         // The relay's server-free tests: the pure builders (dead-letter copies, rows read by SQL
         // as records), configuration guarantees, the delivery line's wake-ups.
         .testTarget(name: "RelayTests", dependencies: ["Relay", "RelayCore", "KafkaClient", "PGOutput", "PostgresClient", "Schema",

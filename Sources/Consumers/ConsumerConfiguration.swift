@@ -1,4 +1,5 @@
 public import KafkaClient
+public import PGOutput
 import Schema
 
 /// Settings of the booking/payment consumer group.
@@ -8,6 +9,10 @@ public struct ConsumerConfiguration: Sendable {
     public var kafka: KafkaConfiguration
     public var groupID = "outbox-consumers"
     public var topics = [EventType.bookSave, EventType.paymentSave]
+    /// The outbox tables whose rows this consumer completes (`outbox-tables`, shared with the
+    /// relay). A record names its table in the `outbox-table` header (none: public.outbox);
+    /// a record of any other table is dead-lettered (`unknown_outbox_table`), never applied.
+    public var tables: [OutboxTable] = [.default]
     /// Messages applied per database transaction. 1 disables batching. Only a backlog fills
     /// a batch (live traffic is cut after `batchWait`). 1024, measured beside 256 round-robin,
     /// applied 4-13% more effects/s while holding a backlog's row locks four times as long
@@ -60,6 +65,7 @@ public struct ConsumerConfiguration: Sendable {
         if kafka.bootstrapServers.isEmpty { throw ConsumerError("kafka-bootstrap-servers is empty. Fix: pass --kafka-bootstrap-servers host:port.") }
         if groupID.isEmpty { throw ConsumerError("group-id is empty. Fix: use the default outbox-consumers.") }
         if topics.isEmpty { throw ConsumerError("no topics to consume. Fix: list at least one of BOOK_SAVE, PAYMENT_SAVE.") }
+        if tables.isEmpty { throw ConsumerError("no outbox tables to update. Fix: set outbox-tables, e.g. public.outbox (the default).") }
         if !(1...10_000).contains(batchSize) { throw ConsumerError("batch-size \(batchSize) is out of range. Fix: use 1 to 10000 (default \(Self.defaultBatchSize)).") }
         if deadLetterTopic.isEmpty { throw ConsumerError("dead-letter topic is empty. Fix: use the default outbox.consumer.dlq.") }
         if drainTimeout <= .zero { throw ConsumerError("drain-timeout must be positive. Fix: use the default 30s.") }

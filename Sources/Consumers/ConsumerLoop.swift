@@ -13,7 +13,7 @@ import Schema
 final class ConsumerLoop: @unchecked Sendable {
     private let service: ConsumerService
     private let database: DatabaseWorker
-    private let applier = EffectApplier()
+    private let applier: EffectApplier
     /// The batch the database thread holds: its result, once `done` is signalled.
     private var job: ApplyJob?
     /// Set once in `run`, before the first poll (the consumer's callbacks need this loop).
@@ -25,6 +25,7 @@ final class ConsumerLoop: @unchecked Sendable {
         self.service = service
         dlqProducer = dlq
         database = DatabaseWorker(service: service)
+        applier = EffectApplier(tables: service.configuration.tables)
     }
 
     private var configuration: ConsumerConfiguration { service.configuration }

@@ -95,11 +95,15 @@ public final class ConsumerService: Sendable {
         try outcome.get()
     }
 
-    /// One line for /readyz: a database error by its message and SQLSTATE, without the
-    /// statement that PGError's description carries over many lines (the log has it whole).
+    /// One line for /readyz: a database error by its message and SQLSTATE (and the fix, when
+    /// the SQLSTATE says it), without the statement that PGError's description carries over
+    /// many lines (the log has it whole).
     static func briefly(_ error: any Error) -> String {
         if let error = error as? PGError, error.code == .connectionFailed { return ConnectFailureAdvice.explain(error.message) }
-        if let error = error as? PGError { return "\(error.message)\(error.sqlState.map { " [SQLSTATE \($0)]" } ?? "")" }
+        if let error = error as? PGError {
+            return "\(error.message)\(error.sqlState.map { " [SQLSTATE \($0)]" } ?? "")"
+                + (DatabaseFailure.fix(sqlState: error.sqlState).map { " " + $0 } ?? "")
+        }
         return "\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "\(type(of: error))"
     }
 }

@@ -28,4 +28,19 @@ public enum DatabaseFailure: Sendable, Equatable {
         default: self = .operatorProblem
         }
     }
+
+    /// The fix for a refusal an operator must act on, when its SQLSTATE says which, for
+    /// the stall reason (`/readyz`): a missing table, column or schema is a database not
+    /// migrated (migration 0009 added the effect tables' `outbox_table`) or an
+    /// `outbox-tables` entry that names no table; a missing privilege is a grant.
+    public static func fix(sqlState: String?) -> String? {
+        switch sqlState {
+        case "42P01", "42703", "3F000":
+            "Fix: run `outbox-relay migrate`, and check that every table in outbox-tables exists."
+        case "42501":
+            "Fix: grant the consumer role what sql/roles.sql grants (`outbox-relay migrate --grant-roles`), on every table in outbox-tables and its schema."
+        default:
+            nil
+        }
+    }
 }

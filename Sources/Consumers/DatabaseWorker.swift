@@ -11,9 +11,12 @@ final class DatabaseWorker: @unchecked Sendable {
     private let service: ConsumerService
     private let queue = DispatchQueue(label: "outbox-consumers.database")
     private var connection: PGConnection?
-    private let applier = EffectApplier()
+    private let applier: EffectApplier
 
-    init(service: ConsumerService) { self.service = service }
+    init(service: ConsumerService) {
+        self.service = service
+        applier = EffectApplier(tables: service.configuration.tables)
+    }
 
     private var configuration: ConsumerConfiguration { service.configuration }
     private var logger: Logger { service.logger }

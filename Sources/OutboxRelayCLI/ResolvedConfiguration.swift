@@ -132,6 +132,7 @@ struct ResolvedConfiguration {
             c.batchSize = try settings.int("batch-size", default: c.batchSize, range: 1...10_000)
             c.deadLetterTopic = settings.string("consumer-dead-letter-topic", default: c.deadLetterTopic)
             c.drainTimeout = try settings.duration("drain-timeout", default: c.drainTimeout)
+            c.tables = try outboxTables()
         }
         do { try c.validate() } catch { throw ValidationError(error.description) }
         return c

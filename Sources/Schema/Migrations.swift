@@ -29,6 +29,7 @@ extension Migration {
         Migration(version: 6, name: "0006_cheaper_topic_check.sql", sql: text(PackageResources._006_cheaper_topic_check_sql)),
         Migration(version: 7, name: "0007_sweeper_scope.sql", sql: text(PackageResources._007_sweeper_scope_sql)),
         Migration(version: 8, name: "0008_slot_delivered_snapshot.sql", sql: text(PackageResources._008_slot_delivered_snapshot_sql)),
+        Migration(version: 9, name: "0009_effects_by_table.sql", sql: text(PackageResources._009_effects_by_table_sql)),
     ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -15,6 +15,18 @@ struct DatabaseFailureTests {
         #expect(DatabaseFailure(sqlState: state) == .operatorProblem)
     }
 
+    @Test("a missing table, column or schema names migrate and outbox-tables; a missing privilege names the grants; others have no fix to name")
+    func fixes() {
+        for state in ["42P01", "42703", "3F000"] {
+            #expect(DatabaseFailure.fix(sqlState: state)?.contains("run `outbox-relay migrate`") == true, "\(state)")
+            #expect(DatabaseFailure.fix(sqlState: state)?.contains("outbox-tables") == true, "\(state)")
+        }
+        #expect(DatabaseFailure.fix(sqlState: "42501")?.contains("sql/roles.sql") == true)
+        for state in ["25006", "XX000", "08006", "23505", nil] as [String?] {
+            #expect(DatabaseFailure.fix(sqlState: state) == nil, "\(state ?? "nil")")
+        }
+    }
+
     @Test("connection loss, serialization failures, deadlocks, shutdown, resources and no SQLSTATE at all are retried as they are",
           arguments: ["08006", "08003", "40001", "40P01", "57P01", "57014", "53300", "53100"])
     func transient(state: String) {

@@ -66,7 +66,8 @@ struct SettingsCatalogTests {
 
         let (consumerA, consumerB) = (try implicit.consumer(), try explicit.consumer())
         #expect(consumerA.groupID == consumerB.groupID && consumerA.batchSize == consumerB.batchSize
-                && consumerA.deadLetterTopic == consumerB.deadLetterTopic && consumerA.drainTimeout == consumerB.drainTimeout)
+                && consumerA.deadLetterTopic == consumerB.deadLetterTopic && consumerA.drainTimeout == consumerB.drainTimeout
+                && consumerA.tables == consumerB.tables)
 
         #expect(try implicit.http() == explicit.http())
         #expect(try implicit.logLevel() == explicit.logLevel())

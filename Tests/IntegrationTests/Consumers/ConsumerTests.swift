@@ -299,6 +299,7 @@ struct ConsumerTests {
                     "\(consumer.service.stalledReason ?? "not stalled")")
             let reason = consumer.service.stalledReason ?? ""
             #expect(reason.contains("relation \"booking_record\" does not exist [SQLSTATE 42P01]"), "the reason names the failure: \(reason)")
+            #expect(reason.contains("Fix: run `outbox-relay migrate`"), "the reason names the fix: \(reason)")
             #expect(!reason.contains("\n") && !reason.contains("QUERY"), "one line for /readyz, without the statement: \(reason)")
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'") == 0)
             try await db.query("ALTER TABLE booking_record_away RENAME TO booking_record")

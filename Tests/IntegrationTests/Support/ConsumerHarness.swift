@@ -2,13 +2,17 @@
 import Foundation
 import KafkaClient
 import Logging
+import PGOutput
 import PostgresClient
 import Schema
 
 /// Produces outbox rows to Kafka the way the relay does (key, payload, headers), so the
-/// consumer tests do not depend on the relay. `times` > 1 simulates duplicates.
-func produceOutboxRows(_ ctx: TestContext, _ connection: PGConnection, times: Int = 1) async throws -> Int {
-    let rows = try await connection.query("SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created FROM outbox ORDER BY outbox_id")
+/// consumer tests do not depend on the relay. `times` > 1 simulates duplicates. The rows of
+/// `table`; `tableHeader`, when given, is sent as the `outbox-table` header (the relay
+/// sends it for every table but public.outbox).
+func produceOutboxRows(_ ctx: TestContext, _ connection: PGConnection, times: Int = 1,
+                       from table: OutboxTable = .default, tableHeader: String? = nil) async throws -> Int {
+    let rows = try await connection.query("SELECT outbox_id, topic, mq_key, type, payload::text AS payload, created_at::text AS created FROM \(table.sql) ORDER BY outbox_id")
     let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: ctx.bootstrapServers),
                                      logger: Logger(label: "test-producer"), onDelivery: { _ in })
     for _ in 0..<times {
@@ -18,7 +22,7 @@ func produceOutboxRows(_ ctx: TestContext, _ connection: PGConnection, times: In
                                             ("outbox-id", Array(String(try row.int64("outbox_id")).utf8)),
                                             ("outbox-type", Array(try row.string("type").utf8)),
                                             ("outbox-created-at", Array(try row.string("created").utf8)),
-                                        ])
+                                        ] + (tableHeader.map { [(RecordContract.Header.table, Array($0.utf8))] } ?? []))
         }
     }
     await producer.close()
