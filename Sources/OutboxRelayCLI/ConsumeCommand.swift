@@ -43,7 +43,7 @@ struct Consume: AsyncParsableCommand {
         let logger = Logger(label: "outbox-consumers")
         let configuration = try resolved.consumer()
         let (host, port) = try resolved.http()
-        try await Preflight.check(databaseURL: configuration.databaseURL, tables: try resolved.outboxTables(),
+        try await Preflight.check(databaseURL: configuration.databaseURL, tables: configuration.tables,
                                   kafka: configuration.kafka, logger: logger)
         // As in `run`: `_exit`, not `exit`, so a stuck teardown's atexit work cannot hold it.
         let consumer = try ConsumerService(configuration: configuration, logger: logger,
