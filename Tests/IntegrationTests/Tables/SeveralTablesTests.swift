@@ -1,9 +1,11 @@
+@testable import Consumers
 import EphemeralServers
 import Foundation
 import KafkaClient
 import Logging
 import PGOutput
 import PostgresClient
+import Schema
 @testable import Relay
 import RelayCore
 import Testing
@@ -84,6 +86,30 @@ struct SeveralTablesTests {
             #expect(seen.filter { $0.hasPrefix("public.outbox/") }.count == seq / 2)
             // Ids collide across the tables: the header is what tells them apart.
             #expect(seen.contains("team_a.outbox/1") && seen.contains("public.outbox/1"))
+            try await relay.stop()
+        }
+    }
+
+    @Test("end to end over two tables with colliding ids (migrate --schema's table): the relay carries both, the consumers complete every row of each with one effect per (table, id)")
+    func endToEnd() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            _ = try await OutboxTableMigration.install(Self.teamA, on: db)
+            _ = try await ConsumerTests.bookSeatsAndPayOne(db, count: 5)
+            try await db.query("""
+                INSERT INTO team_a.outbox (topic, mq_key, type, payload)
+                SELECT topic, mq_key, type, payload FROM public.outbox ORDER BY outbox_id
+                """)
+            let ids = try await db.query("""
+                SELECT (SELECT array_agg(outbox_id ORDER BY outbox_id) FROM public.outbox)::text AS a,
+                       (SELECT array_agg(outbox_id ORDER BY outbox_id) FROM team_a.outbox)::text AS b
+                """).single()
+            try #require(try ids.string("a") == ids.string("b"), "the tables' ids must collide")
+            let relay = try RunningRelay.start(ctx) { $0.tables = [.default, Self.teamA] }
+            let consumer = try RunningConsumer.start(ctx, configure: { $0.tables = [.default, Self.teamA] })
+            #expect(await eventually(timeout: .seconds(90)) { consumer.service.totals.applied == 12 }, "\(consumer.service.totals)")
+            try await ConsumerTablesTests.expectEveryRowAppliedOnce(db, rows: 6)
+            try await consumer.stop()
             try await relay.stop()
         }
     }
