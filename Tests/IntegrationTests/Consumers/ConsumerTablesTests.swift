@@ -22,12 +22,7 @@ struct ConsumerTablesTests {
     /// header (as the relay sends them), team_a's with it. Returns the ids, the same in both.
     static func sameEventsInTwoTables(_ ctx: TestContext) async throws -> (db: PGConnection, ids: [Int64]) {
         let db = try await ctx.migrated()
-        try await db.executeScript("""
-            CREATE SCHEMA team_a;
-            CREATE TABLE team_a.outbox (LIKE public.outbox INCLUDING ALL);
-            CREATE SEQUENCE team_a.outbox_outbox_id_seq OWNED BY team_a.outbox.outbox_id;
-            ALTER TABLE team_a.outbox ALTER COLUMN outbox_id SET DEFAULT nextval('team_a.outbox_outbox_id_seq');
-            """)
+        try await SeveralTablesTests.createOutbox(db, teamA)
         _ = try await ConsumerTests.bookSeatsAndPayOne(db, count: 5)
         try await db.query("""
             INSERT INTO team_a.outbox (topic, mq_key, type, payload)
