@@ -61,7 +61,9 @@ struct FaultSuiteTests {
                 // Recovery = start to the first broker acknowledgement of this process; the
                 // kill then lands at a random point while it publishes (acknowledged rows
                 // whose LSN is not yet confirmed are the ones a crash sends again).
-                if await eventually(timeout: .seconds(15), every: .milliseconds(10), {
+                // 30 s: in CI's parallel phase a start has taken 15 s; the figure that
+                // matters, the worst recovery, is reported either way.
+                if await eventually(timeout: .seconds(30), every: .milliseconds(10), {
                     ((await LoopbackHTTP.get(port: port, path: "/metrics")).flatMap { LoopbackHTTP.sample("outbox_relay_events_published_total", in: $0.body) } ?? 0) > 0
                 }) {
                     killedWhilePublishing += 1
