@@ -84,6 +84,9 @@ struct ConsumerTests {
                                                      beforeDatabaseApply: { probe.holdFirstApply() },
                                                      afterPrepare: { probe.parsed($0) })
             // The first batch holds the database thread; the second must be parsed meanwhile.
+            // Timed from the hold, not from the start: joining the group took longer than
+            // the whole 15 s in CI's parallel phase once.
+            #expect(await eventually(timeout: .seconds(90)) { probe.applying }, "the first batch never reached the database thread")
             let overlapped = await eventually(timeout: .seconds(15)) { probe.parsedMessages >= 2 }
             probe.release()
             #expect(overlapped, "only \(probe.parsedMessages) message(s) parsed while the first batch was being applied")
@@ -454,6 +457,8 @@ private final class PipelineProbe: Sendable {
     private let gate = DispatchSemaphore(value: 0)
 
     var parsedMessages: Int { state.withLock { $0.parsed } }
+    /// The database thread has reached its first batch.
+    var applying: Bool { state.withLock { $0.applies > 0 } }
     func parsed(_ messages: Int) { state.withLock { $0.parsed += messages } }
     func release() { gate.signal() }
 

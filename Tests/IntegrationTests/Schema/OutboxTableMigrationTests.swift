@@ -284,7 +284,7 @@ struct CatalogShape: Equatable, CustomStringConvertible {
             """, parameters).rows.map { try $0.string("c") }
         let constraints = try await db.query("""
             SELECT conname::text AS name, pg_get_constraintdef(oid) || CASE WHEN convalidated THEN '' ELSE ' NOT VALID' END AS c
-            FROM pg_constraint WHERE conrelid = $1::regclass
+            FROM pg_constraint WHERE conrelid = $1::regclass AND contype <> 'n'  -- 18 catalogues NOT NULL too; the columns carry it
             """, parameters).rows.map { "\(normalizeName(try $0.string("name"))) \(try $0.string("c"))" }
         let indexes = try await db.query("SELECT pg_get_indexdef(indexrelid) AS c FROM pg_index WHERE indrelid = $1::regclass",
                                          parameters).rows.map { normalize(try $0.string("c")) }
