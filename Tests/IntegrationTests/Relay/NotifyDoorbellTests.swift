@@ -136,7 +136,11 @@ struct NotifyDoorbellTests {
             #expect(try await Self.notifications(listener, quiet: .milliseconds(100)) == 0, "the racing writer did not ring")
             #expect(waited <= fallback + .seconds(2), "the fallback timer bounds the race: waited \(waited)")
 
-            // An ordinary writer now rings, and is not left to the timer.
+            // An ordinary writer now rings, and is not left to the timer. It must write once the
+            // relay has rung in again and finished the read that follows: a relay still awake
+            // from the fallback read has cleared the flag, so a writer then rightly stays quiet.
+            #expect(await eventually { (try? await Self.listening(db)) == true }, "idle again, the relay rings in")
+            try await Task.sleep(for: .milliseconds(300))
             try await insertOutboxRows(db, transactions: 1, rowsPerTransaction: 1)
             let rang = ContinuousClock.now
             #expect(await eventually(timeout: fallback * 2, every: .milliseconds(10)) { relay.service.health.published == 3 })
