@@ -195,7 +195,10 @@ public final class RelayService: Service, Sendable {
                 attempt += 1
                 metrics.reconnects.increment()
                 health.set(.reconnecting, "\(error)")
-                logger.error("capture session ended; resuming from the slot", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(attempt)"])
+                // A pause's restart is routine: the pause said the cause and the fix once.
+                let routine = error is SessionRestart && publisher.restartIsPause
+                logger.log(level: routine ? .info : .error, routine ? "publishing paused; retrying from the slot" : "capture session ended; resuming from the slot",
+                           metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(attempt)"])
                 if error is SessionRestart || publisher.pendingRestart != nil {
                     do {
                         try publisher.recreateProducer()

@@ -44,6 +44,9 @@ final class DeliveryLine: Sendable {
 
     var pendingRestart: String? { machine.withLock { $0.restartReason } }
 
+    /// The pending restart is a pause's, already reported with its fix.
+    var restartIsPause: Bool { machine.withLock { $0.restartIsPause } }
+
     func requestStop(deadline: ContinuousClock.Instant) {
         machine.withLock { $0.requestStop(deadline: deadline) }
         wake()
@@ -142,8 +145,13 @@ final class DeliveryLine: Sendable {
     func failed(topic: String, error: KafkaError, stage: DeliveryFault.Stage) -> DeliveryStateMachine.FailureAction {
         let action = machine.withLock { $0.failed(topic: topic, errorName: error.name, message: error.message, stage: stage) }
         switch action {
-        case .pause(let pause):
-            logger.error("publishing paused: an operator must fix the Kafka side; the relay retries with backoff and resumes by itself", metadata: [
+        case .pause(let pause, let firstReport):
+            // Each retry of a paused topic fails again until the operator fixes it: the
+            // cause and its fix are said once, the retries only at debug level.
+            let message: Logger.Message = firstReport
+                ? "publishing paused: an operator must fix the Kafka side; the relay retries with backoff and resumes by itself"
+                : "publishing still paused"
+            logger.log(level: firstReport ? .error : .debug, message, metadata: [
                 "topic": "\(pause.topic)", "problem": "\(pause.problem)", "error": "\(pause.detail)", "fix": "\(pause.fix)"])
             metrics.paused(topic: pause.topic, problem: pause.problem.kind).record(1)
             health.setPause("publishing paused on topic \(pause.topic): \(pause.problem). Fix: \(pause.fix)")

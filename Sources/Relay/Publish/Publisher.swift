@@ -83,6 +83,9 @@ final class Publisher: Sendable {
     /// Why the session must start over (a fatal producer error, a pause), if it must.
     var pendingRestart: String? { line.pendingRestart }
 
+    /// The pending restart is a pause's, already reported with its cause and fix.
+    var restartIsPause: Bool { line.restartIsPause }
+
     /// Replaces the producer after a session restart; what the old one still held is read
     /// again from the slot. Blocks: call it from a dedicated thread.
     func recreateProducer() throws { try producers.recreate() }

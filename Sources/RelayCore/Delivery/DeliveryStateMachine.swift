@@ -20,6 +20,9 @@ public struct DeliveryStateMachine: Sendable {
     private var window: InFlightWindow
     /// Set when the session must start over from the slot; cleared by `reset`.
     public private(set) var restartReason: String?
+    /// The pending restart is the pause's: its cause and fix were reported with the pause,
+    /// so the restart itself is routine (one fault, one error line).
+    public private(set) var restartIsPause = false
     /// Set by an operator problem; survives session restarts and is cleared by the first
     /// successful delivery after it (the operator fixed it).
     public private(set) var pause: Pause?
@@ -53,6 +56,7 @@ public struct DeliveryStateMachine: Sendable {
         tracker.reset(confirmed: confirmed)
         window = InFlightWindow(maxEvents: window.maxEvents, maxBytes: window.maxBytes)
         restartReason = nil
+        restartIsPause = false
     }
 
     public mutating func requestRestart(_ reason: String) {
@@ -131,8 +135,10 @@ public struct DeliveryStateMachine: Sendable {
         /// The row's own fault: copy it to the dead-letter topic and mark it DEAD, then
         /// `acknowledge(..., published: false)`.
         case deadLetter(DeadLetterReason)
-        /// An operator's problem: report it loudly; the session restarts with backoff.
-        case pause(Pause)
+        /// An operator's problem: report it loudly when `firstReport` (a line already paused
+        /// for the same problem on the same topic keeps failing at each retry, and says it
+        /// once); the session restarts with backoff.
+        case pause(Pause, firstReport: Bool)
         /// Anything else: the session restarts from the slot.
         case restartSession(String)
     }
@@ -147,9 +153,11 @@ public struct DeliveryStateMachine: Sendable {
             return .deadLetter(reason)
         case .operatorError(let problem):
             let pause = Pause(topic: topic, problem: problem, detail: message)
+            let known = self.pause.map { $0.topic == topic && $0.problem == problem } ?? false
             self.pause = pause
+            if restartReason == nil { restartIsPause = true }
             requestRestart("publishing paused: \(problem) on topic \(topic)")
-            return .pause(pause)
+            return .pause(pause, firstReport: !known)
         case .session:
             let reason = "delivery failed with \(errorName): \(message)"
             requestRestart(reason)

@@ -21,11 +21,12 @@ struct FaultInputTests {
             // then accepts the next batch's sequence (real Kafka refuses the gap) and
             // librdkafka implicitly acknowledges the batch the mock dropped. Observed here as a
             // missing row in about one run out of three; real brokers cannot produce it.
-            let relay = try RunningRelay.start(ctx, bootstrapServers: mock.bootstrapServers) {
+            let logs = LogCapture(level: .info)
+            let relay = try RunningRelay.start(ctx, bootstrapServers: mock.bootstrapServers, configure: {
                 $0.kafka.properties["max.in.flight.requests.per.connection"] = "1"
                 $0.kafka.properties["message.max.bytes"] = "200000"
                 $0.reconnectBackoff = Backoff(initial: .milliseconds(200), maximum: .seconds(1))
-            }
+            }, logger: logs.logger(label: "relay-under-test"))
             let health = relay.service.health
             #expect(await eventually { health.current.state == .streaming })
             func published() -> Int { health.published }
@@ -60,6 +61,13 @@ struct FaultInputTests {
             #expect(!health.isReady(), "/readyz is 503 while paused")
             #expect(try await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'DEAD'") == 0, "an operator error never kills rows")
             #expect(await eventually(timeout: .seconds(60)) { health.pausedBecause == nil }, "publishing resumes by itself")
+            // One fault, one error line with its fix: the retries that fail the same way
+            // until the operator fixes it are routine, not errors of their own.
+            let authorization = logs.all.filter { $0.metadata["problem"]?.contains("authorization") == true || $0.metadata["error"]?.contains("authorization") == true }
+            let retries = authorization.filter { $0.message == "publishing paused; retrying from the slot" }
+            #expect(retries.count >= 2, "the pause was retried: \(authorization.map(\.message))")
+            #expect(authorization.filter { $0.level >= .error }.map(\.message) == ["publishing paused: an operator must fix the Kafka side; the relay retries with backoff and resumes by itself"],
+                    "\(authorization.map { "\($0.level) \($0.message)" })")
 
             // A row over message.max.bytes is the row's own fault: dead-lettered before it is
             // produced, alone; its neighbours in the same transaction are delivered.

@@ -66,8 +66,9 @@ struct DeliveryStateMachineTests {
         var m = machine()
         let action = m.failed(topic: "BOOK_SAVE", errorName: "TOPIC_AUTHORIZATION_FAILED", message: "denied", stage: .report)
         let expected = DeliveryStateMachine.Pause(topic: "BOOK_SAVE", problem: .authorization("TOPIC_AUTHORIZATION_FAILED"), detail: "denied")
-        #expect(action == .pause(expected))
+        #expect(action == .pause(expected, firstReport: true))
         #expect(m.pause == expected)
+        #expect(m.restartIsPause)
         guard case .restartSession = m.reserve(bytes: 1, now: t0) else { Issue.record("a paused line must not publish on"); return }
         m.reset(confirmed: LSN(100))  // the next session
         #expect(m.pause == expected, "still paused until a delivery succeeds")
@@ -80,6 +81,37 @@ struct DeliveryStateMachineTests {
         let r8 = m.acknowledge([(b, 1)], published: true)
         #expect(r8.resumed == expected)
         #expect(m.pause == nil)
+    }
+
+    @Test("a paused line that fails again at each retry reports its cause once: again only for another topic or problem, or after it resumed")
+    func pauseReportedOnce() {
+        var m = machine()
+        func fail(_ topic: String, _ name: String) -> Bool? {
+            guard case .pause(_, let first) = m.failed(topic: topic, errorName: name, message: "m", stage: .report) else { return nil }
+            return first
+        }
+        #expect(fail("BOOK_SAVE", "TOPIC_AUTHORIZATION_FAILED") == true)
+        #expect(fail("BOOK_SAVE", "TOPIC_AUTHORIZATION_FAILED") == false, "a second message of the same session")
+        m.reset(confirmed: LSN(100))
+        #expect(!m.restartIsPause)
+        #expect(fail("BOOK_SAVE", "TOPIC_AUTHORIZATION_FAILED") == false, "the retry fails the same way")
+        #expect(m.restartIsPause)
+        #expect(fail("PAYMENT_SAVE", "TOPIC_AUTHORIZATION_FAILED") == true, "another topic")
+        #expect(fail("PAYMENT_SAVE", "POLICY_VIOLATION") == true, "another problem")
+        m.reset(confirmed: LSN(100))
+        m.beginTransaction(commitTime: 1)
+        let a = token(m.reserve(bytes: 1, now: t0))!
+        #expect(m.acknowledge([(a, 1)], published: true).resumed != nil)
+        #expect(fail("PAYMENT_SAVE", "POLICY_VIOLATION") == true, "paused again after it resumed")
+    }
+
+    @Test("a restart requested before the pause stays that restart: it is not the pause's")
+    func restartBeforePause() {
+        var m = machine()
+        _ = m.failed(topic: "T", errorName: "_TRANSPORT", message: "m", stage: .report)
+        _ = m.failed(topic: "T", errorName: "TOPIC_AUTHORIZATION_FAILED", message: "m", stage: .report)
+        #expect(m.restartReason == "delivery failed with _TRANSPORT: m")
+        #expect(!m.restartIsPause, "the session ended for a transport error, which is logged as one")
     }
 
     @Test("late reports of a previous session neither release the window nor count")
