@@ -32,3 +32,7 @@ GRANT UPDATE (status) ON wait_token TO :"consumer_role";
 -- read; the relay reads both to decide which rows are due.
 GRANT SELECT, INSERT, UPDATE ON outbox_writeback_consumer, outbox_consumer_progress TO :"consumer_role";
 GRANT SELECT ON outbox_writeback_consumer, outbox_consumer_progress TO :"relay_role";
+
+-- The migration record: `run`, `consume`, `redrive` and `replay` check at start that the
+-- database has every migration their version needs.
+GRANT SELECT ON outbox_schema_migrations TO :"relay_role", :"consumer_role";

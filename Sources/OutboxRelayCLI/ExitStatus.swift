@@ -12,7 +12,7 @@ enum ExitStatus: Int32, CaseIterable {
     case success = 0
     /// An error not listed below; the message says what and how to fix it.
     case failure = 1
-    /// `status`: a `--max-*` threshold was crossed (or the slot is missing).
+    /// `status`: a `--max-*` threshold was crossed (or the slot is missing, or a migration).
     case thresholdCrossed = 2
     /// EX_USAGE: bad flag, unknown setting, or a value that does not parse or is out of range.
     case usage = 64
@@ -40,7 +40,7 @@ enum ExitStatus: Int32, CaseIterable {
         case .usage: return "usage: bad flag or setting (EX_USAGE)"
         case .unavailable: return "PostgreSQL, Kafka or the HTTP port unavailable at start, or a redrive/replay stopped by Kafka or the relay (EX_UNAVAILABLE)"
         case .unacknowledgedAtStop: return "run/consume: stopped at drain-timeout with work unfinished, taken up again by the next start (EX_TEMPFAIL)"
-        case .operatorNeeded: return "halted, or TLS/credentials refused at start; an operator must act, see the Fix in the message (EX_CONFIG)"
+        case .operatorNeeded: return "halted, schema not migrated, or TLS/credentials refused at start; an operator must act, see the Fix in the message (EX_CONFIG)"
         }
     }
 

@@ -94,32 +94,3 @@ struct Run: AsyncParsableCommand {
         }
     }
 }
-
-/// Fails fast, with the host and port and the fix, when PostgreSQL or Kafka is
-/// unreachable at start. (Outages after start are retried, never fatal.)
-enum Preflight {
-    /// PostgreSQL is reachable and every outbox table has the outbox's shape (a table a team
-    /// altered, or one never installed, stops the start with exit 78 and the fix, instead
-    /// of failing row by row later), then Kafka is reachable.
-    static func check(databaseURL: String, tables: [OutboxTable], kafka: KafkaConfiguration, logger: Logger) async throws {
-        let connection: PGConnection
-        do {
-            connection = try await PGConnection.connect(databaseURL, connectTimeoutSeconds: 10)
-            _ = try await connection.query("SELECT 1")
-        } catch {
-            throw StartFailure.postgres(error)
-        }
-        try await OutboxShapeCheck.check(tables, on: connection)
-        let producer = try KafkaProducer(configuration: kafka, logger: logger, onDelivery: { _ in })
-        do { try await producer.checkConnectivity(timeout: .seconds(10)) } catch {
-            // Closed before the process exits: a close still running on another thread
-            // while `exit` tore down the process crashed it now and then (SIGSEGV, exit 139
-            // instead of the 78 or 69 a supervisor acts on).
-            await producer.close(timeout: .zero)
-            throw StartFailure.kafka(error)
-        }
-        // rd_kafka_destroy waits for librdkafka's threads (~100 ms): let it finish while the
-        // relay starts, instead of delaying the start.
-        Thread.detachNewThread { producer.close(timeout: .zero) }
-    }
-}

@@ -6,6 +6,7 @@ import Logging
 import PostgresClient
 import Relay
 import RelayCore
+import Schema
 import Threading
 
 struct Status: AsyncParsableCommand {
@@ -38,6 +39,14 @@ struct Status: AsyncParsableCommand {
             throw StartFailure.postgres(error)
         }
         var breaches: [String] = []
+
+        do {
+            let pending = try await MigrationRunner().pending(on: db)
+            print("schema: " + (pending.isEmpty ? "migrated" : "lacks \(pending.joined(separator: ", ")); run `outbox-relay migrate`"))
+            if !pending.isEmpty { breaches.append("schema lacks \(pending.count) migration\(pending.count == 1 ? "" : "s")") }
+        } catch let error as PGError {
+            print("schema: unknown (\(error.message); re-apply sql/roles.sql)")
+        }
 
         let slotRows = try await db.query("""
             SELECT confirmed_flush_lsn::text AS confirmed, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag,

@@ -1,6 +1,7 @@
 import EphemeralServers
 import Foundation
 import PostgresClient
+import Schema
 import Testing
 
 /// The real binary ends in each documented exit status (docs/operations.md, "Exit codes"; `--help`).
@@ -55,6 +56,31 @@ struct ExitStatusCLITests {
                                             "--http-port", "0", "--slot", ctx.slotName])
             #expect(noKafka.status == 69, "\(noKafka.output)")
             #expect(noKafka.output.contains("127.0.0.1:\(kafkaPort)"), "\(noKafka.output)")
+        }
+    }
+
+    @Test("a database one migration behind this version (an upgrade that skipped migrate) stops run and consume at start: exit 78, the missing migration and the fix; the slot is not touched; migrate then applies it")
+    func schemaBehind() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.connect()
+            let all = Migration.all
+            try await MigrationRunner(migrations: Array(all.dropLast())).run(on: db)
+            let missing = try #require(all.last).name
+            let common = ["--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers, "--http-port", "0"]
+            for command in [["run", "--slot", ctx.slotName], ["consume"]] {
+                let result = try await runCLI(command + common)
+                #expect(result.status == 78, "\(command[0]): \(result.output.suffix(2_000))")
+                #expect(result.output.contains("lacks a migration") && result.output.contains(missing)
+                        && result.output.contains("Fix: run `outbox-relay migrate`"), "\(result.output.suffix(2_000))")
+            }
+            #expect(try await slotConfirmedLSN(db, slot: ctx.slotName) == nil, "refused before it created the slot")
+            let status = try await runCLI(["status", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers])
+            #expect(status.status == 2 && status.output.contains("schema: lacks \(missing)"), "\(status.output.suffix(2_000))")
+            let migrate = try await runCLI(["migrate", "--database-url", ctx.databaseURL])
+            #expect(migrate.status == 0, "\(migrate.output.suffix(2_000))")
+            #expect(try await MigrationRunner().pending(on: db).isEmpty)
+            let after = try await runCLI(["status", "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", ctx.bootstrapServers])
+            #expect(after.output.contains("schema: migrated"), "\(after.output.suffix(2_000))")
         }
     }
 

@@ -31,11 +31,16 @@ struct RolesTests {
                 try await relay.query("INSERT INTO outbox (topic, mq_key, type, payload) VALUES ('t', 'k', 't', '{}')")
             }
             #expect(insert?.sqlState == "42501")
+            // The start check reads the migration record; neither role may change it.
+            #expect(try await MigrationRunner().pending(on: relay).isEmpty, "the relay role reads the migration record")
+            let recordWrite = await #expect(throws: PGError.self) { try await relay.query("DELETE FROM outbox_schema_migrations") }
+            #expect(recordWrite?.sqlState == "42501")
 
             let consumer = try await PGConnection.connect(ctx.postgres.url(database: ctx.databaseName, user: roles.consumerRole))
             try await consumer.query("UPDATE outbox SET status = 'PUBLISHED'")
             let bookingRead = await #expect(throws: PGError.self) { try await consumer.query("SELECT * FROM booking") }
             #expect(bookingRead?.sqlState == "42501")
+            #expect(try await MigrationRunner().pending(on: consumer).isEmpty, "the consumer role reads the migration record")
             try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
             try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
         }
