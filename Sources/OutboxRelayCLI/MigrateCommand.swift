@@ -14,7 +14,7 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var set: SetOptions
 
-    @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream removes it so writers pay nothing (default \(SettingsCatalog.defaultText("capture"))).")
+    @Option(help: "notify installs (or upgrades in place) the trigger that NOTIFYs only while the relay's doorbell is set; stream removes it so writers pay nothing. Not given (here or as the capture setting): the database keeps the mode it has, and a table this run installs gets the trigger when the others have it.")
     var capture: String?
     @Option(help: "Split capture into N shards by a hash of mq_key: one publication per shard (slots are created by each shard relay's first start). See docs/operations.md, \"Sharded capture\".")
     var shards: String?
@@ -39,6 +39,9 @@ struct Migrate: AsyncParsableCommand {
         extra["slot"] = slot
         let resolved = ResolvedConfiguration(settings: try connection.settings(extra: extra))
         let mode = try resolved.choice("capture", default: SettingsCatalog.defaultText("capture"), ["stream", "notify"])
+        // Only a mode someone chose changes the trigger: a plain `migrate` at an upgrade must
+        // not turn a notify deployment's doorbell off.
+        let chosenMode = resolved.settings.raw("capture") == nil ? nil : mode
         let shardCount = try shards.map { text in
             do { return try ShardSpec.parseCount(text) } catch { throw ValidationError("--shards: \(error)") }
         }
@@ -67,13 +70,16 @@ struct Migrate: AsyncParsableCommand {
         if !unlisted.isEmpty {
             print("next: add \(unlisted.map(\.qualifiedName).joined(separator: ", ")) to outbox-tables of the relay and of the consumers, and restart them (outbox-tables = \(tables.map(\.qualifiedName).joined(separator: ",")))")
         }
-        if mode == "notify" {
+        switch chosenMode {
+        case "notify":
             let channel = resolved.settings.string("notify-channel", default: SettingsCatalog.defaultText("notify-channel"))
             for table in tables { try await NotifyTrigger.install(on: db, channel: channel, table: table) }
             print("notify trigger installed on \(tables.map(\.qualifiedName).joined(separator: ", ")) (rings only while the relay listens)")
-        } else {
+        case "stream":
             try await NotifyTrigger.remove(on: db)
             print("stream capture: no notify trigger on any outbox table")
+        default:
+            try await keepCaptureMode(of: tables, on: db)
         }
         if let shardCount {
             let report = try await ShardMigration.apply(on: db, count: shardCount, reshard: reshard,
@@ -96,6 +102,23 @@ struct Migrate: AsyncParsableCommand {
         } else if !targets.isEmpty {
             print("grants: none given; rerun with --grant-roles to grant the relay and consumer roles on \(targets.map(\.qualifiedName).joined(separator: ", ")) what they have on public.outbox. Writers need INSERT on the table and USAGE on its outbox_id sequence, granted by its owner.")
         }
+    }
+
+    /// No capture mode given: the trigger stays as it is (its function keeps the channel it
+    /// rings), and a table without it gets it when another outbox table has it.
+    private func keepCaptureMode(of tables: [OutboxTable], on db: PGConnection) async throws {
+        var with: [OutboxTable] = [], without: [OutboxTable] = []
+        for table in tables {
+            if try await NotifyTrigger.isInstalled(on: db, table: table) { with.append(table) } else { without.append(table) }
+        }
+        guard !with.isEmpty else {
+            print("capture: stream (no notify trigger on any outbox table); `--capture notify` installs it")
+            return
+        }
+        for table in without { try await NotifyTrigger.attach(on: db, table: table) }
+        print("capture: notify kept, its trigger on \(tables.map(\.qualifiedName).joined(separator: ", "))"
+              + (without.isEmpty ? "" : " (added to \(without.map(\.qualifiedName).joined(separator: ", ")))")
+              + "; `--capture stream` removes it")
     }
 
     /// `--schema` and `--table` as the tables to install.

@@ -60,6 +60,16 @@ public enum NotifyTrigger {
             """)
     }
 
+    /// Gives `table` a trigger calling the function already installed, with whatever channel
+    /// it rings: what a plain `migrate` does for a table it installs in a notify deployment,
+    /// without being told the channel.
+    public static func attach(on connection: PGConnection, table: OutboxTable) async throws {
+        try await connection.query("""
+            CREATE OR REPLACE TRIGGER \(triggerName) AFTER INSERT ON \(table.sql)
+                FOR EACH STATEMENT EXECUTE FUNCTION \(functionName)()
+            """)
+    }
+
     /// Removes the trigger from every table that has it, then the function: stream mode
     /// needs none, and the function cannot go while a trigger still calls it.
     public static func remove(on connection: PGConnection) async throws {

@@ -47,7 +47,7 @@ struct NotifyDoorbellTests {
         #expect(await eventually { relay.service.health.published == before + 1 })
     }
 
-    @Test("migrate --capture notify upgrades the every-commit trigger in place; --capture stream removes it; both idempotent")
+    @Test("migrate --capture notify upgrades the every-commit trigger in place; a plain migrate keeps it and its channel; --capture stream removes it; both idempotent")
     func triggerLifecycle() async throws {
         try await withTestContext(broker: false) { ctx in
             let db = try await ctx.migrated()
@@ -66,6 +66,18 @@ struct NotifyDoorbellTests {
             try await db.query("INSERT INTO outbox_relay_doorbell (channel, listening) VALUES ('outbox_relay', true)")
             try await insertOutboxRows(db, transactions: 3, rowsPerTransaction: 1)
             #expect(try await Self.notifications(listener) == 3)
+            // An upgrade's plain migrate, run without the relay's config (so without its
+            // notify-channel): the doorbell keeps ringing, on its channel.
+            let custom = try await runCLI(["migrate", "--database-url", ctx.databaseURL, "--capture", "notify", "--set", "notify-channel=team_bell"])
+            #expect(custom.status == 0, "\(custom.output)")
+            let plain = try await runCLI(["migrate", "--database-url", ctx.databaseURL])
+            #expect(plain.status == 0 && plain.output.contains("capture: notify kept"), "\(plain.output)")
+            #expect(try await NotifyTrigger.installed(on: db) == .doorbell)
+            let bell = try await ctx.connect()
+            try await bell.listen("team_bell")
+            try await db.query("INSERT INTO outbox_relay_doorbell (channel, listening) VALUES ('team_bell', true)")
+            try await insertOutboxRows(db, transactions: 2, rowsPerTransaction: 1)
+            #expect(try await Self.notifications(bell) == 2, "the channel survived the plain migrate")
             for _ in 0..<2 {
                 let run = try await runCLI(["migrate", "--database-url", ctx.databaseURL, "--capture", "stream"])
                 #expect(run.status == 0, "\(run.output)")

@@ -133,7 +133,7 @@ struct OutboxTableMigrationTests {
         }
     }
 
-    @Test("with --capture notify every outbox table gets the doorbell trigger; stream capture removes it from all of them")
+    @Test("with --capture notify every outbox table gets the doorbell trigger; a plain migrate keeps it and gives a table it installs the trigger; --capture stream removes it from all of them")
     func notifyTrigger() async throws {
         try await withTestContext(broker: false) { ctx in
             let notify = try await migrate(ctx, ["--schema", "team_a", "--capture", "notify"])
@@ -149,11 +149,27 @@ struct OutboxTableMigrationTests {
             try await insertRows(db, into: Self.teamA, count: 1)
             #expect(try await !listener.waitForNotifications(timeout: .seconds(10)).isEmpty)
 
-            let stream = try await migrate(ctx, ["--set", "outbox-tables=public.outbox,team_a.outbox"])
+            // An upgrade's plain migrate, without the relay's config: notify capture stays, and
+            // the table it installs rings too (the same function, the same channel).
+            let plain = try await migrate(ctx, ["--schema", "team_b"])
+            #expect(plain.status == 0, "\(plain.output)")
+            #expect(plain.output.contains("capture: notify kept") && plain.output.contains("(added to team_b.outbox)"), "\(plain.output)")
+            for table in [OutboxTable.default, Self.teamA, Self.teamB] {
+                #expect(try await NotifyTrigger.installed(on: db, table: table) == .doorbell, "\(table)")
+            }
+            try await insertRows(db, into: Self.teamB, count: 1)
+            #expect(try await !listener.waitForNotifications(timeout: .seconds(10)).isEmpty)
+
+            let all = "outbox-tables=public.outbox,team_a.outbox,team_b.outbox"
+            let stream = try await migrate(ctx, ["--set", all, "--capture", "stream"])
             #expect(stream.status == 0, "\(stream.output)")
-            #expect(try await NotifyTrigger.installed(on: db, table: .default) == .none)
-            #expect(try await NotifyTrigger.installed(on: db, table: Self.teamA) == .none)
+            for table in [OutboxTable.default, Self.teamA, Self.teamB] {
+                #expect(try await NotifyTrigger.installed(on: db, table: table) == .none, "\(table)")
+            }
             #expect(try await db.query("SELECT to_regprocedure('outbox_relay_notify()') IS NULL AS gone").single().bool("gone"))
+            let plainAgain = try await migrate(ctx, ["--set", all])
+            #expect(plainAgain.output.contains("capture: stream (no notify trigger"), "\(plainAgain.output)")
+            #expect(try await NotifyTrigger.installed(on: db, table: .default) == .none)
         }
     }
 
