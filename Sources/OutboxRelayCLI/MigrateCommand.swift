@@ -20,7 +20,7 @@ struct Migrate: AsyncParsableCommand {
     var shards: String?
     @Flag(help: "With --shards: allow changing the layout (drops the current slots; stop every relay first).")
     var reshard = false
-    @Option(help: "Slot base name for --shards (default outbox_relay; shard I uses <slot>_I).")
+    @Option(help: "Slot base name for --shards (default \(SettingsCatalog.defaultText("slot")); shard I uses <slot>_I).")
     var slot: String?
     @Option(name: .customLong("schema"), help: ArgumentHelp("Install an outbox table of the outbox's shape in schema S (S.outbox), published like public.outbox, after the migrations (repeatable). Refused when the table exists with another shape. See docs/app-teams.md.", valueName: "S"))
     var schemas: [String] = []
@@ -83,7 +83,7 @@ struct Migrate: AsyncParsableCommand {
         }
         if let shardCount {
             let report = try await ShardMigration.apply(on: db, count: shardCount, reshard: reshard,
-                                                        slotBase: resolved.settings.string("slot", default: "outbox_relay"),
+                                                        slotBase: resolved.settings.string("slot", default: SettingsCatalog.defaultText("slot")),
                                                         publicationBase: publication, tables: tables)
             if !report.addedTables.isEmpty { print("shards: added \(report.addedTables.joined(separator: ", "))") }
             if !report.droppedSlots.isEmpty || !report.droppedPublications.isEmpty {

@@ -53,7 +53,7 @@ struct Status: AsyncParsableCommand {
                    active, wal_status FROM pg_replication_slots WHERE slot_name = $1
             """, [.text(slotName)]).rows
         if let shardBreaches = try await ShardStatus.check(db, slotBase: slotName, maxSlotLag: maxSlotLag,
-                                                           publicationBase: resolved.settings.string("publication", default: "outbox_pub"),
+                                                           publicationBase: resolved.settings.string("publication", default: SettingsCatalog.defaultText("publication")),
                                                            tables: try resolved.outboxTables()) {
             breaches += shardBreaches
         } else if let row = slotRows.first {
