@@ -62,7 +62,7 @@ public final class RelayService: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.onStopOverrun = onStopOverrun
-        let metrics = metrics ?? RelayMetrics(slot: configuration.slotName)
+        let metrics = metrics ?? RelayMetrics(slot: configuration.slotName, tables: configuration.tables)
         self.metrics = metrics
         self.sweepers = policy.map { policy in
             configuration.tables.map {

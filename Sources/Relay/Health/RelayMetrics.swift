@@ -26,8 +26,6 @@ public struct RelayMetrics: Sendable {
     public let reconnects: Counter
     public let producerRecreated: Counter
     public let streaming: Gauge
-    public let sweeperResends: Counter
-    public let retentionDeleted: Counter
     public let spilledBytes: Counter
     /// Transactions PostgreSQL sent again after a crash or a reconnect that were already
     /// acknowledged, and were therefore skipped (`AcknowledgedHorizon`).
@@ -39,7 +37,8 @@ public struct RelayMetrics: Sendable {
     public let catchUpReads: Gauge
     let slot: [(String, String)]
 
-    public init(slot: String = "") {
+    /// `tables`: the outbox tables the relay captures, whose per-table series start at 0.
+    public init(slot: String = "", tables: [OutboxTable] = [.default]) {
         let slot = [("slot", slot)]
         self.slot = slot
         published = Counter(label: "outbox_relay_events_published_total", dimensions: slot)
@@ -52,15 +51,17 @@ public struct RelayMetrics: Sendable {
         reconnects = Counter(label: "outbox_relay_reconnects_total", dimensions: slot)
         producerRecreated = Counter(label: "outbox_relay_producer_recreated_total", dimensions: slot)
         streaming = Gauge(label: "outbox_relay_streaming", dimensions: slot)
-        sweeperResends = Counter(label: "outbox_relay_sweeper_resends_total", dimensions: slot)
-        retentionDeleted = Counter(label: "outbox_relay_retention_deleted_total", dimensions: slot)
         spilledBytes = Counter(label: "outbox_relay_spilled_bytes_total", dimensions: slot)
         replayedTransactionsSkipped = Counter(label: "outbox_relay_replayed_transactions_skipped_total", dimensions: slot)
         doorbellListening = Gauge(label: "outbox_relay_notify_doorbell_listening", dimensions: slot)
         catchUpReads = Gauge(label: "outbox_relay_catch_up_reads", dimensions: slot)
-        // Every reason's series exists from the start at 0, so `increase()` sees the first
-        // DEAD row (a series born at 1 shows no increase) and dashboards have no gaps.
-        for reason in DeadLetterReason.allCases { _ = deadLettered(reason.rawValue) }
+        // Every series exists from the start at 0, so `increase()` sees the first DEAD row
+        // or re-send (a series born at 1 shows no increase) and dashboards have no gaps.
+        for table in tables {
+            for reason in DeadLetterReason.allCases { _ = deadLettered(reason.rawValue, table: table) }
+            _ = sweeperResends(table: table)
+            _ = retentionDeleted(table: table)
+        }
     }
 
     /// Now, in PostgreSQL's timestamp form (microseconds since 2000-01-01), to compare with
@@ -101,8 +102,18 @@ public struct RelayMetrics: Sendable {
         }
     }
 
-    /// Rows marked DEAD and copied to the dead-letter topic, by reason.
-    public func deadLettered(_ reason: String) -> Counter {
-        Counter(label: "outbox_relay_dead_letters_total", dimensions: slot + [("reason", reason)])
+    /// Rows marked DEAD and copied to the dead-letter topic, by reason and outbox table.
+    public func deadLettered(_ reason: String, table: OutboxTable) -> Counter {
+        Counter(label: "outbox_relay_dead_letters_total", dimensions: slot + [("table", table.qualifiedName), ("reason", reason)])
+    }
+
+    /// Rows of `table` re-sent by its sweeper.
+    public func sweeperResends(table: OutboxTable) -> Counter {
+        Counter(label: "outbox_relay_sweeper_resends_total", dimensions: slot + [("table", table.qualifiedName)])
+    }
+
+    /// Rows of `table` deleted by retention.
+    public func retentionDeleted(table: OutboxTable) -> Counter {
+        Counter(label: "outbox_relay_retention_deleted_total", dimensions: slot + [("table", table.qualifiedName)])
     }
 }

@@ -66,7 +66,7 @@ final class DeadLetterWorker: Sendable {
                 // An unreadable id marks nothing: the copy is the record.
                 try job.letter.markDeadBlocking(on: connection!)
                 try producers.sendBlocking(job.letter.copy(to: configuration.router.deadLetterTopic))
-                metrics.deadLettered(job.letter.reason.rawValue).increment()
+                metrics.deadLettered(job.letter.reason.rawValue, table: job.letter.table).increment()
                 logger.warning("row dead-lettered", metadata: [
                     "outbox_id": "\(job.letter.outboxID.map(String.init) ?? "?")", "reason": "\(job.letter.reason.rawValue)",
                     "detail": "\(job.letter.detail.prefix(300))", "dead_letter_topic": "\(configuration.router.deadLetterTopic)"])

@@ -197,7 +197,7 @@ public final class Sweeper: Sendable {
         if !sent.isEmpty {
             try await connection.query("UPDATE \(table.sql) SET attempts = attempts + 1 WHERE outbox_id = ANY($1::bigint[]) AND status = 'INIT'",
                                        [.text("{" + sent.map(String.init).joined(separator: ",") + "}")])
-            metrics.sweeperResends.increment(by: sent.count)
+            metrics.sweeperResends(table: table).increment(by: sent.count)
             result.resent = sent
         }
         for letter in dead where try await deadLetter(letter, on: connection, producers: producers) {
@@ -215,7 +215,7 @@ public final class Sweeper: Sendable {
             return false
         }
         try await letter.markDead(on: connection)
-        metrics.deadLettered(letter.reason.rawValue).increment()
+        metrics.deadLettered(letter.reason.rawValue, table: letter.table).increment()
         logger.warning("row marked DEAD", metadata: ["outbox_id": "\(id)", "reason": "\(letter.lastError.prefix(200))"])
         return true
     }
@@ -232,7 +232,7 @@ public final class Sweeper: Sendable {
                 DELETE FROM \(table.sql) WHERE outbox_id = ANY($1::bigint[]) AND ((\(conditions.joined(separator: ") OR ("))))
                 """, [arrayParameter(chunk), arrayParameter(swept), ageParameter(retention), ageParameter(policy.deadRetention)])
             deleted += result.affectedRows
-            metrics.retentionDeleted.increment(by: result.affectedRows)
+            metrics.retentionDeleted(table: table).increment(by: result.affectedRows)
         }
         return deleted
     }

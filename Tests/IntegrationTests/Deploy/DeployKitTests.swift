@@ -114,6 +114,11 @@ struct DeployKitTests {
             #expect(relayMetrics.contains("outbox_relay_ready{slot=\"\(ctx.slotName)\"} 1"), "\(relayMetrics)")
             #expect(consumerMetrics.contains("outbox_consumer_ready 1"), "\(consumerMetrics)")
             #expect(relayMetrics.contains("outbox_relay_build_info{version=\""), "\(relayMetrics)")
+            // Per outbox table, from the start at 0 (here the one default table).
+            for name in ["outbox_relay_sweeper_resends_total", "outbox_relay_retention_deleted_total", "outbox_relay_dead_letters_total"] {
+                #expect(relayMetrics.split(separator: "\n").contains { $0.hasPrefix(name + "{") && $0.contains("table=\"public.outbox\"") },
+                        "\(name) by table: \(relayMetrics)")
+            }
             // The confirmed LSN, rebuilt exactly from its halves, is one the slot reaches. The
             // relay sets the gauge when it sends the status update and the walsender moves the
             // slot when it reads it, so the slot may trail the scrape by that message (a CI
