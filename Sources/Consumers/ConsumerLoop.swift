@@ -36,14 +36,25 @@ final class ConsumerLoop: @unchecked Sendable {
         defer { dlqProducer.close() }
         let consumer = try KafkaConsumer(
             configuration: configuration.memberKafka, groupID: configuration.groupID, logger: logger,
-            onAssign: { [logger, progress = service.progress] partitions in
-                logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"])
-                progress.assigned(partitions)
+            onAssign: { [logger, service, group = configuration.groupID] partitions in
+                service.assigned.store(partitions.count, ordering: .relaxed)
+                service.metrics.assignedPartitions.record(partitions.count)
+                if partitions.isEmpty {
+                    // Legitimate for a standby, but often a scale-out that cannot help.
+                    logger.warning("no partitions assigned: this member stands by, and takes partitions over when another member of the group leaves",
+                                   metadata: ["group": "\(group)",
+                                              "fix": "to have every member work, give the topics at least as many partitions as the group has members"])
+                } else {
+                    logger.info("partitions assigned", metadata: ["partitions": "\(partitions.count)"])
+                }
+                service.progress.assigned(partitions)
             },
             onRevoke: { [self] partitions in
                 logger.info("partitions revoked; committing the batch in hand", metadata: ["partitions": "\(partitions.count)"])
                 handOver()
                 service.progress.revoked(partitions)
+                service.assigned.store(0, ordering: .relaxed)
+                service.metrics.assignedPartitions.record(0)
             })
         self.consumer = consumer
         try consumer.subscribe(configuration.topics)

@@ -7,6 +7,8 @@ public struct ConsumerMetrics: Sendable {
     /// Messages applied per database transaction (the unit is in the name, as Prometheus asks).
     public let batchSize = Recorder(label: "outbox_consumer_batch_size_messages")
     public let transactionRetries = Counter(label: "outbox_consumer_transaction_retries_total")
+    /// Partitions this member holds; 0 while it stands by.
+    public let assignedPartitions = Gauge(label: "outbox_consumer_assigned_partitions")
 
     public init() {}
 

@@ -30,6 +30,8 @@ public final class ConsumerService: Sendable {
     private let watchdog = StopWatchdog()
     /// Registers the group's topics for the relay's sweeper and records how far it has read.
     let progress: ProgressRecorder
+    /// Partitions the group gave this member at its last assignment.
+    let assigned = Atomic<Int>(0)
 
     public convenience init(configuration: ConsumerConfiguration, logger: Logger, metrics: ConsumerMetrics = ConsumerMetrics(),
                             onStopOverrun: (@Sendable () -> Void)? = nil) throws(ConsumerError) {
@@ -47,6 +49,10 @@ public final class ConsumerService: Sendable {
         core = Mutex(ConsumerStateMachine(policy: .init(configuration)))
         self.progress = ProgressRecorder(configuration: configuration, logger: logger)
     }
+
+    /// Partitions this member holds (0 while it stands by: the group has more members than
+    /// the topics have partitions).
+    public var assignedPartitions: Int { assigned.load(ordering: .relaxed) }
 
     /// Batches rolled back and retried because an outbox row was not visible yet.
     public var visibilityRetries: Int { core.withLock { $0.visibilityRetries } }

@@ -116,6 +116,36 @@ struct ConsumerTests {
         }
     }
 
+    @Test("a member the group gives no partitions says so, with the fix, and takes the partitions over when the working member leaves")
+    func standbyMember() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let topics = [EventType.bookSave, EventType.paymentSave]  // what a consumer subscribes to by default
+            // One partition per topic: the range assignor gives every topic's partition to
+            // the same member, so the second member stands by.
+            for topic in topics { try await ctx.broker!.createTopic(topic, partitions: 1) }
+            let standbyWarning = "no partitions assigned: this member stands by, and takes partitions over when another member of the group leaves"
+            let logsA = LogCapture(), logsB = LogCapture()
+            let a = try RunningConsumer.start(ctx, logs: logsA)
+            #expect(await eventually(timeout: .seconds(30)) { a.service.assignedPartitions == topics.count })
+            let b = try RunningConsumer.start(ctx, logs: logsB)
+            #expect(await eventually(timeout: .seconds(30)) { !logsA.lines(standbyWarning).isEmpty || !logsB.lines(standbyWarning).isEmpty },
+                    "the member without partitions says so")
+            let (standby, working) = logsA.lines(standbyWarning).isEmpty ? (b, a) : (a, b)
+            let warning = (logsA.lines(standbyWarning) + logsB.lines(standbyWarning)).first
+            #expect(warning?.metadata["fix"]?.contains("partitions") == true && warning?.metadata["group"] == "test-consumers")
+            #expect(await eventually { working.service.assignedPartitions == topics.count && standby.service.assignedPartitions == 0 })
+
+            _ = try await bookSeats(db, count: 20)
+            try await working.stop()
+            _ = try await produceOutboxRows(ctx, db)
+            #expect(await eventually(timeout: .seconds(60)) { (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status = 'COMPLETE'")) == 20 },
+                    "the standby took the partitions over")
+            #expect(standby.service.assignedPartitions == topics.count)
+            try await standby.stop()
+        }
+    }
+
     @Test("a poison message lands in the dead-letter topic with error headers, and the next message is processed")
     func poison() async throws {
         try await withTestContext { ctx in
