@@ -110,7 +110,8 @@ final class NotifyCapture: @unchecked Sendable {
             health.noteProgress(inFlight: publisher.inFlightEvents)
             if publisher.stopDeadline != nil { break }
             polling.read(foundRows: foundRows, now: ContinuousClock.now - origin)
-            var action = policy.drained(foundRows: foundRows)
+            if policy.mustClear(deaf: listenCheck.isDeaf) { try ring(false) }
+            var action = policy.drained(foundRows: foundRows, deaf: listenCheck.isDeaf)
             if action == .sleep {
                 let limit = polling.sleepLimit(deaf: listenCheck.isDeaf, fallback: configuration.notifyFallbackInterval,
                                                now: ContinuousClock.now - origin)

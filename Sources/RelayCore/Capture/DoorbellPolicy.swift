@@ -66,11 +66,19 @@ public struct DoorbellPolicy: Sendable, Equatable {
         return .read
     }
 
-    /// A read of the slot finished; `foundRows` says whether it published anything.
-    public mutating func drained(foundRows: Bool) -> Action {
+    /// A read of the slot finished; `foundRows` says whether it published anything. `deaf`:
+    /// the relay's LISTEN hears nothing (`ListenProbe`), so a ring would reach no one and
+    /// still cost its writer the notify lock: the flag stays clear (`mustClear` clears one
+    /// set before), and the relay sleeps only as long as its polling allows (`DeafPolling`).
+    public mutating func drained(foundRows: Bool, deaf: Bool = false) -> Action {
+        if deaf { return foundRows ? .read : .sleep }
         if foundRows { return listening ? .ringOut : .read }
         return listening ? .sleep : .ringIn
     }
+
+    /// The flag must be written clear now: it is set, and the relay's LISTEN has turned out
+    /// deaf, so the writers it asks to ring pay for notifications nobody hears.
+    public func mustClear(deaf: Bool) -> Bool { deaf && listening }
 
     /// The flag write for `.ringIn` or `.ringOut` committed; `writersInProgress` says
     /// whether transactions were in progress right after it (meaningful for a ring-in).

@@ -49,8 +49,17 @@ struct NotifyBehindPoolerTests {
             #expect(warnings.first?.metadata["fix"]?.contains("notify-listen-url") == true)
             #expect(relay.service.health.current.state == .streaming)
             #expect(relay.service.health.isReady(), "a deaf doorbell costs latency, not readiness")
-            // Rows still come through, by the fallback timer.
+            // Nobody hears a ring: the flag stays clear, so writers skip NOTIFY and its lock.
+            #expect(await eventually { (try? await NotifyDoorbellTests.listening(db)) == false }, "a deaf relay does not ask writers to ring")
+            let direct = try await ctx.connect()
+            try await direct.listen("outbox_relay")
+            // Rows still come through, by polling.
             try await NotifyDoorbellTests.createTopicThroughRelay(db, relay)
+            let before = relay.service.health.published
+            try await insertOutboxRows(db, transactions: 5, rowsPerTransaction: 1)
+            #expect(await eventually { relay.service.health.published == before + 5 })
+            #expect(try await NotifyDoorbellTests.notifications(direct) == 0, "writers rang for no one")
+            #expect(try await NotifyDoorbellTests.listening(db) == false)
             try await relay.stop()
         }
     }

@@ -75,6 +75,23 @@ struct DoorbellPolicyTests {
         }
     }
 
+    @Test("a deaf LISTEN: a set flag is cleared, the flag is never set again while deaf, and rings in once LISTEN hears again")
+    func deaf() {
+        var policy = DoorbellPolicy(listening: false)
+        #expect(policy.drained(foundRows: false) == .ringIn)
+        policy.flagWritten(listening: true)
+        #expect(!policy.mustClear(deaf: false))
+        #expect(policy.mustClear(deaf: true), "writers would ring for no one")
+        policy.flagWritten(listening: false)
+        #expect(!policy.mustClear(deaf: true))
+        #expect(policy.drained(foundRows: false, deaf: true) == .sleep, "polls instead of ringing in")
+        #expect(policy.drained(foundRows: true, deaf: true) == .read)
+        #expect(policy.woke(byNotification: false) == .read)
+        #expect(policy.drained(foundRows: false, deaf: true) == .sleep)
+        #expect(!policy.listening)
+        #expect(policy.drained(foundRows: false, deaf: false) == .ringIn, "LISTEN hears again")
+    }
+
     @Test("a failed flag write leaves the policy where it was")
     func failedWrite() {
         var policy = DoorbellPolicy(listening: false)
