@@ -27,8 +27,15 @@ enum SlotDelivered {
     /// against the current snapshot's `xmax`, which every row the query sees lies below: the
     /// nearest id at or below it with the same low 32 bits. The literal is quoted.
     static func mayBeMissingPredicate(snapshot: String) -> String {
-        let reference = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
-        let widened = "(\(reference) - (((\(reference) & 4294967295) - xmin::text::bigint + 4294967296) % 4294967296))::text::xid8"
-        return "NOT pg_visible_in_snapshot(\(widened), \(quoteLiteral(snapshot))::pg_snapshot)"
+        "NOT pg_visible_in_snapshot(\(widenedXmin()), \(quoteLiteral(snapshot))::pg_snapshot)"
+    }
+
+    /// The current snapshot's `xmax` as a 64-bit number (epoch and id).
+    static let currentReference = "pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+
+    /// `xmin` as an `xid8`: the nearest id at or below `reference` (a bigint expression)
+    /// with the same low 32 bits, so an id of the epoch before `reference`'s keeps its epoch.
+    static func widenedXmin(reference: String = currentReference) -> String {
+        "(\(reference) - (((\(reference) & 4294967295) - xmin::text::bigint + 4294967296) % 4294967296))::text::xid8"
     }
 }
