@@ -27,7 +27,7 @@ final class LoadGenerator: @unchecked Sendable {
     private var task: Task<Void, Never>?
     let failures = Atomic<Int>(0)
 
-    init(url: String, rowsPerTransaction: ClosedRange<Int> = 1...5, keys: Int = 40, pauseMicros: UInt32 = 2_000) {
+    init(url: String, rowsPerTransaction: ClosedRange<Int> = 1...5, keys: Int = 40, pauseMicros: UInt32 = 2_000, table: OutboxTable = .default) {
         task = Task { [self] in
             var connection: PGConnection?
             var n = 0
@@ -35,7 +35,7 @@ final class LoadGenerator: @unchecked Sendable {
                 do {
                     if connection == nil { connection = try await PGConnection.connect(url) }
                     n += 1
-                    try await insertBookEvents(connection!, rows: Int.random(in: rowsPerTransaction), keys: keys, seed: n)
+                    try await insertBookEvents(connection!, rows: Int.random(in: rowsPerTransaction), keys: keys, seed: n, table: table)
                     if pauseMicros > 0 { try await Task.sleep(for: .microseconds(Int(pauseMicros))) }
                 } catch {
                     failures.add(1, ordering: .relaxed)
@@ -53,9 +53,10 @@ final class LoadGenerator: @unchecked Sendable {
 }
 
 /// BookEvent-shaped rows (the consumers apply them to booking_record) in one transaction.
-func insertBookEvents(_ connection: PGConnection, rows: Int, keys: Int, seed: Int, topic: String = "BOOK_SAVE", type: String = "BOOK_SAVE") async throws {
+func insertBookEvents(_ connection: PGConnection, rows: Int, keys: Int, seed: Int, topic: String = "BOOK_SAVE", type: String = "BOOK_SAVE",
+                      table: OutboxTable = .default) async throws {
     try await connection.query("""
-        INSERT INTO outbox (topic, mq_key, type, payload)
+        INSERT INTO \(table.sql) (topic, mq_key, type, payload)
         SELECT $1, 'BOOK:' || ((g + $4) % $3), $5,
                jsonb_build_object('book', jsonb_build_object('bookingId', g + $4 * 100, 'seatId', (g + $4) % $3, 'userId', 1, 'price', 100, 'status', 'RESERVED'),
                                   'waitToken', jsonb_build_object('tokenId', 1, 'userId', 1, 'token', 't', 'status', 'ACTIVE'),

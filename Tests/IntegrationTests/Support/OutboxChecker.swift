@@ -15,12 +15,12 @@ struct CommitOrderOracle {
         return CommitOrderOracle(slot: slot)
     }
 
-    /// Committed outbox ids in commit order, with their keys.
-    func committed(on connection: PGConnection) async throws -> [(id: Int64, key: String)] {
+    /// Committed ids of `table` in commit order, with their keys.
+    func committed(on connection: PGConnection, table: OutboxTable = .default) async throws -> [(id: Int64, key: String)] {
         let rows = try await connection.query("""
             SELECT data FROM pg_logical_slot_peek_changes($1, NULL, NULL, 'include-xids', '0')
-            WHERE data LIKE 'table public.outbox: INSERT:%'
-            """, [.text(slot)])
+            WHERE data LIKE $2
+            """, [.text(slot), .text("table \(table.schema).\(table.name): INSERT:%")])
         return try rows.rows.map { row in
             let data = try row.string("data")
             guard let idRange = data.range(of: "outbox_id[bigint]:") else { throw CheckerError("no outbox_id in \(data.prefix(200))") }
