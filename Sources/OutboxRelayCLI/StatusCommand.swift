@@ -45,7 +45,7 @@ struct Status: AsyncParsableCommand {
             print("schema: " + (pending.isEmpty ? "migrated" : "lacks \(pending.joined(separator: ", ")); run `outbox-relay migrate`"))
             if !pending.isEmpty { breaches.append("schema lacks \(pending.count) migration\(pending.count == 1 ? "" : "s")") }
         } catch let error as PGError {
-            print("schema: unknown (\(error.message); re-apply sql/roles.sql)")
+            print("schema: unknown (\(error.message)\(error.sqlState == "42501" ? "; re-apply sql/roles.sql" : ""))")
         }
 
         let slotRows = try await db.query("""
