@@ -13,13 +13,6 @@ public enum OutboxShapeCheck {
         try OutboxShape.verify(tables, found: found)
     }
 
-    /// Blocking form of `check`, for dedicated threads only.
-    public static func checkBlocking(_ tables: [OutboxTable], on connection: PGConnection) throws {
-        var found: [OutboxTable: OutboxShape.Found] = [:]
-        for table in tables { found[table] = try parse(try connection.queryBlocking(catalogQuery, parameters(table))) }
-        try OutboxShape.verify(tables, found: found)
-    }
-
     /// The table as the catalog describes it; nil when no relation of that name exists.
     public static func read(_ table: OutboxTable, on connection: PGConnection) async throws -> OutboxShape.Found? {
         try parse(try await connection.query(catalogQuery, parameters(table)))

@@ -4,7 +4,6 @@ import PostgresClient
 import Relay
 import Schema
 import Testing
-import Threading
 
 /// `outbox-relay migrate --schema S` with the real binary on a real PostgreSQL: a team's own
 /// outbox table, installed with the outbox's shape, published like public.outbox (also by
@@ -245,7 +244,7 @@ struct OutboxTableMigrationTests {
             try await OutboxShapeCheck.check([.default, Self.teamA], on: asRelay)
             let teamC = try OutboxTable(parsing: "team_c.outbox")
             let shapeError = await #expect(throws: OutboxShapeError.self) {
-                try await runBlocking { try OutboxShapeCheck.checkBlocking([.default, Self.teamA, Self.teamB, teamC], on: asRelay) }
+                try await OutboxShapeCheck.check([.default, Self.teamA, Self.teamB, teamC], on: asRelay)
             }
             #expect(shapeError?.problems.map { "\($0.table) \($0.column ?? "-") \($0.found)" } == [
                 "team_b.outbox payload type text", "team_c.outbox - no such table"], "\(String(describing: shapeError))")
