@@ -122,7 +122,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "PGOutputTests", dependencies: ["PGOutput"], swiftSettings: strict),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput"], swiftSettings: strict),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "PGOutput", "Threading"], swiftSettings: strict),
         .testTarget(name: "CLISettingsTests", dependencies: ["CLISettings"], swiftSettings: strict),
         // Reads Package.swift and the sources: every import of a package module is declared.
         .testTarget(name: "PackageManifestTests", swiftSettings: strict),

@@ -1,6 +1,7 @@
 import PGOutput
 import RelayCore
 import Testing
+import Threading
 
 /// A simulated clock drives the sweeper's pure decisions (`SweepSchedule`, `SweepScope`,
 /// `SweeperPolicy`) against a modelled outbox, stream and consumer group, to check the
@@ -9,10 +10,20 @@ import Testing
 /// confirming is still re-sent.
 @Suite("Sweep outage simulation")
 struct SweepOutageSimulationTests {
+    /// Runs a simulation on a thread of its own: each takes seconds of CPU, and on the
+    /// cooperative pool (2 threads here) two of them stalled every other test's
+    /// continuations for ~9 s (a connectivity test bounded at 8 s failed on it).
+    static func simulate(rate: Int, outageStart: Double, outageLength: Double, total: Double,
+                         mode: OutageSimulation.Mode) async -> OutageSimulation.Outcome {
+        await runBlocking {
+            var sim = OutageSimulation(rate: rate, outageStart: outageStart, outageLength: outageLength, total: total, mode: mode)
+            return sim.run()
+        }
+    }
+
     @Test("a 90 s consumer outage at 100 rows/s: ≤ 1% re-sends, no DEAD, every skipped message re-sent")
-    func ninetySeconds() {
-        var sim = OutageSimulation(rate: 100, outageStart: 60, outageLength: 90, total: 600, mode: .progress)
-        let outcome = sim.run()
+    func ninetySeconds() async {
+        let outcome = await Self.simulate(rate: 100, outageStart: 60, outageLength: 90, total: 600, mode: .progress)
         print("SIMULATION 90 s outage: \(outcome)")
         #expect(outcome.rows == 30_000)
         #expect(outcome.dead == 0)
@@ -21,9 +32,8 @@ struct SweepOutageSimulationTests {
     }
 
     @Test("a 3 h consumer outage: ≤ 1% re-sends, no DEAD, every skipped message re-sent")
-    func threeHours() {
-        var sim = OutageSimulation(rate: 10, outageStart: 60, outageLength: 3 * 3_600, total: 3 * 3_600 + 1_200, mode: .progress)
-        let outcome = sim.run()
+    func threeHours() async {
+        let outcome = await Self.simulate(rate: 10, outageStart: 60, outageLength: 3 * 3_600, total: 3 * 3_600 + 1_200, mode: .progress)
         print("SIMULATION 3 h outage: \(outcome)")
         #expect(outcome.dead == 0)
         #expect(outcome.needlessResends <= outcome.rows / 100, "\(outcome)")
@@ -31,13 +41,11 @@ struct SweepOutageSimulationTests {
     }
 
     @Test("control: swept by age alone (today's rule), the same outages re-send far more than 1%, and 3 h turns rows DEAD")
-    func ageRuleFails() {
-        var short = OutageSimulation(rate: 100, outageStart: 60, outageLength: 90, total: 600, mode: .age)
-        let shortOutcome = short.run()
+    func ageRuleFails() async {
+        let shortOutcome = await Self.simulate(rate: 100, outageStart: 60, outageLength: 90, total: 600, mode: .age)
         print("SIMULATION 90 s outage, swept by age: \(shortOutcome)")
         #expect(shortOutcome.needlessResends > shortOutcome.rows / 100, "\(shortOutcome)")
-        var long = OutageSimulation(rate: 10, outageStart: 60, outageLength: 3 * 3_600, total: 3 * 3_600 + 1_200, mode: .age)
-        let longOutcome = long.run()
+        let longOutcome = await Self.simulate(rate: 10, outageStart: 60, outageLength: 3 * 3_600, total: 3 * 3_600 + 1_200, mode: .age)
         print("SIMULATION 3 h outage, swept by age: \(longOutcome)")
         #expect(longOutcome.dead > 0)
     }
@@ -51,8 +59,8 @@ struct SweepOutageSimulationTests {
 /// during the outage. The sweeper runs the production defaults (20 s interval, 10 s minimum
 /// age, 10 s backoff doubling to 1 h, 10 attempts, 500 rows a round) on a 0.5 s tick.
 struct OutageSimulation {
-    enum Mode { case age, progress }
-    struct Outcome: CustomStringConvertible {
+    enum Mode: Sendable { case age, progress }
+    struct Outcome: Sendable, CustomStringConvertible {
         var rows = 0, resends = 0, needlessResends = 0, dead = 0, skippedNotResent = 0, notComplete = 0
         var description: String { "rows \(rows), re-sends \(resends) (needless \(needlessResends)), DEAD \(dead), skipped not re-sent \(skippedNotResent), not COMPLETE \(notComplete)" }
     }
