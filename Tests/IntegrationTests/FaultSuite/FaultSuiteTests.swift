@@ -89,8 +89,15 @@ struct FaultSuiteTests {
             try await db.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [.text(ctx.slotName)])
             let load = LoadGenerator(url: ctx.databaseURL, pauseMicros: 500)
             for round in 0..<3 {
-                let relay = try startRelayProcess(ctx, logName: "t\(round)")
-                try await Task.sleep(for: .milliseconds(1_500))
+                let port = freeLoopbackPort()
+                let relay = try startRelayProcess(ctx, logName: "t\(round)", httpPort: port)
+                // Streaming first: in CI's loaded PostgreSQL 18 phase a process 1.5 s old had not
+                // started yet (no output) and died of the SIGTERM itself, exit 143. A stop
+                // before the start is not the drain this scenario is about.
+                #expect(await eventually(timeout: .seconds(30), every: .milliseconds(20)) {
+                    (await LoopbackHTTP.get(port: port, path: "/readyz"))?.status == 200
+                }, "\(relay.output.suffix(1_500))")
+                try await Task.sleep(for: .milliseconds(Int.random(in: 200...1_200)))
                 let status = await relay.terminate()
                 #expect(status == 0, "exit \(status.map(String.init) ?? "none: still running 60 s after SIGTERM"): \(relay.output.suffix(1_500))")
             }
