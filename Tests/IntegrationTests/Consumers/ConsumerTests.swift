@@ -257,7 +257,7 @@ struct ConsumerTests {
 
     @Test("a message that arrives before its outbox row is visible waits for it instead of being dead-lettered")
     func rowNotYetVisible() async throws {
-        try await withTestContext { ctx in
+        try await withTestContext(dedicatedCluster: true) { ctx in
             let db = try await ctx.migrated()
             // The row is inserted in a transaction kept open while the consumer already holds
             // its message: what a consumer sees when the walsender sent the commit a moment

@@ -15,7 +15,7 @@ struct NotifyLostWakeUpTests {
 
     @Test("a READ COMMITTED writer that read the flag clear and commits after the read past ring-in is published without the fallback timer, a long transaction running beside it")
     func writerInProgressAtRingIn() async throws {
-        try await withTestContext { ctx in
+        try await withTestContext(dedicatedCluster: true) { ctx in
             let db = try await ctx.migrated()
             try await NotifyTrigger.install(on: db)
             // A first relay creates the topic (so the timed wait below excludes its creation)
@@ -61,7 +61,7 @@ struct NotifyLostWakeUpTests {
 
     @Test("a long transaction in progress at ring-in does not delay a rung doorbell")
     func longTransactionAtRingIn() async throws {
-        try await withTestContext { ctx in
+        try await withTestContext(dedicatedCluster: true) { ctx in
             let db = try await ctx.migrated()
             try await NotifyTrigger.install(on: db)
             let relay = try RunningRelay.start(ctx, capture: .notify) { $0.notifyFallbackInterval = Self.fallback }

@@ -78,7 +78,7 @@ struct NotifyRelayTests {
     /// the stop's own return leaves room for that.
     @Test("a stop while the slot record cannot be written stops waiting for it at the stop's deadline; a restart publishes what was not confirmed")
     func stopWithSlotRecordLocked() async throws {
-        try await withTestContext { ctx in
+        try await withTestContext(dedicatedCluster: true) { ctx in
             let db = try await ctx.migrated()
             try await NotifyTrigger.install(on: db)
             let overruns = OverrunRecorder()

@@ -47,6 +47,12 @@ private func release(_ cluster: PostgresCluster, database: String, dedicated: Bo
 
 /// Runs `body` with a fresh database (and broker), tears them down afterwards, and prints
 /// the server logs when the body throws so a failure can be diagnosed from CI output.
+///
+/// A test that keeps a transaction with an id open across a wait (a writer left
+/// uncommitted, a row lock held) needs `dedicatedCluster`: creating a logical slot waits
+/// for every such transaction in the whole cluster, so in the shared one it stalls the
+/// start of every relay other tests start meanwhile (in a CI run two shards of another
+/// test did not stream within 30 s).
 func withTestContext<T: Sendable>(broker needsBroker: Bool = true, dedicatedCluster: Bool = false,
                                   _ body: (TestContext) async throws -> T) async throws -> T {
     let cluster = dedicatedCluster ? try await PostgresCluster.start() : try await SharedPostgres.shared.get()
