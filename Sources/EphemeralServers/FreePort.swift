@@ -39,3 +39,28 @@ public func isLoopbackPortOpen(_ port: Int) -> Bool {
         }
     }
 }
+
+/// A loopback TCP port that accepts connections (the kernel completes the handshake) and
+/// never answers: a server that hangs, which only a client's own timeout ends. Closed
+/// when released.
+public final class SilentLoopbackListener: Sendable {
+    public let port: Int
+    private let fd: Int32
+
+    public init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        precondition(fd >= 0, "socket() failed: errno \(errno)")
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        precondition(bound && listen(fd, 16) == 0, "could not listen on 127.0.0.1: errno \(errno)")
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
+}

@@ -41,8 +41,11 @@ struct Consume: AsyncParsableCommand {
         }
         Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
         let logger = Logger(label: "outbox-consumers")
+        let stopSignals = await StopSignals.trap(logger: logger)
         let configuration = try resolved.consumer()
         let (host, port) = try resolved.http()
+        logger.info("starting consumers", metadata: ["config": Observability.logFormat == .json ? .dictionary(resolved.redactedMetadata)
+                                                                                            : "\n\(resolved.redactedDescription)"])
         try await Preflight.check(databaseURL: configuration.databaseURL, tables: configuration.tables,
                                   kafka: configuration.kafka, logger: logger)
         // As in `run`: `_exit`, not `exit`, so a stuck teardown's atexit work cannot hold it.
@@ -58,6 +61,6 @@ struct Consume: AsyncParsableCommand {
         }
         services.append(.init(service: ConsumerRunner(consumer: consumer), successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
-        try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        try await stopSignals.run(ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger)))
     }
 }

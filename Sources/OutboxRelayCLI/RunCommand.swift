@@ -64,6 +64,7 @@ struct Run: AsyncParsableCommand {
         }
         Observability.bootstrap(logLevel: try resolved.logLevel(), format: try resolved.logFormat())
         let logger = Logger(label: "outbox-relay")
+        let stopSignals = await StopSignals.trap(logger: logger)
         let relayConfiguration = try resolved.relay()
         let (policy, retention) = try resolved.sweeper()
         let (host, port) = try resolved.http()
@@ -87,8 +88,7 @@ struct Run: AsyncParsableCommand {
         }
         services.append(.init(service: relay, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await stopSignals.run(ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger)))
         if let summary = relay.stopSummary, summary.unacknowledged > 0 {
             throw ExitCode(ExitStatus.unacknowledgedAtStop.rawValue)
         }

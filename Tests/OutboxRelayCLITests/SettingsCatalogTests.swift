@@ -218,7 +218,7 @@ struct OperationsDocumentationTests {
     static let metadataKeys: Set = [
         "acknowledged", "attempt", "channel", "code", "config", "confirmed", "dead", "deleted", "drain", "drain_timeout", "error", "exit_status", "facility",
         "fix", "from", "group", "lsn", "messages", "outbox_id", "partitions", "problem", "reason", "recorded", "resent", "retry_in",
-        "server", "skipped", "slot", "slot_confirmed", "topic", "topics", "unacknowledged", "unroutable",
+        "server", "signal", "skipped", "slot", "slot_confirmed", "topic", "topics", "unacknowledged", "unroutable",
     ]
 
     static func sourceRoot() -> URL {

@@ -6,8 +6,8 @@ import Testing
 
 /// The real binary ends in each documented exit status (docs/operations.md, "Exit codes"; `--help`).
 /// Numbers are written out here on purpose: supervisors depend on them, so renumbering
-/// must fail a test. (0 after SIGTERM: `CLITests.endpointsAndGracefulStop` and the JSON-log
-/// test; 2 for `status`: `CLITests.statusCheck`; 75: the fault suite's drain-timeout test;
+/// must fail a test. (0 after SIGTERM: `CLITests.endpointsAndGracefulStop`, the JSON-log test and
+/// `sigtermDuringStartupChecks` below; 2 for `status`: `CLITests.statusCheck`; 75: the fault suite's drain-timeout test;
 /// 78 for TLS settings or credentials a server refuses at start, with openssl-made
 /// certificates: `PostgresTLSTests.cliRefusals` and `KafkaSecurityTests`.)
 @Suite("outbox-relay exit statuses")
@@ -103,6 +103,30 @@ struct ExitStatusCLITests {
                 #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line.prefix(300))")
             }
             #expect(lines.last?.contains("\"exit_status\":\"78\"") == true, "\(lines.last ?? "")")
+        }
+    }
+
+    /// The start-up checks wait up to 10 s for a server that does not answer; a
+    /// supervisor's SIGTERM meanwhile killed the process with the default action (143).
+    @Test("SIGTERM during the start-up checks (Kafka not answering) ends run and consume at once with exit 0, saying nothing was published")
+    func sigtermDuringStartupChecks() async throws {
+        try await withTestContext(broker: false) { ctx in
+            _ = try await ctx.migrated()
+            let silentKafka = SilentLoopbackListener()
+            for (command, started) in [(["run", "--slot", ctx.slotName], "starting relay"), (["consume"], "starting consumers")] {
+                let process = try ChildProcess([try relayBinary()] + command + [
+                    "--database-url", ctx.databaseURL, "--kafka-bootstrap-servers", "127.0.0.1:\(silentKafka.port)",
+                    "--http-port", "0", "--log-level", "info"], outputPath: NSTemporaryDirectory() + "startup-sigterm-\(ctx.databaseName)-\(command[0]).log")
+                // The signal traps are installed before this line is logged.
+                #expect(await eventually { process.output.contains(started) }, "\(command[0]): \(process.output.suffix(2_000))")
+                let signalled = ContinuousClock.now
+                let status = await process.terminate(timeout: .seconds(30))
+                #expect(status == 0, "\(command[0]): \(status.map(String.init) ?? "still running after 30 s")\n\(process.output.suffix(2_000))")
+                #expect(ContinuousClock.now - signalled < .seconds(5), "\(command[0]) waited for the Kafka check to time out")
+                #expect(process.output.contains("stopped during the start-up checks"), "\(command[0]): \(process.output.suffix(2_000))")
+            }
+            #expect(try await slotConfirmedLSN(ctx.connect(), slot: ctx.slotName) == nil, "stopped before it created the slot")
+            withExtendedLifetime(silentKafka) {}  // listening until here
         }
     }
 

@@ -89,17 +89,8 @@ import Glibc
     @Test func silentServerTimesOutWithinTheConnectTimeout() async throws {
         // A socket that listens but never speaks: the kernel completes the TCP handshake,
         // so only libpq's connect_timeout can end the wait.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        listen(fd, 8)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let silent = SilentLoopbackListener()
+        let port = silent.port
         let started = ContinuousClock.now
         let error = await #expect(throws: PGError.self) {
             _ = try await PGConnection.connect("host=127.0.0.1 port=\(port) user=relay password=hunter2 dbname=app", connectTimeoutSeconds: 2)
@@ -109,6 +100,7 @@ import Glibc
         let text = String(describing: error!)
         #expect(text.contains("127.0.0.1:\(port)"))
         #expect(!text.contains("hunter2"))
+        withExtendedLifetime(silent) {}  // listening until here
     }
 
     @Test func redactionHidesPasswords() {
