@@ -71,7 +71,9 @@ public enum SlotReset {
                 SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = \(quoteLiteral(slot))
                 """)
             let failover = FailoverSlot.supported(serverMajor: try FailoverSlot.serverMajor { try replication.execute($0) })
-            let created = try replication.execute(FailoverSlot.createReplicationCommand(slot: slot, failover: failover)).single()
+            let created = try SlotCreationWatch(configuration, logger: logger).run(creatorPID: replication.backendPID) {
+                try replication.execute(FailoverSlot.createReplicationCommand(slot: slot, failover: failover)).single()
+            }
             return (try created.lsn("consistent_point"), try created.string("snapshot_name"))
         }
         logger.notice("slot reset: recreated the slot; re-sending the rows committed before it", metadata: ["slot": "\(slot)", "lsn": "\(lsn)"])

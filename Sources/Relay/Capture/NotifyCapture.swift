@@ -51,7 +51,9 @@ final class NotifyCapture: @unchecked Sendable {
             slot: configuration.slotName, publication: configuration.publication, tables: configuration.tables,
             createIfMissing: configuration.createSlot))
         let slot = try setup.checkSlot(execute: { try reader.queryBlocking($0) }, createSlot: { failover in
-            let created = try reader.queryBlocking(FailoverSlot.createFunctionCall(slot: configuration.slotName, failover: failover))
+            let created = try SlotCreationWatch(configuration, logger: logger).run(creatorPID: reader.backendPID) {
+                try reader.queryBlocking(FailoverSlot.createFunctionCall(slot: configuration.slotName, failover: failover))
+            }
             logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
             return try created.single().lsn("lsn")
         })

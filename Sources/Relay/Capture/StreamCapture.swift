@@ -60,7 +60,9 @@ final class StreamCapture: @unchecked Sendable {  // only `current` is touched o
         // committed before the slot, which it will never stream.
         var gap: PGConnection?
         let slot = try setup.checkSlot(execute: { try connection.execute($0) }, createSlot: { failover in
-            let created = try connection.execute(FailoverSlot.createReplicationCommand(slot: configuration.slotName, failover: failover)).single()
+            let created = try SlotCreationWatch(configuration, logger: logger).run(creatorPID: connection.backendPID) {
+                try connection.execute(FailoverSlot.createReplicationCommand(slot: configuration.slotName, failover: failover)).single()
+            }
             gap = try GapPublisher.importSnapshot(try created.string("snapshot_name"), dsn: configuration.databaseURL,
                                                   applicationName: "\(configuration.applicationName)-first-start")
             logger.notice("created replication slot", metadata: ["slot": "\(configuration.slotName)"])
