@@ -1,3 +1,4 @@
+import EphemeralServers
 import Foundation
 import PostgresClient
 import Schema
@@ -41,6 +42,33 @@ struct RolesTests {
             let bookingRead = await #expect(throws: PGError.self) { try await consumer.query("SELECT * FROM booking") }
             #expect(bookingRead?.sqlState == "42501")
             #expect(try await MigrationRunner().pending(on: consumer).isEmpty, "the consumer role reads the migration record")
+            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+        }
+    }
+
+    /// Grants applied before the start check existed do not let the roles read the
+    /// migration record: the check is skipped with a warning and the fix, not a refusal.
+    @Test("a role that may not read the migration record (older grants) gets a warning with the fix at start, and the start goes on")
+    func olderGrantsWarn() async throws {
+        try await withTestContext { ctx in
+            let admin = try await ctx.migrated()
+            let suffix = ctx.databaseName
+            let roles = SchemaRoles(relayRole: "relay_\(suffix)", consumerRole: "consumer_\(suffix)")
+            try await roles.apply(on: admin, relayPassword: "pw-\(suffix)", consumerPassword: nil)
+            try await admin.query("REVOKE SELECT ON outbox_schema_migrations FROM \(quoteIdentifier(roles.consumerRole))")
+            let url = ctx.postgres.url(database: ctx.databaseName, user: roles.consumerRole)
+            let process = try ChildProcess([try relayBinary(), "consume", "--database-url", url, "--kafka-bootstrap-servers", ctx.bootstrapServers,
+                                            "--http-port", "0", "--log-level", "info"],
+                                           outputPath: NSTemporaryDirectory() + "older-grants-\(ctx.databaseName).log")
+            #expect(await eventually { process.output.contains("cannot check that the database is migrated") }, "\(process.output.suffix(2_000))")
+            #expect(process.output.contains("outbox-relay migrate --grant-roles"), "the fix: \(process.output.suffix(2_000))")
+            // Past the check: the consumers start (and a SIGTERM then stops them cleanly).
+            #expect(await eventually { process.output.contains("consuming") || process.exitStatusIfExited() != nil },
+                    "\(process.output.suffix(2_000))")
+            #expect(process.exitStatusIfExited() == nil, "the start went on: \(process.output.suffix(2_000))")
+            let status = await process.terminate(timeout: .seconds(30))
+            #expect(status == 0, "\(process.output.suffix(2_000))")
             try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
             try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
         }
