@@ -50,9 +50,12 @@ struct FaultInputTests {
                     "the line pauses, retries and resumes: \(health.pausedBecause ?? "not paused")")
             #expect(try await status(db, batchMate) == "INIT", "not dead-lettered")
 
-            // A missing ACL: the next 15 produce requests fail with TOPIC_AUTHORIZATION_FAILED,
-            // as they would until an operator grants it; then it is "fixed".
-            mock.pushRequestErrors(.produce, Array(repeating: 29, count: 15))
+            // A missing ACL: the next 6 produce requests fail with TOPIC_AUTHORIZATION_FAILED,
+            // as they would until an operator grants it; then it is "fixed". Each retry
+            // costs about one produce request and ~2 s (backoff, a new producer, the
+            // slot read again), 4 s or more under a loaded CI run: 15 requests once took
+            // longer than the 60 s the resume is given.
+            mock.pushRequestErrors(.produce, Array(repeating: 29, count: 6))
             let unauthorized = try await Outbox_insertOne(db, topic: "BOOK_SAVE", key: "authz")
             #expect(await eventually(timeout: .seconds(30)) { health.pausedBecause?.contains("authorization") == true },
                     "paused: \(health.pausedBecause ?? "nil")")

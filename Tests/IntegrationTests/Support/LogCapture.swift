@@ -27,9 +27,9 @@ final class LogCapture: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            let merged = self.metadata.merging(metadata ?? [:]) { $1 }.mapValues { "\($0)" }
-            capture.append(Entry(level: level, message: message.description, metadata: merged))
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
+            capture.append(Entry(level: event.level, message: event.message.description, metadata: merged))
         }
     }
 }
