@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(name: "PackageManifestTests", swiftSettings: strict),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"], swiftSettings: strict),
         .testTarget(name: "HTTPEndpointTests", dependencies: ["HTTPEndpoint", "EphemeralServers"], swiftSettings: strict),
+        .testTarget(name: "EphemeralServersTests", dependencies: ["EphemeralServers"], swiftSettings: strict),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: strict),
         // The bench's pure analysis (the shard scaling model); its measurements need the servers.

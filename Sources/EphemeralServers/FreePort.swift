@@ -1,18 +1,54 @@
+import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// Asks the kernel for an unused loopback TCP port. There is a window between
-/// closing the probe socket and the server binding it, so callers retry on a bind failure.
+/// An unused loopback TCP port for a server to bind, never the same one twice in a
+/// process.
+///
+/// Chosen below the kernel's ephemeral range (`ip_local_port_range`, 32768-60999 by
+/// default): ports in that range are also handed to outgoing connections, so a port found
+/// free there could be some client's local port by the time the server binds it (a CI run
+/// lost a test that way: the relay's HTTP port "already in use", with hundreds of client
+/// connections open around it). Outside the range only another server can take it. There is
+/// still a window between the probe and the server's bind, so a server start retries on a
+/// bind failure where it can.
 public func freeLoopbackPort() -> Int {
+    let ceiling = (ephemeralRangeStart() ?? 32_768) - 1
+    if ceiling > 11_000 {
+        for _ in 0..<2_000 {
+            let port = Int.random(in: 10_000...ceiling)
+            guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
+            if bindProbe(port: port) != nil { return port }
+        }
+    }
+    // A range that leaves no room below it: the kernel's choice, as before.
+    while true {
+        guard let port = bindProbe(port: 0) else { preconditionFailure("could not bind a probe socket on 127.0.0.1: errno \(errno)") }
+        if handedOutPorts.withLock({ $0.insert(port).inserted }) { return port }
+    }
+}
+
+/// Ports `freeLoopbackPort` returned in this process.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// The first port of the kernel's ephemeral range, or nil where it cannot be read.
+private func ephemeralRangeStart() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8) else { return nil }
+    return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) }
+}
+
+/// Binds 127.0.0.1:`port` (0: any) and closes it again; the port bound, or nil.
+private func bindProbe(port: Int) -> Int? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     precondition(fd >= 0, "socket() failed: errno \(errno)")
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
+    addr.sin_port = UInt16(port).bigEndian
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &addr) {
@@ -20,8 +56,7 @@ public func freeLoopbackPort() -> Int {
             bind(fd, ptr, len) == 0 && getsockname(fd, ptr, &len) == 0
         }
     }
-    precondition(bound, "could not bind a probe socket on 127.0.0.1: errno \(errno)")
-    return Int(UInt16(bigEndian: addr.sin_port))
+    return bound ? Int(UInt16(bigEndian: addr.sin_port)) : nil
 }
 
 /// True when something accepts TCP connections on 127.0.0.1:`port`.
