@@ -7,7 +7,7 @@ import Threading
 /// Runs a replication slot's creation, and while it waits for transactions in progress
 /// says which ones, with the fix (`SlotCreationWait`). The look-up runs on a thread and a
 /// connection of its own: the creating connection is blocked in the creation.
-struct SlotCreationWatch {
+struct SlotCreationWatch: Sendable {
     let slot: String
     let databaseURL: String
     let applicationName: String
@@ -32,57 +32,39 @@ struct SlotCreationWatch {
     /// Runs `create` (on the calling thread), the creation on the backend `creatorPID`.
     func run<T>(creatorPID: Int32, _ create: () throws -> T) rethrows -> T {
         let finished = DispatchSemaphore(value: 0)
-        let watcher = Watcher(watch: self, creatorPID: creatorPID, finished: finished)
-        BlockingThread { watcher.reportWhileWaiting() }.start()
+        BlockingThread { [self] in reportWhileWaiting(on: creatorPID, until: finished) }.start()
         defer { finished.signal() }
         return try create()
     }
 
-    private struct Watcher: Sendable {
-        let slot: String
-        let databaseURL: String
-        let applicationName: String
-        let logger: Logger
-        let creatorPID: Int32
-        let finished: DispatchSemaphore
-
-        init(watch: SlotCreationWatch, creatorPID: Int32, finished: DispatchSemaphore) {
-            slot = watch.slot
-            databaseURL = watch.databaseURL
-            applicationName = watch.applicationName
-            logger = watch.logger
-            self.creatorPID = creatorPID
-            self.finished = finished
-        }
-
-        func reportWhileWaiting() {
-            let started = ContinuousClock.now
-            var wait = SlotCreationWait.firstReport
-            var connection: PGConnection?
-            while finished.wait(timeout: .now() + .seconds(Int(wait.components.seconds))) == .timedOut {
-                let holders: [SlotCreationWait.Holder]?
-                do {
-                    if connection == nil {
-                        connection = try PGConnection.connectBlocking(databaseURL, applicationName: "\(applicationName)-slot-watch")
-                    }
-                    holders = try Self.holders(of: creatorPID, on: connection!)
-                } catch {
-                    // The look-up is advice: a failure to look only makes the report vaguer.
-                    connection = nil
-                    holders = nil
+    /// Reports after `firstReport`, then every `reportEvery`, until `finished` is signalled.
+    private func reportWhileWaiting(on creatorPID: Int32, until finished: DispatchSemaphore) {
+        let started = ContinuousClock.now
+        var wait = SlotCreationWait.firstReport
+        var connection: PGConnection?
+        while finished.wait(timeout: .now() + .seconds(Int(wait.components.seconds))) == .timedOut {
+            let holders: [SlotCreationWait.Holder]?
+            do {
+                if connection == nil {
+                    connection = try PGConnection.connectBlocking(databaseURL, applicationName: "\(applicationName)-slot-watch")
                 }
-                let report = SlotCreationWait.report(slot: slot, waited: ContinuousClock.now - started, holders: holders)
-                logger.warning("\(report.message)", metadata: ["slot": "\(slot)", "fix": "\(report.fix)"])
-                wait = SlotCreationWait.reportEvery
+                holders = try Self.holders(of: creatorPID, on: connection!)
+            } catch {
+                // The look-up is advice: a failure to look only makes the report vaguer.
+                connection = nil
+                holders = nil
             }
+            let report = SlotCreationWait.report(slot: slot, waited: ContinuousClock.now - started, holders: holders)
+            logger.warning("\(report.message)", metadata: ["slot": "\(slot)", "fix": "\(report.fix)"])
+            wait = SlotCreationWait.reportEvery
         }
+    }
 
-        static func holders(of pid: Int32, on connection: PGConnection) throws -> [SlotCreationWait.Holder] {
-            try connection.queryBlocking(SlotCreationWatch.holdersQuery, [.int(Int(pid))]).rows.map { row in
-                SlotCreationWait.Holder(pid: Int32(try row.int64("pid")), database: try row.optionalString("datname"),
-                                        user: try row.optionalString("usename"), application: try row.optionalString("application_name"),
-                                        state: try row.optionalString("state"), openSeconds: try row.optionalInt64("open_seconds"))
-            }
+    private static func holders(of pid: Int32, on connection: PGConnection) throws -> [SlotCreationWait.Holder] {
+        try connection.queryBlocking(holdersQuery, [.int(Int(pid))]).rows.map { row in
+            SlotCreationWait.Holder(pid: Int32(try row.int64("pid")), database: try row.optionalString("datname"),
+                                    user: try row.optionalString("usename"), application: try row.optionalString("application_name"),
+                                    state: try row.optionalString("state"), openSeconds: try row.optionalInt64("open_seconds"))
         }
     }
 }

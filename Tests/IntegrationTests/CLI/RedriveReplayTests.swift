@@ -203,9 +203,8 @@ struct RedriveReplayTests {
         try await withTestContext { ctx in
             let admin = try await ctx.migrated()
             let suffix = ctx.databaseName
-            let roles = SchemaRoles(relayRole: "relay_\(suffix)", consumerRole: "consumer_\(suffix)")
             let password = "pw-Secret-\(suffix)"
-            try await roles.apply(on: admin, relayPassword: password, consumerPassword: nil)
+            let roles = try await ctx.leastPrivilegeRoles(on: admin, relayPassword: password)
             try await insertDead(admin, topic: "BOOK_SAVE", count: 4, keys: 2, reason: "topic_not_allowed: not in topic-allow-list")
             try await admin.query("UPDATE outbox SET status = 'COMPLETE' WHERE outbox_id = 4")
             let url = ctx.postgres.url(database: ctx.databaseName, user: roles.relayRole, password: password)
@@ -224,8 +223,7 @@ struct RedriveReplayTests {
             #expect(replay.output.contains("replay done: published 1"), "\(replay.output)")
             #expect(!redrive.output.contains(password) && !replay.output.contains(password))
             #expect(try await count(admin, "SELECT count(*) AS n FROM outbox WHERE status = 'INIT' AND attempts = 0") == 3)
-            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
-            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await ctx.drop(roles, on: admin)
         }
     }
 

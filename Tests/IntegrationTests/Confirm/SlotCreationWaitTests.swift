@@ -17,8 +17,7 @@ struct SlotCreationWaitIntegrationTests {
         // A cluster of its own: the open transaction would hold every other test's slots too.
         try await withTestContext(dedicatedCluster: true) { ctx in
             let admin = try await ctx.migrated()
-            let roles = SchemaRoles(relayRole: "relay_\(ctx.databaseName)", consumerRole: "consumer_\(ctx.databaseName)")
-            try await roles.apply(on: admin, relayPassword: "pw-\(ctx.databaseName)", consumerPassword: nil)
+            let roles = try await ctx.leastPrivilegeRoles(on: admin)
             let other = try await ctx.postgres.createDatabase(prefix: "billing")
             for (capture, asRelayRole) in [(CaptureMode.stream, true), (.notify, false)] {
                 let idle = try await PGConnection.connect(other.url, applicationName: "forgotten-session")
@@ -44,8 +43,7 @@ struct SlotCreationWaitIntegrationTests {
                 #expect(await eventually { relay.service.health.current.state == .streaming }, "\(capture)")
                 try await relay.stop()
             }
-            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
-            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await ctx.drop(roles, on: admin)
         }
     }
 }

@@ -10,10 +10,8 @@ struct RolesTests {
     func relayRole() async throws {
         try await withTestContext(broker: false) { ctx in
             let admin = try await ctx.migrated()
-            let suffix = ctx.databaseName
-            let roles = SchemaRoles(relayRole: "relay_\(suffix)", consumerRole: "consumer_\(suffix)")
-            try await roles.apply(on: admin, relayPassword: "pw-\(suffix)", consumerPassword: nil)
-            try await roles.apply(on: admin, relayPassword: "pw-\(suffix)", consumerPassword: nil)  // idempotent
+            let roles = try await ctx.leastPrivilegeRoles(on: admin)
+            try await roles.apply(on: admin, relayPassword: "pw-\(ctx.databaseName)", consumerPassword: nil)  // idempotent
             let attributes = try await admin.query("SELECT rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [.text(roles.relayRole)]).single()
             #expect(try attributes.bool("rolreplication") && attributes.bool("rolcanlogin"))
             let seed = try await DomainSeed.create(on: admin, seats: 1, users: 1)
@@ -42,8 +40,7 @@ struct RolesTests {
             let bookingRead = await #expect(throws: PGError.self) { try await consumer.query("SELECT * FROM booking") }
             #expect(bookingRead?.sqlState == "42501")
             #expect(try await MigrationRunner().pending(on: consumer).isEmpty, "the consumer role reads the migration record")
-            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
-            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await ctx.drop(roles, on: admin)
         }
     }
 
@@ -53,9 +50,7 @@ struct RolesTests {
     func olderGrantsWarn() async throws {
         try await withTestContext { ctx in
             let admin = try await ctx.migrated()
-            let suffix = ctx.databaseName
-            let roles = SchemaRoles(relayRole: "relay_\(suffix)", consumerRole: "consumer_\(suffix)")
-            try await roles.apply(on: admin, relayPassword: "pw-\(suffix)", consumerPassword: nil)
+            let roles = try await ctx.leastPrivilegeRoles(on: admin)
             try await admin.query("REVOKE SELECT ON outbox_schema_migrations FROM \(quoteIdentifier(roles.consumerRole))")
             let url = ctx.postgres.url(database: ctx.databaseName, user: roles.consumerRole)
             let process = try ChildProcess([try relayBinary(), "consume", "--database-url", url, "--kafka-bootstrap-servers", ctx.bootstrapServers,
@@ -69,8 +64,7 @@ struct RolesTests {
             #expect(process.exitStatusIfExited() == nil, "the start went on: \(process.output.suffix(2_000))")
             let status = await process.terminate(timeout: .seconds(30))
             #expect(status == 0, "\(process.output.suffix(2_000))")
-            try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
-            try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+            try await ctx.drop(roles, on: admin)
         }
     }
 }

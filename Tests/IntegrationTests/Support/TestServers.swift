@@ -92,3 +92,19 @@ extension TestContext {
         return connection
     }
 }
+
+extension TestContext {
+    /// The least-privilege roles of sql/roles.sql, named for this test's database (roles
+    /// are cluster-wide: each test needs its own), the relay's with `relayPassword`.
+    func leastPrivilegeRoles(on admin: PGConnection, relayPassword: String? = nil) async throws -> SchemaRoles {
+        let roles = SchemaRoles(relayRole: "relay_\(databaseName)", consumerRole: "consumer_\(databaseName)")
+        try await roles.apply(on: admin, relayPassword: relayPassword ?? "pw-\(databaseName)", consumerPassword: nil)
+        return roles
+    }
+
+    /// Drops what `leastPrivilegeRoles` made: roles outlive the test's database.
+    func drop(_ roles: SchemaRoles, on admin: PGConnection) async throws {
+        try await admin.query("DROP OWNED BY \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+        try await admin.query("DROP ROLE \(quoteIdentifier(roles.relayRole)), \(quoteIdentifier(roles.consumerRole))")
+    }
+}
