@@ -14,8 +14,9 @@ struct EndpointServerTests {
         return routes
     }
 
-    private static func started(host: String = "127.0.0.1", routes: Routes = routes(), limits: EndpointServer.Limits = .init()) throws -> (EndpointServer, Int) {
-        let server = EndpointServer(address: try #require(ListenAddress(host: host, port: 0)), routes: routes, limits: limits)
+    private static func started(host: String = "127.0.0.1", port: Int = 0, routes: Routes = routes(),
+                                limits: EndpointServer.Limits = .init()) throws -> (EndpointServer, Int) {
+        let server = EndpointServer(address: try #require(ListenAddress(host: host, port: port)), routes: routes, limits: limits)
         try server.start()
         return (server, try #require(server.port))
     }
@@ -105,7 +106,11 @@ struct EndpointServerTests {
 
     @Test("stop() closes the open connections and the listener; stopped() returns once they are closed; stopping twice is harmless")
     func stopClosesEverything() async throws {
-        let (server, port) = try Self.started()
+        // Not port 0: the other tests bind port 0 in parallel, and the kernel may give one of them
+        // the port this server just freed (a CI run saw "nothing listens" fail that way). Below
+        // the ephemeral range no client's own port can be it either, and freeLoopbackPort()
+        // never hands the same port to another server of this process.
+        let (server, port) = try Self.started(port: freeLoopbackPort())
         let idle = try #require(RawClient(port: port))
         server.stop()
         await server.stopped()
