@@ -43,20 +43,36 @@ private func ephemeralRangeStart() -> Int? {
 
 /// Binds 127.0.0.1:`port` (0: any) and closes it again; the port bound, or nil.
 private func bindProbe(port: Int) -> Int? {
+    guard let (fd, bound) = boundLoopbackSocket(port: port) else { return nil }
+    close(fd)
+    return bound
+}
+
+/// A TCP socket bound to 127.0.0.1:`port` (0: the kernel's choice) and the port it got, or
+/// nil when the bind fails (errno says why).
+private func boundLoopbackSocket(port: Int) -> (fd: Int32, port: Int)? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     precondition(fd >= 0, "socket() failed: errno \(errno)")
-    defer { close(fd) }
+    var addr = loopbackAddress(port: port)
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound else {
+        let code = errno
+        close(fd)
+        errno = code
+        return nil
+    }
+    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+}
+
+private func loopbackAddress(port: Int) -> sockaddr_in {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = UInt16(port).bigEndian
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { ptr -> Bool in
-            bind(fd, ptr, len) == 0 && getsockname(fd, ptr, &len) == 0
-        }
-    }
-    return bound ? Int(UInt16(bigEndian: addr.sin_port)) : nil
+    return addr
 }
 
 /// True when something accepts TCP connections on 127.0.0.1:`port`.
@@ -64,10 +80,7 @@ public func isLoopbackPortOpen(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return false }
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = UInt16(port).bigEndian
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var addr = loopbackAddress(port: port)
     return withUnsafePointer(to: &addr) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
@@ -83,18 +96,11 @@ public final class SilentLoopbackListener: Sendable {
     private let fd: Int32
 
     public init() {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        precondition(fd >= 0, "socket() failed: errno \(errno)")
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        guard let (fd, port) = boundLoopbackSocket(port: 0), listen(fd, 16) == 0 else {
+            preconditionFailure("could not listen on 127.0.0.1: errno \(errno)")
         }
-        precondition(bound && listen(fd, 16) == 0, "could not listen on 127.0.0.1: errno \(errno)")
         self.fd = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        self.port = port
     }
 
     deinit { close(fd) }
