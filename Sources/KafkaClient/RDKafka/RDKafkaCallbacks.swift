@@ -114,10 +114,9 @@ private func consumerRebalanceCallback(_ rk: OpaquePointer?, _ err: rd_kafka_res
 }
 
 private func logCallback(_ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ message: UnsafePointer<CChar>?) {
-    // librdkafka logs from its own threads; swift-log is thread-safe. Map syslog levels.
+    // librdkafka logs from its own threads; swift-log is thread-safe.
     guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
     let context = Unmanaged<ClientContext>.fromOpaque(opaque).takeUnretainedValue()
     let text = message.map { String(cString: $0) } ?? ""
-    let swiftLevel: Logger.Level = level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
-    context.logger.log(level: swiftLevel, "\(text)", metadata: ["facility": "\(facility.map { String(cString: $0) } ?? "")"])
+    context.logger.log(level: RDKafkaLogLevel.level(syslog: level), "\(text)", metadata: ["facility": "\(facility.map { String(cString: $0) } ?? "")"])
 }
