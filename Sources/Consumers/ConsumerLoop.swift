@@ -194,17 +194,22 @@ final class ConsumerLoop: @unchecked Sendable {
                 let summary = PoisonSummary(poison.map { ($0.message.topic, $0.message.partition, $0.message.offset, $0.reason) })
                 logger.warning("poison messages dead-lettered", metadata: [
                     "messages": "\(poison.count)", "reason": "\(summary.reasons)", "topics": "\(summary.topics)"])
-                service.core.withLock { $0.deadLettersSent() }
+                if service.core.withLock({ $0.deadLettersSent() }) { logger.notice("the dead-letter topic takes sends again; no longer stalled") }
                 return
             }
             pending.removeFirst(firstFailure)
             let action = service.core.withLock {
                 $0.deadLetterFailed(ConsumerService.briefly(error), topic: configuration.deadLetterTopic)
             }
-            logger.error("dead-letter send failed; retrying (offsets are held)", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
             switch action {
-            case .giveUp: throw error
-            case .retry(let delay): Thread.sleep(forTimeInterval: delay / .seconds(1))
+            case .giveUp:
+                logger.error("dead-letter send failed; giving the batch up (its offsets stay uncommitted)", metadata: ["error": "\(error)", "messages": "\(pending.count)"])
+                throw error
+            case .retry(let delay, let stallBegins):
+                logger.log(level: stallBegins ? .error : .warning,
+                           stallBegins ? "dead-letter sends keep failing; stalled (readyz 503), retrying (offsets are held)" : "dead-letter send failed; retrying (offsets are held)",
+                           metadata: ["error": "\(error)", "messages": "\(pending.count)"])
+                Thread.sleep(forTimeInterval: delay / .seconds(1))
             }
         }
     }

@@ -182,7 +182,10 @@ struct ConsumerStateMachine: Sendable {
     // MARK: retries and stall
 
     enum RetryAction: Sendable, Equatable {
-        case retry(after: Duration)
+        /// `stallBegins`: this failure is the one that reports the stall (the
+        /// `stallAfterAttempts`th in a row). The shell logs it at error, once per stall; the
+        /// failures before it are routine and the ones after it repeat it, so both are warnings.
+        case retry(after: Duration, stallBegins: Bool = false)
         /// Stopping and still failing: give the batch up (its offsets stay uncommitted).
         case giveUp
     }
@@ -193,19 +196,24 @@ struct ConsumerStateMachine: Sendable {
         if isStopping && before > Self.attemptsWhileStopping { return giveUp(.database) }
         let attempt = noteFailure(.database, "applying a batch failed \(before + 1) times in a row, retrying: \(reason)")
         let backoff = Duration.milliseconds(50 * (1 << min(attempt, 10)))
-        return .retry(after: min(backoff, policy.retryBackoffMaximum))
+        return .retry(after: min(backoff, policy.retryBackoffMaximum), stallBegins: attempt == Self.stallAfterAttempts)
     }
 
-    mutating func databaseSucceeded() { noteSuccess(.database) }
+    /// A batch applied. True when it ends a stall of the database (the shell logs the recovery).
+    @discardableResult
+    mutating func databaseSucceeded() -> Bool { noteSuccess(.database) }
 
     /// The dead-letter topic refused a send. The batch's offsets are held meanwhile.
     mutating func deadLetterFailed(_ reason: String, topic: String) -> RetryAction {
         let attempt = noteFailure(.deadLetter, "the dead-letter topic \(topic) refused \(failuresInARow[.deadLetter, default: 0] + 1) sends in a row; the batch's offsets are held: \(reason)")
         if isStopping && attempt > Self.attemptsWhileStopping { return giveUp(.deadLetter) }
-        return .retry(after: min(.milliseconds(100 * attempt), .seconds(5)))
+        return .retry(after: min(.milliseconds(100 * attempt), .seconds(5)), stallBegins: attempt == Self.stallAfterAttempts)
     }
 
-    mutating func deadLettersSent() { noteSuccess(.deadLetter) }
+    /// The batch's dead letters were acknowledged. True when that ends a stall of the
+    /// dead-letter topic.
+    @discardableResult
+    mutating func deadLettersSent() -> Bool { noteSuccess(.deadLetter) }
 
     private mutating func noteFailure(_ cause: StallCause, _ reason: String) -> Int {
         let attempt = failuresInARow[cause, default: 0] + 1
@@ -214,9 +222,9 @@ struct ConsumerStateMachine: Sendable {
         return attempt
     }
 
-    private mutating func noteSuccess(_ cause: StallCause) {
+    private mutating func noteSuccess(_ cause: StallCause) -> Bool {
         failuresInARow[cause] = nil
-        stall[cause] = nil
+        return stall.removeValue(forKey: cause) != nil
     }
 
     private mutating func giveUp(_ cause: StallCause) -> RetryAction {

@@ -37,7 +37,7 @@ final class DatabaseWorker: @unchecked Sendable {
         while true {
             do {
                 let outcomes = try applyBatch(job.batch, prepared: job.prepared)
-                service.core.withLock { $0.databaseSucceeded() }
+                if service.core.withLock({ $0.databaseSucceeded() }) { logger.notice("applying batches again; no longer stalled") }
                 return outcomes
             } catch let error as SimulatedCrash {
                 throw error
@@ -46,9 +46,12 @@ final class DatabaseWorker: @unchecked Sendable {
                 switch service.core.withLock({ $0.databaseFailed(ConsumerService.briefly(error)) }) {
                 case .giveUp:
                     throw error
-                case .retry(let delay):
+                case .retry(let delay, let stallBegins):
                     service.metrics.transactionRetries.increment()
-                    logger.error("applying a batch failed; retrying it", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                    // One error per stall, not per retry: a PostgreSQL restart fails several and heals.
+                    logger.log(level: stallBegins ? .error : .warning,
+                               stallBegins ? "applying batches keeps failing; stalled (readyz 503), retrying" : "applying a batch failed; retrying it",
+                               metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                     Thread.sleep(forTimeInterval: delay / .seconds(1))
                 }
             }

@@ -92,7 +92,7 @@ struct ConsumerStateMachineTests {
         var m = machine()
         var action = ConsumerStateMachine.RetryAction.giveUp
         for _ in 0..<failures { action = m.databaseFailed("deadlock detected [SQLSTATE 40P01]") }
-        #expect(action == .retry(after: lastDelay))
+        #expect(action == .retry(after: lastDelay, stallBegins: failures == 3))
         #expect((m.stalledReason != nil) == stalled)
         if stalled {
             #expect(m.stalledReason == "applying a batch failed \(failures) times in a row, retrying: deadlock detected [SQLSTATE 40P01]")
@@ -108,11 +108,31 @@ struct ConsumerStateMachineTests {
         var m = machine()
         var action = ConsumerStateMachine.RetryAction.giveUp
         for _ in 0..<failures { action = m.deadLetterFailed("Broker: Topic authorization failed", topic: "outbox.consumer.dlq") }
-        #expect(action == .retry(after: lastDelay))
+        #expect(action == .retry(after: lastDelay, stallBegins: failures == 3))
         #expect((m.stalledReason != nil) == stalled)
         if stalled { #expect(m.stalledReason?.hasPrefix("the dead-letter topic outbox.consumer.dlq refused \(failures) sends in a row") == true) }
         m.deadLettersSent()
         #expect(m.stalledReason == nil)
+    }
+
+    /// A PostgreSQL restart fails a few retries and heals: the shell logs the failure that
+    /// begins a stall at error, once, the others as warnings, and the success that ends it.
+    @Test("one stall, one error: only the third failure in a row begins it; the success that ends it says so; the next stall begins anew")
+    func stallBeginsOnce() {
+        var m = machine()
+        let database = (0..<6).map { _ in m.databaseFailed("down") }.map { if case .retry(_, let begins) = $0 { begins } else { false } }
+        #expect(database == [false, false, true, false, false, false])
+        #expect(m.databaseSucceeded() == true, "this success ends a stall")
+        #expect(m.databaseSucceeded() == false)
+        for _ in 0..<2 { _ = m.databaseFailed("down") }
+        #expect(m.databaseSucceeded() == false, "two failures are no stall")
+        let again = (0..<3).map { _ in m.databaseFailed("down") }
+        #expect(again.last == .retry(after: .milliseconds(400), stallBegins: true))
+
+        let deadLetter = (0..<4).map { _ in m.deadLetterFailed("refused", topic: "dlq") }.map { if case .retry(_, let begins) = $0 { begins } else { false } }
+        #expect(deadLetter == [false, false, true, false])
+        #expect(m.deadLettersSent() == true)
+        #expect(m.deadLettersSent() == false)
     }
 
     @Test("a stall clears only by its own cause: a batch applied meanwhile does not hide a dead-letter topic that refuses")

@@ -327,7 +327,8 @@ struct ConsumerTests {
             _ = try await bookSeats(db, count: 3)
             try await db.query("ALTER TABLE booking_record RENAME TO booking_record_away")
             _ = try await produceOutboxRows(ctx, db)
-            let consumer = try RunningConsumer.start(ctx, batchSize: 8)
+            let logs = LogCapture(level: .notice)
+            let consumer = try RunningConsumer.start(ctx, batchSize: 8, logs: logs)
             #expect(await eventually { consumer.service.stalledReason?.contains("applying a batch failed") == true },
                     "\(consumer.service.stalledReason ?? "not stalled")")
             let reason = consumer.service.stalledReason ?? ""
@@ -339,6 +340,13 @@ struct ConsumerTests {
             #expect(await eventually { consumer.service.totals.applied == 3 })
             #expect(consumer.service.stalledReason == nil)
             try await consumer.stop()
+            // One stall, one error line: every retry logged at error would page an operator
+            // for each retry of a PostgreSQL restart that heals by itself.
+            let retries = logs.all.filter { $0.metadata["retry_in"] != nil }
+            #expect(retries.count >= 3, "\(retries.map(\.message))")
+            #expect(retries.filter { $0.level >= .error }.map(\.message) == ["applying batches keeps failing; stalled (readyz 503), retrying"],
+                    "\(retries.map { "\($0.level) \($0.message)" })")
+            #expect(logs.lines("applying batches again; no longer stalled").count == 1)
         }
     }
 

@@ -54,7 +54,7 @@ struct RunningConsumer: Sendable {
         configuration.batchSize = batchSize
         configure(&configuration)
         var logger = logs?.logger(label: "consumer-under-test") ?? Logger(label: "consumer-under-test")
-        logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? logs?.level ?? .warning
         let hooks = ConsumerHooks(afterDatabaseCommit: afterDatabaseCommit, beforeDatabaseApply: beforeDatabaseApply, afterPrepare: afterPrepare)
         let service = try ConsumerService(configuration: configuration, logger: logger, onStopOverrun: onStopOverrun, hooks: hooks)
         return RunningConsumer(service: service, task: Task { try await service.run() })
