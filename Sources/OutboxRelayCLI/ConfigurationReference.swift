@@ -24,7 +24,9 @@ enum ConfigurationReference {
         - Durations accept `250ms`, `20s`, `5m`, `2h`, `7d`; sizes accept `65536`, `64KiB`, `8MiB`.
         - Everything is validated before anything connects, and each error names the setting and
           the fix. `run --print-config` and `consume --print-config` print the resolved
-          configuration, with where each value came from, without connecting.
+          configuration, with where each value came from, without connecting. At start, their
+          log line `starting relay` / `starting consumers` names the settings given and where
+          each came from (with `--log-format json`, every setting).
         - Secrets (the password in `database-url`, SASL passwords, librdkafka `*.password` and
           `*secret*` properties) never appear in logs, errors or `--print-config`.
 

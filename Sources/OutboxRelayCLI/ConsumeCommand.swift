@@ -44,8 +44,7 @@ struct Consume: AsyncParsableCommand {
         let stopSignals = await StopSignals.trap(logger: logger)
         let configuration = try resolved.consumer()
         let (host, port) = try resolved.http()
-        logger.info("starting consumers", metadata: ["config": Observability.logFormat == .json ? .dictionary(resolved.redactedMetadata)
-                                                                                            : "\n\(resolved.redactedDescription)"])
+        logger.info("starting consumers", metadata: ["config": resolved.startupMetadata])
         try await Preflight.check(databaseURL: configuration.databaseURL, tables: configuration.tables,
                                   kafka: configuration.kafka, logger: logger)
         // As in `run`: `_exit`, not `exit`, so a stuck teardown's atexit work cannot hold it.

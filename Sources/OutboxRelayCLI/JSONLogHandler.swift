@@ -5,7 +5,8 @@ import Logging
 
 /// How log events are written to standard error (`log-format`).
 enum LogFormat: String, CaseIterable {
-    /// swift-log's `StreamLogHandler` line: for people reading a terminal.
+    /// swift-log's `StreamLogHandler` line, one per event (`TextLogHandler`): for people
+    /// reading a terminal.
     case text
     /// One JSON object per line, for log shippers (see `JSONLogHandler`).
     case json

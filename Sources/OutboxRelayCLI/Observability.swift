@@ -24,9 +24,7 @@ enum Observability {
             case .json:
                 return JSONLogHandler(component: label, logLevel: logLevel)
             case .text:
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = logLevel
-                return handler
+                return TextLogHandler(label: label, logLevel: logLevel)
             }
         }
         var factory = PrometheusMetricsFactory(registry: registry)

@@ -166,6 +166,16 @@ struct ResolvedConfiguration {
         SettingsCatalog.all.map { spec in "\(spec.name) = \(redactedValue(spec))  (\(settings.origin(spec.name)))" }.joined(separator: "\n")
     }
 
+    /// The start-up line's `config`: for `log-format json` every setting as an object; for
+    /// `text` the settings given, on one line like every text event (the whole list would
+    /// be dozens of lines, or one line of kilobytes; `--print-config` prints it).
+    var startupMetadata: Logger.MetadataValue {
+        guard Observability.logFormat == .text else { return .dictionary(redactedMetadata) }
+        let given = SettingsCatalog.all.filter { settings.raw($0.name) != nil }
+            .map { "\($0.name) = \(redactedValue($0)) (\(settings.origin($0.name)))" }
+        return .string((given + ["every other setting at its default (--print-config lists them all)"]).joined(separator: "; "))
+    }
+
     /// The same as log metadata, one key per setting (`value (origin)`): a JSON log line
     /// carries it as an object a log shipper can index.
     var redactedMetadata: Logger.Metadata {

@@ -68,8 +68,7 @@ struct Run: AsyncParsableCommand {
         let relayConfiguration = try resolved.relay()
         let (policy, retention) = try resolved.sweeper()
         let (host, port) = try resolved.http()
-        logger.info("starting relay", metadata: ["config": Observability.logFormat == .json ? .dictionary(resolved.redactedMetadata)
-                                                                                        : "\n\(resolved.redactedDescription)"])
+        logger.info("starting relay", metadata: ["config": resolved.startupMetadata])
         try await Preflight.check(databaseURL: relayConfiguration.databaseURL, tables: relayConfiguration.tables,
                                   kafka: relayConfiguration.kafka, logger: logger)
 

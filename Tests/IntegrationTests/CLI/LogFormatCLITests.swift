@@ -77,7 +77,7 @@ struct LogFormatCLITests {
         }
     }
 
-    @Test("--log-format text at debug level: no secret in any line; --http-host ::1 serves the endpoints over IPv6")
+    @Test("--log-format text at debug level: one line per event, no secret in any line; --http-host ::1 serves the endpoints over IPv6")
     func textLogsAndIPv6() async throws {
         try await withTestContext { ctx in
             // Readiness and metrics are read over IPv6 ([::1]:port) only.
@@ -85,7 +85,14 @@ struct LogFormatCLITests {
                 await LoopbackHTTP.get(port: port, path: path, ipv6: true).map { ($0.status, $0.body) }
             }
             #expect(status == 0, "\(output.suffix(2_000))")
-            #expect(output.contains("starting relay"))
+            // Every line is an event of its own, opening with its time (the configuration
+            // was a block of dozens of lines; libpq's errors span several).
+            let continued = output.split(separator: "\n").filter { !$0.hasPrefix("20") }
+            #expect(continued.isEmpty, "\(continued.prefix(5))")
+            let started = output.split(separator: "\n").first { $0.contains("starting relay") } ?? ""
+            #expect(started.contains("database-url = postgres") && started.contains("(command-line flag)")
+                    && started.contains("kafka-sasl-password = <redacted> (environment variable OUTBOX_RELAY_KAFKA_SASL_PASSWORD)")
+                    && started.contains("every other setting at its default"), "\(started)")
             assertNoSecret(output)
         }
     }
