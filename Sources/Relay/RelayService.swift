@@ -169,12 +169,16 @@ public final class RelayService: Service, Sendable {
     /// with backoff; a busy slot means waiting as a standby.
     private func superviseSessions(publisher: Publisher, _ session: () throws -> Void) throws {
         var attempt = 0
+        // One outage, one error line: its first session end says what broke; the retries
+        // until a session lasts `healthySessionLength` are warnings (a PostgreSQL restart
+        // logged an error for every retry).
+        var outageReported = false
         while !isStopping {
             let started = ContinuousClock.now
             do {
                 try session()
                 if isStopping { return finishStop(unacknowledged: 0) }
-                attempt = 0
+                (attempt, outageReported) = (0, false)
             } catch let error as StopDeadlinePassed {
                 return finishStop(unacknowledged: error.unacknowledged)
             } catch let error as RelayError where error.isHalting {
@@ -187,17 +191,20 @@ public final class RelayService: Service, Sendable {
                 }
                 health.set(.standby, error.message)
                 attempt = 0
+                outageReported = false
                 sleep(configuration.standbyPollInterval)
             } catch {
                 if isStopping { return finishStop(unacknowledged: publisher.inFlightEvents) }
-                if ContinuousClock.now - started >= Self.healthySessionLength { attempt = 0 }
+                if ContinuousClock.now - started >= Self.healthySessionLength { (attempt, outageReported) = (0, false) }
                 let delay = configuration.reconnectBackoff.delay(attempt: attempt)
                 attempt += 1
                 metrics.reconnects.increment()
                 health.set(.reconnecting, "\(error)")
                 // A pause's restart is routine: the pause said the cause and the fix once.
                 let routine = error is SessionRestart && publisher.restartIsPause
-                logger.log(level: routine ? .info : .error, routine ? "publishing paused; retrying from the slot" : "capture session ended; resuming from the slot",
+                let level: Logger.Level = routine ? .info : outageReported ? .warning : .error
+                if !routine { outageReported = true }
+                logger.log(level: level, routine ? "publishing paused; retrying from the slot" : "capture session ended; resuming from the slot",
                            metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(attempt)"])
                 if error is SessionRestart || publisher.pendingRestart != nil {
                     do {

@@ -219,11 +219,12 @@ struct FaultSuiteTests {
 
     /// A reconnect inside one process re-sends at most what was in flight (issue 32 item 3):
     /// a small window makes that bound tight (before: 255 duplicates for 5,151 rows).
-    @Test("the relay's backend terminated with pg_terminate_backend, three times under load: at most the in-flight window (50) re-sent each time")
+    @Test("the relay's backend terminated with pg_terminate_backend, three times under load: at most the in-flight window (50) re-sent each time; one error line")
     func terminateBackend() async throws {
         try await scenario { ctx, db, oracle in
             let window = 50
-            let relay = try RunningRelay.start(ctx) { $0.maxInFlightEvents = window }
+            let logs = LogCapture(level: .warning)
+            let relay = try RunningRelay.start(ctx, configure: { $0.maxInFlightEvents = window }, logger: logs.logger(label: "relay-under-test"))
             #expect(await eventually { relay.service.health.current.state == .streaming })
             let load = LoadGenerator(url: ctx.databaseURL)
             var worst = Duration.zero
@@ -240,6 +241,11 @@ struct FaultSuiteTests {
             _ = duplicateShare(report)
             #expect(report.check.duplicates <= 3 * window, "\(report)")
             try await relay.stop()
+            // One outage (no session lasted 30 s between the cuts), one error line: each
+            // reconnect logged at error paged an operator for every retry of a restart.
+            let ended = logs.lines("capture session ended; resuming from the slot")
+            #expect(ended.count >= 3, "\(ended.map(\.metadata))")
+            #expect(ended.filter { $0.level >= .error }.count == 1, "\(ended.map { "\($0.level) \($0.metadata["attempt"] ?? "")" })")
         }
     }
 
