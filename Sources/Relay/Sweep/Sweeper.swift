@@ -263,6 +263,7 @@ public final class Sweeper: Sendable {
                                      snapshotExpiry: max(policy.interval * 3, .seconds(60)))
         var connection: PGConnection?
         var swept: [String] = []
+        var failuresInARow = 0
         while !Task.isCancelled {
             let step = schedule.next(now: .now, wallNow: Date().timeIntervalSince1970, streaming: isActive(), confirmed: confirmed())
             do {
@@ -291,13 +292,23 @@ public final class Sweeper: Sendable {
                         logger.info("sweep", metadata: ["resent": "\(result.resent.count)", "dead": "\(result.dead.count)"])
                     }
                 }
+                if step.usesDatabase { failuresInARow = 0 }
             } catch {
-                logger.error("sweep failed; retrying next round", metadata: ["error": "\(error)"])
+                failuresInARow += 1
+                logger.log(level: Self.failureLevel(inARow: failuresInARow), "sweep failed; retrying next round",
+                           metadata: ["error": "\(error)", "attempt": "\(failuresInARow)"])
                 connection = nil
                 schedule.finishedRound()
                 try? await Task.sleep(for: policy.interval)
             }
         }
+    }
+
+    /// A round that fails once is routine: its idle connection did not survive a PostgreSQL
+    /// restart, and the next round connects again (it was an error line on every restart). A
+    /// second failure in a row is not that: the one error line; later ones repeat it.
+    static func failureLevel(inARow failures: Int) -> Logger.Level {
+        failures == 2 ? .error : .warning
     }
 
     private func connect(_ connection: inout PGConnection?) async throws -> PGConnection {

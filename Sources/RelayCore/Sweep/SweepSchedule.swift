@@ -52,6 +52,15 @@ public struct SweepSchedule: Sendable {
         case deleteExpired([Int64])
         /// Read the topics' modes and call `finishRound(modes:)`.
         case resendDue
+
+        /// Whether carrying the step out queries the database (a success then shows the
+        /// connection works).
+        public var usesDatabase: Bool {
+            switch self {
+            case .idle, .waitForStream: false
+            case .takeSnapshot, .deleteExpired, .resendDue: true
+            }
+        }
     }
 
     /// How often a snapshot is taken (the sweeper's interval).

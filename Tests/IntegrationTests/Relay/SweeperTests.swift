@@ -46,6 +46,36 @@ struct SweeperTests {
         }
     }
 
+    /// A PostgreSQL restart leaves the sweeper's idle connection dead; its next round failed
+    /// and logged an error on every restart.
+    @Test("a sweeper connection lost once is a warning, and the next round connects again and sweeps")
+    func lostConnectionIsRoutine() async throws {
+        try await withTestContext { ctx in
+            let db = try await ctx.migrated()
+            let logs = LogCapture(level: .warning)
+            let relay = try RunningRelay.start(ctx, sweeper: Self.fast, logger: logs.logger(label: "relay-under-test"))
+            #expect(await eventually { relay.service.health.current.state == .streaming })
+            #expect(await eventually { await Self.terminateSweeperBackend(db) }, "the sweeper's connection was found and terminated")
+            #expect(await eventually(timeout: .seconds(10)) { !logs.lines("sweep failed; retrying next round").isEmpty })
+            let id = try await Outbox_insertOne(db, topic: "UNREAD", key: "k1", payload: #"{"a":1}"#)
+            #expect(await eventually(timeout: .seconds(30)) {
+                (try? await db.query("SELECT attempts FROM outbox WHERE outbox_id = $1", [.int(id)]).single().int("attempts")).map { $0 >= 1 } == true
+            }, "the sweeper sweeps again")
+            let failed = logs.lines("sweep failed; retrying next round")
+            let levels = failed.map(\.level)
+            #expect(levels == [.warning], "\(failed.map(\.metadata))")
+            try await relay.stop()
+        }
+    }
+
+    static func terminateSweeperBackend(_ db: PGConnection) async -> Bool {
+        let terminated = try? await db.query("""
+            SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND application_name LIKE '%-sweeper'
+            """).single().int("n")
+        return (terminated ?? 0) > 0
+    }
+
     @Test("rows already COMPLETE or PUBLISHED are never re-sent; the claim query uses the partial index")
     func completeNeverResent() async throws {
         try await withTestContext { ctx in
