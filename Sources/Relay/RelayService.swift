@@ -190,8 +190,7 @@ public final class RelayService: Service, Sendable {
                     logger.notice("standby: the slot is held by another relay; waiting to take over", metadata: ["slot": "\(configuration.slotName)"])
                 }
                 health.set(.standby, error.message)
-                attempt = 0
-                outageReported = false
+                (attempt, outageReported) = (0, false)
                 sleep(configuration.standbyPollInterval)
             } catch {
                 if isStopping { return finishStop(unacknowledged: publisher.inFlightEvents) }
