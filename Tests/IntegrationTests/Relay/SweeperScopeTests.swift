@@ -8,6 +8,7 @@ import PostgresClient
 import RelayCore
 import Synchronization
 import Testing
+import Threading
 
 /// Issue 31, items 1 and 2, end to end (relay, Tansu, consumers): the sweeper re-sends only
 /// where consumers write status back, never while they are down or behind, and every row
@@ -130,6 +131,17 @@ struct SweeperScopeTests {
         }
     }
 
+    /// Messages on `topic` that `group` has not committed (nil when the broker did not say).
+    /// Read without joining the group, as `outbox-relay status` does.
+    static func groupLag(_ ctx: TestContext, group: String, topic: String) async -> Int64? {
+        let servers = ctx.bootstrapServers
+        return try? await runBlocking {
+            let reader = try KafkaConsumer(configuration: KafkaConfiguration(bootstrapServers: servers), groupID: group, logger: Logger(label: "lag"))
+            defer { reader.close() }
+            return try reader.groupLag(topics: [topic])
+        }
+    }
+
     @Test("a consumer stopped for a while costs no re-send and no DEAD; a row it passed without confirming, or that never reached Kafka, is re-sent")
     func consumerOutage() async throws {
         try await withTestContext { ctx in
@@ -150,12 +162,17 @@ struct SweeperScopeTests {
                 (try? await count(db, "SELECT count(*) AS n FROM outbox WHERE status <> 'COMPLETE'")) == 0
             })
             // Quiet first: a late redelivery of the row (a relay duplicate, or a batch the
-            // consumer applies again) would complete it below without any re-send, as
-            // happened once in CI's loaded parallel phase (attempts 0).
+            // consumer applies again) would complete it below without any re-send. That
+            // happened twice in CI (attempts 0), the second time with the test running
+            // alone, after 3 s without a message handled. So also wait until the group has
+            // committed every message on the topic: past that, only a new message could
+            // bring the row back, and the lag would show it.
+            #expect(await eventually(timeout: .seconds(60)) { await Self.groupLag(ctx, group: "test-consumers", topic: "BOOK_SAVE") == 0 },
+                    "the consumers commit every message they read")
             var handled = -1
             for _ in 0..<10 {
                 let now = consumer.service.totals.applied + consumer.service.totals.duplicates
-                if now == handled { break }
+                if now == handled, await Self.groupLag(ctx, group: "test-consumers", topic: "BOOK_SAVE") == 0 { break }
                 handled = now
                 try await Task.sleep(for: .seconds(3))
             }
